@@ -1,0 +1,238 @@
+"""Exception hierarchy and the one table that maps gateway error codes to classes.
+
+Every exception the library raises derives from :class:`MailError`. Exception texts never
+contain the API key: they are built only from the method, the path, the gateway's code and
+message, and a short excerpt of a response body.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "BitrixError",
+    "ConfigurationError",
+    "DecodeError",
+    "InvalidArgumentError",
+    "InvalidParamsError",
+    "MailError",
+    "NotFoundError",
+    "OutcomeUnknownError",
+    "PermissionDeniedError",
+    "RateLimitedError",
+    "TimeoutError",
+    "TransportError",
+    "UpstreamUnavailableError",
+    "error_class_for",
+]
+
+#: How many characters of an unexpected body an exception text may quote.
+BODY_EXCERPT_CHARS = 200
+
+
+def excerpt(body: str | bytes | None, limit: int = BODY_EXCERPT_CHARS) -> str:
+    """Return a short, single-line excerpt of a response body for an error message."""
+    if body is None:
+        return ""
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", errors="replace")
+    flat = " ".join(body.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+class MailError(Exception):
+    """Base of every exception raised by bitrix_mail_async."""
+
+
+class ConfigurationError(MailError):
+    """The client is misconfigured (missing key, closed client, insecure URL...)."""
+
+
+class InvalidArgumentError(MailError, ValueError):
+    """An argument was rejected locally; nothing was sent."""
+
+
+class APIError(MailError):
+    """The gateway answered ``success: false`` (or an HTTP error status)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int = 0,
+        hint: str | None = None,
+        retry_after: float | None = None,
+        method: str | None = None,
+        path: str | None = None,
+        body_excerpt: str | None = None,
+        validation: list[dict[str, Any]] | None = None,
+        user_message: str | None = None,
+    ) -> None:
+        self.message = message
+        self.code = code
+        self.status = status
+        self.hint = hint
+        self.retry_after = retry_after
+        self.method = method
+        self.path = path
+        self.body_excerpt = body_excerpt
+        self.validation = validation or []
+        self.user_message = user_message
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = f"{self.method} {self.path}: " if self.method and self.path else ""
+        code = self.code or "HTTP"
+        text = f"{where}{code} (HTTP {self.status}): {self.message}"
+        if self.hint:
+            text += f" [hint: {self.hint}]"
+        if self.retry_after is not None:
+            text += f" [retry after {self.retry_after:g}s]"
+        if self.body_excerpt:
+            text += f" [body: {self.body_excerpt}]"
+        return text
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only constructor: pickle through a helper so errors cross process pools.
+        return (_rebuild_api_error, (type(self), self.message, self.__dict__.copy()))
+
+
+def _rebuild_api_error(cls: type[APIError], message: str, state: dict[str, Any]) -> APIError:
+    err = cls.__new__(cls)
+    err.__dict__.update(state)
+    Exception.__init__(err, err._render())
+    return err
+
+
+class AuthenticationError(APIError):
+    """401: the key is missing, unknown, inactive, expired or has no Bitrix24 tokens."""
+
+
+class PermissionDeniedError(APIError):
+    """403: the key lacks the mail scope, or Bitrix24 denies access to the object."""
+
+
+class InvalidParamsError(APIError):
+    """400: the gateway or Bitrix24 rejected a parameter."""
+
+
+class NotFoundError(APIError):
+    """404: unknown action, message or mailbox."""
+
+
+class BitrixError(APIError):
+    """422: any other error reported by Bitrix24."""
+
+
+class RateLimitedError(APIError):
+    """429: still rate limited after the retry budget was spent."""
+
+
+class UpstreamUnavailableError(APIError):
+    """5xx: Bitrix24 or the gateway's queue is unavailable, after retries were spent."""
+
+
+class DecodeError(MailError):
+    """A 2xx answer was not the documented JSON envelope, or its payload did not fit the model."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 0,
+        method: str | None = None,
+        path: str | None = None,
+        body_excerpt: str | None = None,
+    ) -> None:
+        self.message = message
+        self.status = status
+        self.method = method
+        self.path = path
+        self.body_excerpt = body_excerpt
+        where = f"{method} {path}: " if method and path else ""
+        text = f"{where}{message}"
+        if status:
+            text += f" (HTTP {status})"
+        if body_excerpt:
+            text += f" [body: {body_excerpt}]"
+        super().__init__(text)
+
+
+class TransportError(MailError):
+    """The request could not be completed: connection failure, reset, or timeout."""
+
+    def __init__(self, message: str, *, method: str | None = None, path: str | None = None) -> None:
+        self.message = message
+        self.method = method
+        self.path = path
+        where = f"{method} {path}: " if method and path else ""
+        super().__init__(f"{where}{message}")
+
+
+class TimeoutError(TransportError, builtins.TimeoutError):  # noqa: A001 - public name by design
+    """The request timed out (per-call or client timeout) after retries were spent."""
+
+
+class OutcomeUnknownError(TransportError):
+    """A non-idempotent call may or may not have been applied by the gateway.
+
+    Raised instead of retrying a POST (send, reply, forward, move, create-*) whose request
+    may have reached the gateway: resending could duplicate the side effect. ``request``
+    describes what was sent (method, path and JSON body, never the key) so the caller can
+    check, e.g. by listing the sent folder, before deciding to resend.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        request: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.request: dict[str, Any] = dict(request or {})
+        super().__init__(message, method=method, path=path)
+
+
+# The one table from gateway codes to classes (contract section 2). Unknown codes fall back
+# to the HTTP status below, so a code the gateway adds later never crashes decoding.
+_CODE_TO_CLASS: dict[str, type[APIError]] = {
+    "INVALID_PARAMS": InvalidParamsError,
+    "MISSING_API_KEY": AuthenticationError,
+    "INVALID_API_KEY": AuthenticationError,
+    "KEY_INACTIVE": AuthenticationError,
+    "KEY_EXPIRED": AuthenticationError,
+    "TOKEN_MISSING": AuthenticationError,
+    "SCOPE_DENIED": PermissionDeniedError,
+    "BITRIX_ACCESS_DENIED": PermissionDeniedError,
+    "NOT_FOUND": NotFoundError,
+    "ENTITY_NOT_FOUND": NotFoundError,
+    "BITRIX_ERROR": BitrixError,
+    "RATE_LIMITED": RateLimitedError,
+    "BITRIX_UNAVAILABLE": UpstreamUnavailableError,
+}
+
+_STATUS_TO_CLASS: dict[int, type[APIError]] = {
+    400: InvalidParamsError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    422: BitrixError,
+    429: RateLimitedError,
+}
+
+
+def error_class_for(code: str | None, status: int) -> type[APIError]:
+    """Return the exception class for a gateway error code, falling back to the HTTP status."""
+    if code is not None and code in _CODE_TO_CLASS:
+        return _CODE_TO_CLASS[code]
+    if status in _STATUS_TO_CLASS:
+        return _STATUS_TO_CLASS[status]
+    if status >= 500:
+        return UpstreamUnavailableError
+    return APIError
