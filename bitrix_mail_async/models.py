@@ -1,0 +1,220 @@
+"""Response models: one frozen attrs class per payload shape of the gateway's mail API.
+
+Attribute names are snake_case; the wire is camelCase (``mailboxId`` → ``mailbox_id``,
+``from`` → ``from_``). The renames, the lenient scalar parsing and the ``extra`` bookkeeping
+live in :mod:`bitrix_mail_async._convert`; these classes only declare the shapes.
+
+Conventions shared by every model:
+
+* Constructors are keyword-only.
+* Only ids and the key result ids are required. Everything the contract does not guarantee is
+  ``Optional`` with a ``None`` default, so a gateway that omits a field never breaks decoding.
+* ``extra`` holds the wire fields this version does not know, under their wire names. It takes
+  part in ``==`` but not in ``hash()``: instances stay hashable (as frozen classes should) and
+  two instances that compare equal still hash equal, because equal instances have equal typed
+  fields. ``bindings`` (arbitrary JSON) and ``Page.items`` are excluded from ``hash()`` too.
+* Recipient fields (``to``, ``cc``) are always ``tuple[str, ...]``: the wire's comma-separated
+  string, list of strings or ``null`` is normalised to one stripped entry per address (empty
+  tuple for ``null``/empty). Commas inside double quotes or angle brackets do not split, so
+  ``"Doe, John" <j@x.io>, b@y.io`` gives two entries.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import attrs
+
+__all__ = [
+    "CalendarEventCreated",
+    "ChatCreated",
+    "Contact",
+    "CrmActivityCreated",
+    "Employee",
+    "FeedPostCreated",
+    "Mailbox",
+    "Message",
+    "MessageSummary",
+    "MoveResult",
+    "Page",
+    "SendResult",
+    "Sender",
+    "TaskCreated",
+]
+
+T = TypeVar("T")
+
+#: Field metadata flag: the converter parses this field as a recipient list.
+RECIPIENTS = "bitrix_mail_async.recipients"
+_RECIPIENTS_META = {RECIPIENTS: True}
+
+
+@attrs.frozen(kw_only=True)
+class Mailbox:
+    """A mailbox the key can read (``GET /mail/mailboxes``)."""
+
+    id: int
+    name: str | None = None
+    email: str | None = None
+    sender_name: str | None = None
+    extra: dict[str, Any] = attrs.field(factory=dict, hash=False)
+
+
+@attrs.frozen(kw_only=True)
+class Sender:
+    """A sender identity of a mailbox; pass ``sender`` ("Name <user@example.com>") as ``from_``."""
+
+    email: str | None = None
+    name: str | None = None
+    sender: str | None = None
+    extra: dict[str, Any] = attrs.field(factory=dict, hash=False)
+
+
+@attrs.frozen(kw_only=True)
+class MessageSummary:
+    """One message of ``GET /mail/messages``.
+
+    ``to`` and ``cc`` are tuples of single addresses (see the module docstring). ``date`` is an
+    aware ``datetime`` when the wire gives an offset (list and get do), naive otherwise.
+    ``bindings`` keeps whatever JSON the gateway sends, as a tuple (a non-list value becomes
+    a one-element tuple, ``null`` an empty one). ``body`` may be present on list items.
+    """
+
+    id: int
+    mailbox_id: int | None = None
+    mailbox_email: str | None = None
+    subject: str | None = None
+    from_: str | None = None
+    to: tuple[str, ...] = attrs.field(default=(), metadata=_RECIPIENTS_META)
+    cc: tuple[str, ...] = attrs.field(default=(), metadata=_RECIPIENTS_META)
+    date: datetime | None = None
+    is_seen: bool | None = None
+    has_attachments: bool | None = None
+    url: str | None = None
+    bindings: tuple[Any, ...] = attrs.field(default=(), hash=False)
+    body: str | None = None
+    folder: str | None = None
+    extra: dict[str, Any] = attrs.field(factory=dict, hash=False)
+
+
+@attrs.frozen(kw_only=True)
+class Message(MessageSummary):
+    """A full message (``GET /mail/messages/{id}``) or one item of a thread.
+
+    Same fields as :class:`MessageSummary`; ``body`` is expected here. Thread items carry only
+    ``id``, ``subject``, ``from_``, ``to``, ``cc``, ``date`` and ``body``: the other fields are
+    then ``None`` (or empty).
+
+    ``date`` is timezone-aware when the wire gives an offset (list and get:
+    ``2026-05-25T10:00:00+03:00``) and NAIVE for thread items, whose wire format is
+    ``Y-m-d H:i:s`` without an offset: the portal's local time, zone unknown.
+    """
+
+
+@attrs.frozen(kw_only=True)
+class SendResult:
+    """Result of send, reply and forward; ``to`` lists the recipients the gateway accepted."""
+
+    success: bool = True
+    to: tuple[str, ...] = attrs.field(default=(), metadata=_RECIPIENTS_META)
+    extra: dict[str, Any] = attrs.field(factory=dict, hash=False)
+
+
+@attrs.frozen(kw_only=True)
+class MoveResult:
+    """Result of ``POST /mail/messages/move``."""
+
+    success: bool = True
+    moved_count: int | None = None
+    action: str | None = None
+    extra: dict[str, Any] = attrs.field(factory=dict, hash=False)
+
+
+@attrs.frozen(kw_only=True)
+class TaskCreated:
+    """A task created from a message."""
+
+    success: bool = True
+    task_id: int
+    message_id: int | None = None
+    extra: dict[str, Any] = attrs.field(factory=dict, hash=False)
+
+
+@attrs.frozen(kw_only=True)
+class CalendarEventCreated:
+    """A calendar event created from a message."""
+
+    success: bool = True
+    event_id: int
+    message_id: int | None = None
+    extra: dict[str, Any] = attrs.field(factory=dict, hash=False)
+
+
+@attrs.frozen(kw_only=True)
+class ChatCreated:
+    """A chat about a message; ``existing`` is true when the chat was already there."""
+
+    success: bool = True
+    chat_id: int
+    message_id: int | None = None
+    existing: bool = False
+    extra: dict[str, Any] = attrs.field(factory=dict, hash=False)
+
+
+@attrs.frozen(kw_only=True)
+class FeedPostCreated:
+    """A feed post created from a message."""
+
+    success: bool = True
+    post_id: int
+    message_id: int | None = None
+    extra: dict[str, Any] = attrs.field(factory=dict, hash=False)
+
+
+@attrs.frozen(kw_only=True)
+class CrmActivityCreated:
+    """A CRM activity created from a message.
+
+    REST 3.0 answers a bare ``true``/``false`` (then only ``success`` is set); the gateway may
+    wrap it in an object, whose ids are kept when present.
+    """
+
+    success: bool = True
+    activity_id: int | None = None
+    message_id: int | None = None
+    extra: dict[str, Any] = attrs.field(factory=dict, hash=False)
+
+
+@attrs.frozen(kw_only=True)
+class Contact:
+    """A CRM contact suggested as a recipient."""
+
+    id: int
+    email: str | None = None
+    name: str | None = None
+    extra: dict[str, Any] = attrs.field(factory=dict, hash=False)
+
+
+@attrs.frozen(kw_only=True)
+class Employee:
+    """An employee of the portal suggested as a recipient."""
+
+    id: int
+    email: str | None = None
+    name: str | None = None
+    extra: dict[str, Any] = attrs.field(factory=dict, hash=False)
+
+
+@attrs.frozen(kw_only=True)
+class Page(Generic[T]):
+    """One page of an offset-paged list: ``items`` plus where it sits and whether more follow.
+
+    ``total`` is ``None`` when the gateway does not report it (REST 3.0 lists never do).
+    """
+
+    items: list[T] = attrs.field(hash=False)
+    has_more: bool
+    total: int | None = None
+    offset: int = 0
+    limit: int = 0
