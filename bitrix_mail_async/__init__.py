@@ -1,6 +1,56 @@
-"""Asyncio client for the Bitrix24 Vibe API mail gateway."""
+"""Asyncio client for the mail API of the Bitrix24 Vibe gateway.
+
+Example::
+
+    async with MailClient() as mail:          # key from BITRIX_MAIL_API_KEY
+        boxes = await mail.mailboxes.list()
+"""
 
 from bitrix_mail_async import errors
+from bitrix_mail_async._ratelimit import RateLimit
+from bitrix_mail_async._retry import RetryPolicy
+from bitrix_mail_async._transport import ClientStats
 from bitrix_mail_async._version import __version__
+from bitrix_mail_async.client import MailClient
+from bitrix_mail_async.models import (
+    CalendarEventCreated,
+    ChatCreated,
+    Contact,
+    CrmActivityCreated,
+    Employee,
+    FeedPostCreated,
+    Mailbox,
+    Message,
+    MessageSummary,
+    MoveResult,
+    Page,
+    Sender,
+    SendResult,
+    TaskCreated,
+)
+from bitrix_mail_async.pagination import MessagePager, Pager
 
-__all__ = ["__version__", "errors"]
+__all__ = [
+    "CalendarEventCreated",
+    "ChatCreated",
+    "ClientStats",
+    "Contact",
+    "CrmActivityCreated",
+    "Employee",
+    "FeedPostCreated",
+    "MailClient",
+    "Mailbox",
+    "Message",
+    "MessagePager",
+    "MessageSummary",
+    "MoveResult",
+    "Page",
+    "Pager",
+    "RateLimit",
+    "RetryPolicy",
+    "SendResult",
+    "Sender",
+    "TaskCreated",
+    "__version__",
+    "errors",
+]

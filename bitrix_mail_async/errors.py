@@ -25,7 +25,9 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitedError",
     "TimeoutError",
+    "TimeoutOutcomeUnknownError",
     "TransportError",
+    "UpstreamOutcomeUnknownError",
     "UpstreamUnavailableError",
     "error_class_for",
 ]
@@ -46,6 +48,17 @@ def excerpt(body: str | bytes | None, limit: int = BODY_EXCERPT_CHARS) -> str:
 
 class MailError(Exception):
     """Base of every exception raised by bitrix_mail_async."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Constructors are keyword-heavy: rebuild from the state so errors cross process pools.
+        return (_restore, (type(self), self.args, self.__dict__.copy()))
+
+
+def _restore(cls: type[MailError], args: tuple[Any, ...], state: dict[str, Any]) -> MailError:
+    err = cls.__new__(cls)
+    err.args = args
+    err.__dict__.update(state)
+    return err
 
 
 class ConfigurationError(MailError):
@@ -83,7 +96,9 @@ class APIError(MailError):
         self.body_excerpt = body_excerpt
         self.validation = validation or []
         self.user_message = user_message
-        super().__init__(self._render())
+        # Not cooperative on purpose: the outcome-unknown hybrids below inherit from both
+        # APIError and TransportError, whose constructors must not chain into each other.
+        MailError.__init__(self, self._render())
 
     def _render(self) -> str:
         where = f"{self.method} {self.path}: " if self.method and self.path else ""
@@ -96,17 +111,6 @@ class APIError(MailError):
         if self.body_excerpt:
             text += f" [body: {self.body_excerpt}]"
         return text
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Keyword-only constructor: pickle through a helper so errors cross process pools.
-        return (_rebuild_api_error, (type(self), self.message, self.__dict__.copy()))
-
-
-def _rebuild_api_error(cls: type[APIError], message: str, state: dict[str, Any]) -> APIError:
-    err = cls.__new__(cls)
-    err.__dict__.update(state)
-    Exception.__init__(err, err._render())
-    return err
 
 
 class AuthenticationError(APIError):
@@ -171,10 +175,10 @@ class TransportError(MailError):
         self.method = method
         self.path = path
         where = f"{method} {path}: " if method and path else ""
-        super().__init__(f"{where}{message}")
+        MailError.__init__(self, f"{where}{message}")
 
 
-class TimeoutError(TransportError, builtins.TimeoutError):  # noqa: A001 - public name by design
+class TimeoutError(TransportError, builtins.TimeoutError):
     """The request timed out (per-call or client timeout) after retries were spent."""
 
 
@@ -197,6 +201,28 @@ class OutcomeUnknownError(TransportError):
     ) -> None:
         self.request: dict[str, Any] = dict(request or {})
         super().__init__(message, method=method, path=path)
+
+
+class TimeoutOutcomeUnknownError(OutcomeUnknownError, TimeoutError):
+    """A non-idempotent call timed out after its request was written: it may have been applied."""
+
+
+class UpstreamOutcomeUnknownError(UpstreamUnavailableError, OutcomeUnknownError):
+    """A non-idempotent call got a 5xx answer: Bitrix24 may have applied it before failing.
+
+    Catchable both as :class:`UpstreamUnavailableError` (it carries the gateway's code and
+    status) and as :class:`OutcomeUnknownError` (it carries the request).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        UpstreamUnavailableError.__init__(self, message, **kwargs)
+        self.request = dict(request or {})
 
 
 # The one table from gateway codes to classes (contract section 2). Unknown codes fall back

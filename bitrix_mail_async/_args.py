@@ -1,0 +1,143 @@
+"""Argument checks shared by the resources: bad input raises before anything is sent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Final
+
+from bitrix_mail_async import errors
+from bitrix_mail_async._convert import split_recipients
+
+__all__ = [
+    "MAX_BODY_CHARS",
+    "calendar_datetime",
+    "flag",
+    "iso_datetime",
+    "page_size",
+    "positive_id",
+    "recipients",
+    "single_line",
+    "text",
+]
+
+# Ids are signed 64-bit integers on the Bitrix24 side; anything larger is a caller bug.
+_MAX_ID: Final = 2**63 - 1
+# No limit is documented; this guards against sending a runaway string (e.g. a whole file
+# read by mistake) rather than encoding a gateway rule.
+MAX_BODY_CHARS: Final = 10 * 1024 * 1024
+
+
+def _kind(value: object) -> str:
+    return type(value).__name__
+
+
+def positive_id(name: str, value: object) -> int:
+    """Return ``value`` if it is a positive int id; else raise InvalidArgumentError."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise errors.InvalidArgumentError(f"{name} must be a positive int, got {_kind(value)}")
+    if value <= 0 or value > _MAX_ID:
+        raise errors.InvalidArgumentError(f"{name} must be a positive int id, got {value}")
+    return value
+
+
+def page_size(name: str, value: object, maximum: int) -> int:
+    """Return an int in 1..maximum, else raise InvalidArgumentError."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise errors.InvalidArgumentError(f"{name} must be an int, got {_kind(value)}")
+    if not 1 <= value <= maximum:
+        raise errors.InvalidArgumentError(f"{name} must be between 1 and {maximum}, got {value}")
+    return value
+
+
+def flag(name: str, value: object) -> str:
+    """Encode a bool as the wire's ``true``/``false`` query value."""
+    if not isinstance(value, bool):
+        raise errors.InvalidArgumentError(f"{name} must be a bool, got {_kind(value)}")
+    return "true" if value else "false"
+
+
+def text(name: str, value: object, *, allow_empty: bool = False) -> str:
+    """Return a str within the size guard; empty only when allowed."""
+    if not isinstance(value, str):
+        raise errors.InvalidArgumentError(f"{name} must be a str, got {_kind(value)}")
+    if not allow_empty and not value.strip():
+        raise errors.InvalidArgumentError(f"{name} must not be empty")
+    if len(value) > MAX_BODY_CHARS:
+        raise errors.InvalidArgumentError(
+            f"{name} is {len(value)} characters; the client refuses more than {MAX_BODY_CHARS}"
+        )
+    if "\x00" in value:
+        raise errors.InvalidArgumentError(f"{name} must not contain NUL characters")
+    return value
+
+
+def single_line(name: str, value: object, *, allow_empty: bool = False) -> str:
+    """Return a str that becomes a mail header: no CR/LF (header injection), bounded size."""
+    result = text(name, value, allow_empty=allow_empty)
+    if "\r" in result or "\n" in result:
+        raise errors.InvalidArgumentError(f"{name} must not contain line breaks")
+    if len(result) > 998:  # RFC 5322 line length limit
+        raise errors.InvalidArgumentError(f"{name} is longer than 998 characters")
+    return result
+
+
+def recipients(name: str, value: object, *, required: bool) -> list[str]:
+    """Normalise a str (comma-separated) or an iterable of str into a list of addresses."""
+    if value is None:
+        if required:
+            raise errors.InvalidArgumentError(f"{name} is required")
+        return []
+    if isinstance(value, str):
+        items: list[object] = list(split_recipients(value))
+    elif isinstance(value, Iterable) and not isinstance(value, bytes | bytearray | dict):
+        items = list(value)
+    else:
+        raise errors.InvalidArgumentError(
+            f"{name} must be a str or a sequence of str, got {_kind(value)}"
+        )
+    result = [single_line(f"{name}[{i}]", item) for i, item in enumerate(items)]
+    if required and not result:
+        raise errors.InvalidArgumentError(f"{name} must name at least one recipient")
+    return [addr.strip() for addr in result]
+
+
+def iso_datetime(name: str, value: object) -> str:
+    """Accept an aware datetime or an ISO 8601 string; return the wire's ISO 8601 text."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise errors.InvalidArgumentError(
+                f"{name} must be timezone-aware (e.g. datetime.now(timezone.utc))"
+            )
+        return value.isoformat()
+    if isinstance(value, str):
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            raise errors.InvalidArgumentError(
+                f"{name} is not an ISO 8601 date-time: {value[:40]!r}"
+            ) from None
+        return value
+    raise errors.InvalidArgumentError(
+        f"{name} must be a datetime or an ISO 8601 str, got {_kind(value)}"
+    )
+
+
+_CALENDAR_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
+
+
+def calendar_datetime(name: str, value: object) -> str:
+    """Format a datetime as ``Y-m-d H:i:s`` (its own wall-clock time); check a str, pass it on."""
+    if isinstance(value, datetime):
+        return value.strftime(_CALENDAR_FORMAT)
+    if isinstance(value, str):
+        try:
+            datetime.strptime(value, _CALENDAR_FORMAT)
+        except ValueError:
+            raise errors.InvalidArgumentError(
+                f"{name} must look like 'YYYY-MM-DD HH:MM:SS', got {value[:40]!r}"
+            ) from None
+        return value
+    raise errors.InvalidArgumentError(
+        f"{name} must be a datetime or a 'YYYY-MM-DD HH:MM:SS' str, got {_kind(value)}"
+    )

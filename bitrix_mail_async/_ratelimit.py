@@ -1,0 +1,276 @@
+"""Client-side rate limiting: the limiter interface, the in-process bucket, the 429 cooldown.
+
+The transport talks to a :class:`Limiter` only through four calls (acquire a permit, report a
+success, report a 429 with its Retry-After, read the cooldown), so the in-process bucket here
+and the Redis-backed one in :mod:`bitrix_mail_async.redis` are two implementations of one thing.
+The adaptive part (lower the rate on unexpected 429s, creep back up when quiet) is the pure
+arithmetic of :class:`AdaptiveRate`, shared by both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+from typing import Protocol, runtime_checkable
+
+import attrs
+from aiolimiter import AsyncLimiter
+
+from bitrix_mail_async import errors
+
+__all__ = [
+    "AdaptiveRate",
+    "InProcessLimiter",
+    "Limiter",
+    "Permit",
+    "RateLimit",
+    "RateLimitConfig",
+    "cooldown_jitter",
+]
+
+log = logging.getLogger("bitrix_mail_async.ratelimit")
+
+# The contract's documented limit for ordinary Bitrix24 plans is a leaky bucket draining
+# 2 requests/s with room for a burst of 50 (Enterprise: 5/s, 250). A key may carry a lower
+# limit of its own that nobody publishes, which is why the limiter also adapts downwards on
+# 429s it did not expect. Starting at the ordinary plan's figures never exceeds what any plan
+# allows, and the burst lets short interactive sessions run without waiting.
+DEFAULT_PER_SECOND = 2.0
+DEFAULT_BURST = 50
+
+
+@attrs.frozen
+class Permit:
+    """Proof that the limiter let one request go; handed back when reporting its outcome."""
+
+    generation: int
+    waited: float = 0.0
+
+
+@runtime_checkable
+class Limiter(Protocol):
+    """What the transport needs from a rate limiter backend."""
+
+    async def acquire(self) -> Permit:
+        """Wait out any shared cooldown and take one slot of the bucket."""
+        ...
+
+    def report_success(self, permit: Permit) -> None:
+        """Note a call that was not rate limited (drives the additive increase)."""
+        ...
+
+    async def report_rate_limited(self, permit: Permit | None, retry_after: float) -> None:
+        """Start a shared cooldown of ``retry_after`` seconds and adapt the rate down."""
+        ...
+
+    async def cooldown_remaining(self) -> float:
+        """Seconds left of the shared cooldown (0 when none)."""
+        ...
+
+    @property
+    def current_rate(self) -> float | None:
+        """The rate (requests/s) the limiter allows now; None when unlimited."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release resources (connections of a remote backend)."""
+        ...
+
+
+class RateLimitConfig(Protocol):
+    """Anything :class:`~bitrix_mail_async.MailClient` accepts as ``rate_limit``."""
+
+    def create_limiter(self, *, api_key: str) -> Limiter:
+        """Build the limiter one client uses."""
+        ...
+
+
+def cooldown_jitter(retry_after: float) -> float:
+    """Small random extra wait added to Retry-After so that many clients do not return at once."""
+    # Up to 10 % of the wait, never more than 250 ms: keeps "wait exactly Retry-After" honest.
+    return random.uniform(0.0, min(0.1 * retry_after, 0.25))
+
+
+def _check_positive(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise errors.ConfigurationError(f"{name} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value) or value <= 0:
+        raise errors.ConfigurationError(f"{name} must be a positive finite number, got {value!r}")
+
+
+@attrs.define
+class AdaptiveRate:
+    """AIMD arithmetic: multiplicative decrease on unexpected 429s, additive increase when quiet.
+
+    A 429 that the bucket let through means the gateway's real limit is below ours. Each such
+    episode (one generation: 429s of calls admitted before the last decrease do not count again)
+    scales the rate and burst down by ``decrease``; after ``quiet_period`` seconds without one,
+    the rate grows by ``increase`` of itself, up to the configured rate.
+    """
+
+    per_second: float
+    burst: int
+    decrease: float = 0.75
+    increase: float = 0.05
+    quiet_period: float = 2.0
+    min_scale: float = 0.02
+    scale: float = 1.0
+    generation: int = 0
+    last_change: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        """Current learned rate in requests/s."""
+        return self.per_second * self.scale
+
+    @property
+    def capacity(self) -> int:
+        """Current bucket capacity (burst), at least one request."""
+        return max(1, round(self.burst * self.scale))
+
+    def on_rate_limited(self, generation: int, now: float) -> bool:
+        """Apply a decrease for a 429 of ``generation``; True when the rate changed."""
+        if generation != self.generation:
+            return False
+        self.generation += 1
+        self.scale = max(self.min_scale, self.scale * self.decrease)
+        self.last_change = now
+        return True
+
+    def on_quiet(self, now: float) -> bool:
+        """Apply an increase if a quiet period has passed; True when the rate changed."""
+        if self.scale >= 1.0 or now - self.last_change < self.quiet_period:
+            return False
+        self.scale = min(1.0, self.scale * (1.0 + self.increase))
+        self.last_change = now
+        return True
+
+
+class _Bucket(AsyncLimiter):
+    """aiolimiter's leaky bucket with a rate and capacity that can change while in use."""
+
+    __slots__ = ()
+
+    def __init__(self, rate: float, capacity: int) -> None:
+        super().__init__(max_rate=capacity, time_period=capacity / rate)
+
+    def reconfigure(self, rate: float, capacity: int) -> None:
+        """Switch to a new drain rate and capacity, keeping the current level."""
+        # Drain at the old rate up to now first, so the change applies only from now on.
+        self._leak()
+        self.max_rate = capacity
+        self.time_period = capacity / rate
+        self._rate_per_sec = rate
+        self._wake_next()
+
+
+class InProcessLimiter:
+    """Token bucket (aiolimiter) plus shared 429 cooldown for the calls of one process."""
+
+    def __init__(self, per_second: float | None, burst: int | None, *, adaptive: bool) -> None:
+        self._adaptive: AdaptiveRate | None = None
+        self._bucket: _Bucket | None = None
+        if per_second is not None:
+            cap = burst if burst is not None else max(1, math.ceil(per_second))
+            self._adaptive = AdaptiveRate(per_second=per_second, burst=cap)
+            self._bucket = _Bucket(per_second, cap)
+        self._adapt = adaptive and per_second is not None
+        self._cooldown_until = 0.0
+
+    @property
+    def current_rate(self) -> float | None:
+        """The rate the bucket allows now (learned), None when unlimited."""
+        return self._adaptive.rate if self._adaptive is not None else None
+
+    @property
+    def current_burst(self) -> int | None:
+        """The bucket capacity now (learned), None when unlimited."""
+        return self._adaptive.capacity if self._adaptive is not None else None
+
+    async def acquire(self) -> Permit:
+        """Wait for the shared cooldown and then for a bucket slot."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        while True:
+            delay = self._cooldown_until - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+                continue
+            if self._bucket is not None:
+                await self._bucket.acquire()
+            # A 429 may have started a cooldown while this call queued for the bucket: the
+            # slot is spent, but sending now would only earn another 429.
+            if self._cooldown_until <= loop.time():
+                break
+        generation = 0
+        if self._adaptive is not None:
+            generation = self._adaptive.generation
+        return Permit(generation=generation, waited=loop.time() - start)
+
+    def report_success(self, permit: Permit) -> None:
+        """Let the learned rate creep back up after a quiet period."""
+        if self._adapt and self._adaptive is not None and self._bucket is not None:
+            now = asyncio.get_running_loop().time()
+            if self._adaptive.on_quiet(now):
+                self._bucket.reconfigure(self._adaptive.rate, self._adaptive.capacity)
+
+    async def report_rate_limited(self, permit: Permit | None, retry_after: float) -> None:
+        """Extend the shared cooldown and, once per episode, lower the rate."""
+        now = asyncio.get_running_loop().time()
+        self._cooldown_until = max(self._cooldown_until, now + retry_after)
+        if (
+            self._adapt
+            and permit is not None
+            and self._adaptive is not None
+            and self._bucket is not None
+            and self._adaptive.on_rate_limited(permit.generation, now)
+        ):
+            self._bucket.reconfigure(self._adaptive.rate, self._adaptive.capacity)
+            log.info(
+                "unexpected 429: lowering the client rate to %.3g/s (burst %d)",
+                self._adaptive.rate,
+                self._adaptive.capacity,
+            )
+
+    async def cooldown_remaining(self) -> float:
+        """Seconds left of the shared cooldown."""
+        return max(0.0, self._cooldown_until - asyncio.get_running_loop().time())
+
+    async def aclose(self) -> None:
+        """Nothing to release for the in-process bucket."""
+
+
+@attrs.frozen
+class RateLimit:
+    """Client-side token bucket: ``per_second`` sustained rate with room for ``burst`` at once.
+
+    Example: ``MailClient(rate_limit=RateLimit(per_second=5, burst=250))`` for Enterprise plans.
+    With ``adaptive=True`` (the default) the client lowers its rate when the gateway answers
+    429 although the bucket allowed the call, and creeps back up after quiet periods.
+    """
+
+    per_second: float = DEFAULT_PER_SECOND
+    burst: int | None = DEFAULT_BURST
+    adaptive: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        _check_positive("per_second", self.per_second)
+        burst = self.burst
+        if burst is not None and (
+            isinstance(burst, bool) or not isinstance(burst, int) or burst < 1
+        ):
+            raise errors.ConfigurationError(f"burst must be a positive int, got {self.burst!r}")
+
+    def create_limiter(self, *, api_key: str) -> InProcessLimiter:
+        """Build the in-process limiter for one client (the key is not needed here)."""
+        return InProcessLimiter(self.per_second, self.burst, adaptive=self.adaptive)
+
+
+class Unlimited:
+    """``rate_limit=None``: no bucket, but 429 cooldowns are still shared between calls."""
+
+    def create_limiter(self, *, api_key: str) -> InProcessLimiter:
+        """Build a limiter with no bucket."""
+        return InProcessLimiter(None, None, adaptive=False)

@@ -1,0 +1,142 @@
+"""MailClient: configuration, lifecycle (open/close, ``async with``) and the resources."""
+
+from __future__ import annotations
+
+import os
+from types import TracebackType
+from typing import Final
+
+import aiohttp
+
+from bitrix_mail_async import errors
+from bitrix_mail_async._ratelimit import RateLimit, RateLimitConfig, Unlimited
+from bitrix_mail_async._retry import RetryPolicy
+from bitrix_mail_async._transport import (
+    ClientStats,
+    Transport,
+    check_base_url,
+    redact_key,
+)
+from bitrix_mail_async.resources.mailboxes import Mailboxes
+from bitrix_mail_async.resources.messages import Messages
+from bitrix_mail_async.resources.recipients import Recipients
+
+__all__ = ["DEFAULT_BASE_URL", "MailClient"]
+
+DEFAULT_BASE_URL: Final = "https://vibecode.bitrix24.tech/v1"
+ENV_API_KEY: Final = "BITRIX_MAIL_API_KEY"
+ENV_BASE_URL: Final = "BITRIX_MAIL_BASE_URL"
+DEFAULT_MAX_CONCURRENCY: Final = 32
+
+
+class _Default:
+    """Marker for "argument not given" where None has a meaning of its own."""
+
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+_DEFAULT: Final = _Default()
+
+
+class MailClient:
+    """Async client for the gateway's 17 mail endpoints; use as ``async with MailClient() as mail``.
+
+    One client owns one aiohttp session, one rate limiter and one concurrency limit shared by
+    every call made through it, so thousands of concurrent tasks may share a client safely.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        session_token: str | None = None,
+        rate_limit: RateLimitConfig | _Default | None = _DEFAULT,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+        session: aiohttp.ClientSession | None = None,
+        allow_insecure_http: bool = False,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get(ENV_API_KEY)
+        if not key:
+            raise errors.ConfigurationError(
+                f"no API key: pass api_key=... or set the {ENV_API_KEY} environment variable"
+            )
+        url = base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
+        url = check_base_url(url, allow_insecure_http=allow_insecure_http)
+        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
+            raise errors.ConfigurationError("max_concurrency must be an int")
+        if max_concurrency < 1:
+            raise errors.ConfigurationError("max_concurrency must be at least 1")
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise errors.ConfigurationError("timeout must be a positive number of seconds")
+        if session is not None and not isinstance(session, aiohttp.ClientSession):
+            raise errors.ConfigurationError("session must be an aiohttp.ClientSession")
+        config: RateLimitConfig
+        if isinstance(rate_limit, _Default):
+            config = RateLimit()
+        elif rate_limit is None:
+            config = Unlimited()
+        else:
+            config = rate_limit
+        self._key_hint = redact_key(key)
+        self._base_url = url
+        self._transport = Transport(
+            api_key=key,
+            base_url=url,
+            session_token=session_token,
+            limiter=config.create_limiter(api_key=key),
+            max_concurrency=max_concurrency,
+            retry=retry if retry is not None else RetryPolicy(),
+            timeout=float(timeout),
+            session=session,
+        )
+        self.mailboxes = Mailboxes(self._transport)
+        """Mailboxes of the portal: ``list``, ``get``, ``senders``."""
+        self.messages = Messages(self._transport)
+        """Messages: list/get/thread, send/reply/forward/move, objects created from a message."""
+        self.recipients = Recipients(self._transport)
+        """Address book searches: CRM ``contacts`` and ``employees``."""
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open" if self._transport._opened else "not opened"
+        return f"<MailClient base_url={self._base_url!r} api_key={self._key_hint} {state}>"
+
+    @property
+    def base_url(self) -> str:
+        """The gateway URL every path is appended to."""
+        return self._base_url
+
+    @property
+    def stats(self) -> ClientStats:
+        """Live counters: requests, retries, 429s, limiter wait, the learned rate."""
+        stats = self._transport.stats
+        stats.current_rate = self._transport.limiter.current_rate
+        return stats
+
+    @property
+    def closed(self) -> bool:
+        """True once the client was closed."""
+        return self._transport.closed
+
+    async def open(self) -> MailClient:
+        """Open the HTTP session (done by ``async with``); returns the client."""
+        await self._transport.open()
+        return self
+
+    async def close(self) -> None:
+        """Close the session we own (a caller's session is left open) and the limiter."""
+        await self._transport.close()
+
+    async def __aenter__(self) -> MailClient:
+        return await self.open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

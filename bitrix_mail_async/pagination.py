@@ -1,0 +1,126 @@
+"""Async paging over the gateway's offset-paged lists (messages, contacts, employees)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from typing import Any, Generic, TypeVar
+
+from bitrix_mail_async._convert import structure_list, unwrap_items
+from bitrix_mail_async.models import MessageSummary, Page
+
+__all__ = ["MessagePager", "Pager"]
+
+T = TypeVar("T")
+
+#: Fetches one page for (offset, limit): the envelope's ``data`` and ``meta`` (or None).
+FetchFn = Callable[[int, int], Awaitable[tuple[Any, Any]]]
+
+
+def _meta_of(meta: Any) -> tuple[bool | None, int | None]:
+    # The contract only infers that mail lists carry meta (I), so it is optional here.
+    if not isinstance(meta, dict):
+        return None, None
+    has_more = meta.get("hasMore")
+    total = meta.get("total")
+    return (
+        has_more if isinstance(has_more, bool) else None,
+        total if isinstance(total, int) and not isinstance(total, bool) else None,
+    )
+
+
+class Pager(Generic[T]):
+    """Lazily pages through an offset-paged list: ``async for item in pager`` / ``await pager``.
+
+    Only one page is held at a time (memory O(page)). Paging stops when the gateway says
+    ``hasMore: false``, when ``total`` is reached, or, without either, at the first page
+    shorter than the page size (REST 3.0's rule). Items added or removed while paging may
+    shift offsets, as with any offset paging.
+    """
+
+    def __init__(
+        self,
+        fetch: FetchFn,
+        item_type: type[T],
+        *,
+        page_size: int,
+        start: int = 0,
+        max_items: int | None = None,
+    ) -> None:
+        self._fetch = fetch
+        self._item_type = item_type
+        self._page_size = page_size
+        self._start = start
+        self._max_items = max_items
+
+    @property
+    def page_size(self) -> int:
+        """Items requested per page."""
+        return self._page_size
+
+    async def fetch_page(self, offset: int) -> Page[T]:
+        """Fetch and decode the page that starts at ``offset``."""
+        data, meta = await self._fetch(offset, self._page_size)
+        items = structure_list(unwrap_items(data), self._item_type)
+        if meta is None and isinstance(data, dict):
+            # Tolerate meta nested in data, or hasMore/total beside "items".
+            meta = data.get("meta", data)
+        has_more, total = _meta_of(meta)
+        if has_more is None:
+            if total is not None:
+                has_more = offset + len(items) < total
+            else:
+                has_more = len(items) >= self._page_size
+        if not items:
+            # A gateway that claims more but returns nothing would otherwise loop forever.
+            has_more = False
+        return Page(
+            items=items, has_more=has_more, total=total, offset=offset, limit=self._page_size
+        )
+
+    async def first_page(self) -> Page[T]:
+        """The first page only."""
+        return await self.fetch_page(self._start)
+
+    def __await__(self) -> Generator[Any, None, Page[T]]:
+        return self.first_page().__await__()
+
+    async def pages(self) -> AsyncIterator[Page[T]]:
+        """Yield every page in order, fetching each only when the previous one was consumed."""
+        offset = self._start
+        remaining = self._max_items
+        while True:
+            page = await self.fetch_page(offset)
+            if remaining is not None and len(page.items) >= remaining:
+                yield Page(
+                    items=page.items[:remaining],
+                    has_more=False,
+                    total=page.total,
+                    offset=page.offset,
+                    limit=page.limit,
+                )
+                return
+            yield page
+            if not page.has_more:
+                return
+            offset += len(page.items)
+            if remaining is not None:
+                remaining -= len(page.items)
+
+    async def _iter_items(self) -> AsyncIterator[T]:
+        async for page in self.pages():
+            for item in page.items:
+                yield item
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self._iter_items()
+
+    async def collect(self) -> list[T]:
+        """Every item of every page in one list (mind the memory for big mailboxes)."""
+        return [item async for item in self]
+
+
+class MessagePager(Pager[MessageSummary]):
+    """Pager over a mailbox's messages, as returned by ``mail.messages.list(...)``.
+
+    Example: ``async for msg in mail.messages.list(1, is_seen=False): print(msg.subject)``.
+    """

@@ -1,0 +1,314 @@
+"""Messages: read, send, move, and objects created from a message (routes 4-15)."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from bitrix_mail_async import _args, errors
+from bitrix_mail_async._convert import structure, structure_list, unwrap_item, unwrap_items
+from bitrix_mail_async.models import (
+    CalendarEventCreated,
+    ChatCreated,
+    CrmActivityCreated,
+    FeedPostCreated,
+    Message,
+    MessageSummary,
+    MoveResult,
+    SendResult,
+    TaskCreated,
+)
+from bitrix_mail_async.pagination import MessagePager
+from bitrix_mail_async.resources._base import Resource
+
+__all__ = ["Messages"]
+
+_DEFAULT_PAGE = 25
+_MAX_PAGE = 200
+_MAX_THREAD = 50
+_MOVE_ACTIONS = ("move", "spam", "delete")
+T = TypeVar("T")
+
+Recipients = str | Sequence[str]
+DateLike = datetime | str
+
+
+def _compose(
+    from_: object,
+    to: object,
+    subject: object,
+    body: object,
+    cc: object,
+    bcc: object,
+) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "from": _args.single_line("from_", from_),
+        "to": _args.recipients("to", to, required=True),
+        "subject": _args.single_line("subject", subject, allow_empty=True),
+        "body": _args.text("body", body, allow_empty=True),
+    }
+    cc_list = _args.recipients("cc", cc, required=False)
+    bcc_list = _args.recipients("bcc", bcc, required=False)
+    if cc_list:
+        payload["cc"] = cc_list
+    if bcc_list:
+        payload["bcc"] = bcc_list
+    return payload
+
+
+class Messages(Resource):
+    """``mail.messages``: list/get/thread, send/reply/forward/move, create task/event/chat/...
+
+    Sending calls are never retried once the request may have reached the gateway: a failure
+    then raises :class:`errors.OutcomeUnknownError` instead of risking a duplicate message.
+    """
+
+    __slots__ = ()
+
+    def list(
+        self,
+        mailbox_id: int,
+        *,
+        folder: str | None = None,
+        is_seen: bool | None = None,
+        has_attachments: bool | None = None,
+        search: str | None = None,
+        date_from: DateLike | None = None,
+        date_to: DateLike | None = None,
+        page_size: int | None = None,
+        timeout: float | None = None,
+    ) -> MessagePager:
+        """A lazy pager over a mailbox's messages (not a coroutine; arguments checked now).
+
+        Example: ``async for msg in mail.messages.list(1, is_seen=False): ...``;
+        ``page = await mail.messages.list(1, page_size=5)`` gives the first page.
+        """
+        params: dict[str, str] = {"mailboxId": str(_args.positive_id("mailbox_id", mailbox_id))}
+        if folder is not None:
+            params["folder"] = _args.single_line("folder", folder)
+        if is_seen is not None:
+            params["isSeen"] = _args.flag("is_seen", is_seen)
+        if has_attachments is not None:
+            params["hasAttachments"] = _args.flag("has_attachments", has_attachments)
+        if search is not None:
+            params["searchQuery"] = _args.single_line("search", search)
+        if date_from is not None:
+            params["dateFrom"] = _args.iso_datetime("date_from", date_from)
+        if date_to is not None:
+            params["dateTo"] = _args.iso_datetime("date_to", date_to)
+        size = _args.page_size(
+            "page_size", _DEFAULT_PAGE if page_size is None else page_size, _MAX_PAGE
+        )
+        transport = self._transport
+
+        async def fetch(offset: int, limit: int) -> tuple[Any, Any]:
+            query = {**params, "limit": str(limit), "offset": str(offset)}
+            return await transport.request_with_meta(
+                "GET", "/mail/messages", params=query, timeout=timeout
+            )
+
+        return MessagePager(fetch, MessageSummary, page_size=size)
+
+    async def get(self, message_id: int, *, timeout: float | None = None) -> Message:
+        """One message with its body. Example: ``msg = await mail.messages.get(1001)``."""
+        mid = _args.positive_id("message_id", message_id)
+        data = await self._transport.request("GET", f"/mail/messages/{mid}", timeout=timeout)
+        return structure(unwrap_item(data), Message)
+
+    async def thread(
+        self, message_id: int, *, limit: int | None = None, timeout: float | None = None
+    ) -> builtins.list[Message]:
+        """The conversation a message belongs to (dates are naive: the wire has no offset).
+
+        Example: ``for m in await mail.messages.thread(1001, limit=10): print(m.subject)``.
+        """
+        mid = _args.positive_id("message_id", message_id)
+        params: dict[str, str] = {}
+        if limit is not None:
+            params["limit"] = str(_args.page_size("limit", limit, _MAX_THREAD))
+        data = await self._transport.request(
+            "GET", f"/mail/messages/{mid}/thread", params=params or None, timeout=timeout
+        )
+        return structure_list(unwrap_items(data), Message)
+
+    async def send(
+        self,
+        *,
+        from_: str,
+        to: Recipients,
+        subject: str,
+        body: str,
+        cc: Recipients | None = None,
+        bcc: Recipients | None = None,
+        timeout: float | None = None,
+    ) -> SendResult:
+        """Send a new message; ``from_`` is a sender string such as ``"Ann <ann@x.io>"``.
+
+        Example: ``await mail.messages.send(from_=s, to=["bob@x.io"], subject="Hi", body="...")``.
+        """
+        payload = _compose(from_, to, subject, body, cc, bcc)
+        data = await self._transport.request(
+            "POST", "/mail/messages", json=payload, timeout=timeout
+        )
+        return structure(data, SendResult)
+
+    async def reply(
+        self,
+        message_id: int,
+        *,
+        from_: str,
+        to: Recipients,
+        subject: str,
+        body: str,
+        cc: Recipients | None = None,
+        bcc: Recipients | None = None,
+        timeout: float | None = None,
+    ) -> SendResult:
+        """Reply to a message. Example: ``await mail.messages.reply(1001, from_=s, to=t, ...)``."""
+        mid = _args.positive_id("message_id", message_id)
+        payload = _compose(from_, to, subject, body, cc, bcc)
+        payload["replyToMessageId"] = mid
+        data = await self._transport.request(
+            "POST", f"/mail/messages/{mid}/reply", json=payload, timeout=timeout
+        )
+        return structure(data, SendResult)
+
+    async def forward(
+        self,
+        message_id: int,
+        *,
+        from_: str,
+        to: Recipients,
+        subject: str,
+        body: str,
+        cc: Recipients | None = None,
+        bcc: Recipients | None = None,
+        timeout: float | None = None,
+    ) -> SendResult:
+        """Forward a message. Example: ``await mail.messages.forward(1001, from_=s, to=t, ...)``."""
+        mid = _args.positive_id("message_id", message_id)
+        payload = _compose(from_, to, subject, body, cc, bcc)
+        payload["forwardMessageId"] = mid
+        data = await self._transport.request(
+            "POST", f"/mail/messages/{mid}/forward", json=payload, timeout=timeout
+        )
+        return structure(data, SendResult)
+
+    async def move(
+        self,
+        message_ids: Iterable[int],
+        *,
+        action: str = "move",
+        folder: str | None = None,
+        timeout: float | None = None,
+    ) -> MoveResult:
+        """Move messages (one mailbox and folder per call) to ``folder``, to spam, or delete them.
+
+        Example: ``await mail.messages.move([1001, 1002], folder="Archive")``.
+        """
+        if isinstance(message_ids, int | str | bytes) or not isinstance(message_ids, Iterable):
+            raise errors.InvalidArgumentError("message_ids must be a sequence of int ids")
+        ids = [_args.positive_id(f"message_ids[{i}]", v) for i, v in enumerate(message_ids)]
+        if not ids:
+            raise errors.InvalidArgumentError("message_ids must not be empty")
+        if action not in _MOVE_ACTIONS:
+            raise errors.InvalidArgumentError(
+                f"action must be one of {', '.join(_MOVE_ACTIONS)}, got {action!r}"
+            )
+        payload: dict[str, Any] = {"messageIds": ids, "action": action}
+        if action == "move":
+            if folder is None:
+                raise errors.InvalidArgumentError("folder is required when action is 'move'")
+            payload["folder"] = _args.single_line("folder", folder)
+        elif folder is not None:
+            raise errors.InvalidArgumentError(
+                f"folder is only used with action 'move', not {action!r}"
+            )
+        data = await self._transport.request(
+            "POST", "/mail/messages/move", json=payload, timeout=timeout
+        )
+        return structure(data, MoveResult)
+
+    async def _create(
+        self,
+        message_id: int,
+        route: str,
+        fields: dict[str, Any],
+        model: type[T],
+        timeout: float | None,
+    ) -> T:
+        mid = _args.positive_id("message_id", message_id)
+        payload = {"messageId": mid, **{k: v for k, v in fields.items() if v is not None}}
+        data = await self._transport.request(
+            "POST", f"/mail/messages/{mid}/{route}", json=payload, timeout=timeout
+        )
+        return structure(data, model)
+
+    async def create_task(
+        self,
+        message_id: int,
+        *,
+        title: str | None = None,
+        responsible_id: int | None = None,
+        description: str | None = None,
+        timeout: float | None = None,
+    ) -> TaskCreated:
+        """Create a task from a message (title defaults to its subject).
+
+        Example: ``task = await mail.messages.create_task(1001, responsible_id=7)``.
+        """
+        fields = {
+            "title": None if title is None else _args.single_line("title", title),
+            "responsibleId": None
+            if responsible_id is None
+            else _args.positive_id("responsible_id", responsible_id),
+            "description": None if description is None else _args.text("description", description),
+        }
+        return await self._create(message_id, "task", fields, TaskCreated, timeout)
+
+    async def create_calendar_event(
+        self,
+        message_id: int,
+        *,
+        date_from: DateLike,
+        date_to: DateLike,
+        name: str | None = None,
+        description: str | None = None,
+        timeout: float | None = None,
+    ) -> CalendarEventCreated:
+        """Create a calendar event from a message; datetimes go out as ``Y-m-d H:i:s``.
+
+        A ``datetime`` is formatted in its own wall-clock time; a str passes unchanged.
+        Example: ``await mail.messages.create_calendar_event(1001, date_from=a, date_to=b)``.
+        """
+        fields = {
+            "dateFrom": _args.calendar_datetime("date_from", date_from),
+            "dateTo": _args.calendar_datetime("date_to", date_to),
+            "name": None if name is None else _args.single_line("name", name),
+            "description": None if description is None else _args.text("description", description),
+        }
+        return await self._create(
+            message_id, "calendar-event", fields, CalendarEventCreated, timeout
+        )
+
+    async def create_chat(self, message_id: int, *, timeout: float | None = None) -> ChatCreated:
+        """Open (or find) the chat about a message; ``existing`` tells which.
+
+        Example: ``chat = await mail.messages.create_chat(1001)``.
+        """
+        return await self._create(message_id, "chat", {}, ChatCreated, timeout)
+
+    async def create_feed_post(
+        self, message_id: int, *, title: str | None = None, timeout: float | None = None
+    ) -> FeedPostCreated:
+        """Post a message to the feed. Example: ``await mail.messages.create_feed_post(1001)``."""
+        fields = {"title": None if title is None else _args.single_line("title", title)}
+        return await self._create(message_id, "feed-post", fields, FeedPostCreated, timeout)
+
+    async def create_crm_activity(
+        self, message_id: int, *, timeout: float | None = None
+    ) -> CrmActivityCreated:
+        """Log a message in the CRM. Example: ``await mail.messages.create_crm_activity(1001)``."""
+        return await self._create(message_id, "crm-activity", {}, CrmActivityCreated, timeout)
