@@ -1,0 +1,161 @@
+"""MailClient configuration, lifecycle, headers, and that the key never leaks."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+import aiohttp
+import pytest
+
+from bitrix_mail_async import MailClient, RetryPolicy, errors
+from bitrix_mail_async.testing import MailEmulator
+
+SECRET = "vibe_api_TOPSECRET0123456789"
+
+
+def test_missing_key_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BITRIX_MAIL_API_KEY", raising=False)
+    with pytest.raises(errors.ConfigurationError, match="BITRIX_MAIL_API_KEY"):
+        MailClient()
+
+
+def test_key_and_base_url_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BITRIX_MAIL_API_KEY", SECRET)
+    monkeypatch.setenv("BITRIX_MAIL_BASE_URL", "http://127.0.0.1:9/v1/")
+    client = MailClient()
+    assert client.base_url == "http://127.0.0.1:9/v1"
+    assert SECRET not in repr(client)
+    assert "vibe_api_***" in repr(client)
+
+
+def test_default_base_url_is_https(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BITRIX_MAIL_BASE_URL", raising=False)
+    assert MailClient(SECRET).base_url == "https://vibecode.bitrix24.tech/v1"
+
+
+@pytest.mark.parametrize(
+    "url", ["http://example.com/v1", "http://10.0.0.5/v1", "ftp://x/v1", "not a url"]
+)
+def test_key_is_not_sent_over_plain_http_to_remote_hosts(url: str) -> None:
+    with pytest.raises(errors.ConfigurationError) as info:
+        MailClient(SECRET, base_url=url)
+    assert SECRET not in str(info.value)
+
+
+def test_plain_http_to_remote_host_needs_opt_in() -> None:
+    client = MailClient(SECRET, base_url="http://gateway.internal/v1", allow_insecure_http=True)
+    assert client.base_url == "http://gateway.internal/v1"
+
+
+@pytest.mark.parametrize(
+    "key", ["vibe_api_x\r\nX-Evil: 1", "vibe_api_ x", "vibe_api_ключ", "vibe\x00api"]
+)
+def test_header_injection_in_key_is_refused(key: str) -> None:
+    with pytest.raises(errors.ConfigurationError) as info:
+        MailClient(key, base_url="http://127.0.0.1:1/v1")
+    assert key not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"max_concurrency": 0}, "max_concurrency"),
+        ({"timeout": -1}, "timeout"),
+        ({"session": object()}, "session"),
+        ({"session_token": "a\nb"}, "session_token"),
+    ],
+)
+def test_bad_configuration_is_refused(kwargs: dict[str, object], fragment: str) -> None:
+    with pytest.raises(errors.ConfigurationError, match=fragment):
+        MailClient(SECRET, base_url="http://127.0.0.1:1/v1", **kwargs)  # type: ignore[arg-type]
+
+
+async def test_call_before_open_and_after_close(mail_emulator: MailEmulator) -> None:
+    client = MailClient(mail_emulator.api_key, base_url=mail_emulator.base_url)
+    with pytest.raises(errors.ConfigurationError, match="not open"):
+        await client.mailboxes.get(1)
+    await client.open()
+    assert (await client.mailboxes.get(1)).id == 1
+    await client.close()
+    assert client.closed
+    with pytest.raises(errors.ConfigurationError, match="closed"):
+        await client.mailboxes.get(1)
+    with pytest.raises(errors.ConfigurationError, match="closed"):
+        await client.open()
+    await client.close()  # closing twice is harmless
+
+
+async def test_caller_owned_session_is_left_open(mail_emulator: MailEmulator) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with MailClient(
+            mail_emulator.api_key, base_url=mail_emulator.base_url, session=session
+        ) as mail:
+            assert (await mail.mailboxes.get(2)).id == 2
+        assert not session.closed
+
+
+async def test_headers_sent(mail_emulator: MailEmulator) -> None:
+    mail_emulator.add_key("vibe_app_appkey1", app=True, tokens=("tok123",))
+    async with MailClient(
+        "vibe_app_appkey1", base_url=mail_emulator.base_url, session_token="tok123"
+    ) as mail:
+        await mail.mailboxes.get(1)
+        await mail.messages.create_chat(1001)
+    get, post = mail_emulator.requests[-2], mail_emulator.requests[-1]
+    assert get.status == 200 and post.status == 200
+    assert get.headers["User-Agent"].startswith("bitrix-mail-async/")
+    assert get.headers["X-Api-Key"] != "vibe_app_appkey1"  # the emulator log redacts it
+    assert post.headers["Content-Type"].startswith("application/json")
+    assert post.json == {"messageId": 1001}
+
+
+async def test_key_never_leaks_into_logs_errors_or_tracebacks(
+    mail_emulator: MailEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    mail_emulator.add_key(SECRET)
+    mail_emulator.state.denied_mailboxes.add(2)
+    mail_emulator.faults.schedule("502", methods=["GET"])
+    mail_emulator.faults.schedule("drop_after", methods=["POST"])
+    failures: list[BaseException] = []
+    async with MailClient(
+        SECRET, base_url=mail_emulator.base_url, retry=RetryPolicy(max_attempts=1)
+    ) as mail:
+        for call in (
+            lambda: mail.mailboxes.get(1),
+            lambda: mail.mailboxes.get(2),
+            lambda: mail.messages.get(999999),
+            lambda: mail.messages.send(from_="a@x.io", to="b@x.io", subject="s", body="b"),
+        ):
+            try:
+                await call()
+            except errors.MailError as exc:
+                failures.append(exc)
+        text = repr(mail) + str(mail.stats) + repr(mail._transport)
+    assert [type(f) for f in failures] == [
+        errors.UpstreamUnavailableError,
+        errors.PermissionDeniedError,
+        errors.NotFoundError,
+        errors.OutcomeUnknownError,
+    ]
+    for exc in failures:
+        text += str(exc) + repr(exc)
+        text += "".join(traceback.format_exception(exc))
+        text += "".join(
+            traceback.TracebackException.from_exception(exc, capture_locals=True).format()
+        )
+    text += "\n".join(r.getMessage() for r in caplog.records)
+    assert caplog.records, "debug logging should have produced lines"
+    assert SECRET not in text
+    assert SECRET[9:] not in text
+
+
+async def test_stats_count_requests_and_waits(mail_emulator: MailEmulator) -> None:
+    async with MailClient(mail_emulator.api_key, base_url=mail_emulator.base_url) as mail:
+        for _ in range(3):
+            await mail.mailboxes.get(1)
+        stats = mail.stats
+    assert (stats.requests, stats.responses, stats.retries) == (3, 3, 0)
+    assert stats.current_rate == 2.0  # the default bucket: the ordinary plan's 2 requests/s
+    assert stats.limiter_wait >= 0.0

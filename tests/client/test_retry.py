@@ -1,0 +1,228 @@
+"""Retry rules over real HTTP: GETs retried, POSTs never repeated once they may have landed."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+
+import pytest
+
+from bitrix_mail_async import MailClient, RetryPolicy, errors
+from bitrix_mail_async.testing import MailEmulator
+
+from .conftest import FAST_RETRY
+
+SENDER = "Sales Team <sales@emulator.bitrix24.test>"
+
+
+def posts(emu: MailEmulator, path: str) -> int:
+    return sum(1 for r in emu.requests if r.method == "POST" and r.path == path)
+
+
+@pytest.mark.parametrize("fault", ["502", "503", "504", "drop_before", "drop_after", "html"])
+async def test_get_is_retried_after_transient_failure(
+    mail: MailClient, mail_emulator: MailEmulator, fault: str
+) -> None:
+    mail_emulator.faults.schedule(fault, fault, methods=["GET"])
+    box = await mail.mailboxes.get(1)
+    assert box.id == 1
+    gets = [r for r in mail_emulator.requests if r.path == "/mail/mailboxes/1"]
+    assert len(gets) == 3
+    assert [r.fault for r in gets] == [fault, fault, None]
+    # aiohttp itself resends an idempotent request once when a pooled connection drops.
+    assert mail.stats.retries == (2 if "drop" not in fault else 1)
+
+
+async def test_get_gives_up_after_max_attempts(
+    mail: MailClient, mail_emulator: MailEmulator
+) -> None:
+    mail_emulator.faults.schedule(*["502"] * 4, methods=["GET"])
+    with pytest.raises(errors.UpstreamUnavailableError) as info:
+        await mail.mailboxes.get(1)
+    assert info.value.code == "BITRIX_UNAVAILABLE"
+    assert info.value.status == 502
+    assert not isinstance(info.value, errors.OutcomeUnknownError)
+    assert len(mail_emulator.requests) == FAST_RETRY.max_attempts
+
+
+@pytest.mark.parametrize("fault", ["502", "503", "504", "html"])
+async def test_send_is_not_repeated_after_server_error(
+    mail: MailClient, mail_emulator: MailEmulator, fault: str
+) -> None:
+    mail_emulator.faults.schedule(fault, methods=["POST"])
+    with pytest.raises(errors.UpstreamOutcomeUnknownError) as info:
+        await mail.messages.send(from_=SENDER, to="bob@example.com", subject="once", body="b")
+    assert isinstance(info.value, errors.OutcomeUnknownError)
+    assert isinstance(info.value, errors.UpstreamUnavailableError)
+    assert info.value.request["json"]["subject"] == "once"
+    assert info.value.request["path"] == "/mail/messages"
+    assert posts(mail_emulator, "/mail/messages") == 1
+
+
+@pytest.mark.parametrize(("fault", "applied"), [("drop_before", 0), ("drop_after", 1)])
+async def test_send_after_dropped_connection_raises_outcome_unknown(
+    mail: MailClient, mail_emulator: MailEmulator, fault: str, applied: int
+) -> None:
+    mail_emulator.faults.schedule(fault, methods=["POST"])
+    with pytest.raises(errors.OutcomeUnknownError) as info:
+        await mail.messages.reply(
+            1001, from_=SENDER, to="bob@example.com", subject="dropped", body="b"
+        )
+    assert "not retried" in str(info.value)
+    assert info.value.request["json"]["replyToMessageId"] == 1001
+    assert posts(mail_emulator, "/mail/messages/1001/reply") == 1
+    assert len(mail_emulator.state.sent) == applied
+    assert mail.stats.outcome_unknown == 1
+
+
+async def test_send_is_retried_after_429_and_lands_once(
+    mail: MailClient, mail_emulator: MailEmulator
+) -> None:
+    mail_emulator.faults.fault_retry_after = 0.05
+    mail_emulator.faults.schedule("429", "429", methods=["POST"])
+    result = await mail.messages.send(from_=SENDER, to=["a@x.io"], subject="s429", body="b")
+    assert result.success
+    assert posts(mail_emulator, "/mail/messages") == 3
+    assert [s for s in mail_emulator.state.sent if s["request"]["subject"] == "s429"] != []
+    assert len(mail_emulator.state.sent) == 1
+    assert mail.stats.rate_limited == 2
+
+
+async def test_post_is_retried_when_connection_was_refused() -> None:
+    # Nothing listens on this port: the request provably never left, so a retry is safe.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    async with MailClient(
+        "vibe_api_x", base_url=f"http://127.0.0.1:{port}/v1", rate_limit=None, retry=FAST_RETRY
+    ) as mail:
+        with pytest.raises(errors.TransportError) as info:
+            await mail.messages.send(from_=SENDER, to="a@x.io", subject="s", body="b")
+        assert not isinstance(info.value, errors.OutcomeUnknownError)
+        assert "cannot connect" in str(info.value)
+        assert mail.stats.requests == FAST_RETRY.max_attempts
+
+
+async def test_get_timeout_raises_timeout_error(
+    mail: MailClient, mail_emulator: MailEmulator
+) -> None:
+    mail_emulator.faults.schedule("slow:1", "slow:1", methods=["GET"])
+    async with MailClient(
+        mail_emulator.api_key,
+        base_url=mail_emulator.base_url,
+        rate_limit=None,
+        retry=RetryPolicy(max_attempts=2, backoff_base=0.01),
+    ) as client:
+        started = time.monotonic()
+        with pytest.raises(errors.TimeoutError) as info:
+            await client.mailboxes.get(1, timeout=0.2)
+        assert time.monotonic() - started < 0.9
+    assert isinstance(info.value, TimeoutError)
+    assert not isinstance(info.value, errors.OutcomeUnknownError)
+
+
+async def test_post_timeout_is_outcome_unknown(
+    mail: MailClient, mail_emulator: MailEmulator
+) -> None:
+    mail_emulator.faults.schedule("slow:1", methods=["POST"])
+    with pytest.raises(errors.TimeoutOutcomeUnknownError) as info:
+        await mail.messages.create_task(1001, timeout=0.2)
+    assert isinstance(info.value, errors.TimeoutError)
+    assert isinstance(info.value, errors.OutcomeUnknownError)
+    assert posts(mail_emulator, "/mail/messages/1001/task") == 1
+
+
+async def test_retry_after_is_honoured(mail: MailClient, mail_emulator: MailEmulator) -> None:
+    mail_emulator.faults.fault_retry_after = 0.3
+    mail_emulator.faults.schedule("429", methods=["GET"])
+    started = time.monotonic()
+    await mail.mailboxes.get(1)
+    elapsed = time.monotonic() - started
+    # Retry-After plus at most 10 % jitter, plus loopback round trips.
+    assert 0.3 <= elapsed < 0.3 * 1.1 + 0.15
+    assert mail.stats.rate_limited == 1
+
+
+async def test_429_cooldown_is_shared_by_all_calls(
+    mail_emulator: MailEmulator,
+) -> None:
+    mail_emulator.faults.fault_retry_after = 0.4
+    mail_emulator.faults.schedule("429", methods=["GET"])
+    async with MailClient(
+        mail_emulator.api_key,
+        base_url=mail_emulator.base_url,
+        rate_limit=None,
+        max_concurrency=1,
+        retry=FAST_RETRY,
+    ) as mail:
+        started = time.monotonic()
+        boxes = await asyncio.gather(*(mail.mailboxes.get(1 + i % 3) for i in range(30)))
+        elapsed = time.monotonic() - started
+    assert len(boxes) == 30
+    # One wait for everybody, not one per call.
+    assert 0.4 <= elapsed < 1.2
+    assert mail_emulator.stats.rate_limited == 1
+    assert len(mail_emulator.requests) == 31
+    times = sorted(r.time for r in mail_emulator.requests)
+    gap = max(b - a for a, b in zip(times, times[1:], strict=False))
+    assert gap >= 0.35  # nobody went out during the cooldown
+
+
+async def test_retry_after_above_cap_raises_at_once(
+    scripted_client,
+    scripted,  # type: ignore[no-untyped-def]
+) -> None:
+    scripted.push(
+        429,
+        {"success": False, "error": {"code": "RATE_LIMITED", "message": "m"}},
+        {"Retry-After": "3600"},
+    )
+    async with scripted_client(retry=RetryPolicy(max_retry_after=10)) as mail:
+        started = time.monotonic()
+        with pytest.raises(errors.RateLimitedError) as info:
+            await mail.mailboxes.get(1)
+    assert time.monotonic() - started < 1
+    assert info.value.retry_after == 3600
+
+
+async def test_rate_limit_budget_is_spent_then_raises(
+    scripted_client,
+    scripted,  # type: ignore[no-untyped-def]
+) -> None:
+    for _ in range(3):
+        scripted.push(
+            429,
+            {
+                "success": False,
+                "error": {"code": "RATE_LIMITED", "message": "m", "retryAfter": 0.01},
+            },
+        )
+    async with scripted_client(retry=RetryPolicy(rate_limit_attempts=2)) as mail:
+        with pytest.raises(errors.RateLimitedError):
+            await mail.mailboxes.get(1)
+    assert len(scripted.hits) == 3
+
+
+async def test_retry_after_from_body_when_header_absent(
+    scripted_client,
+    scripted,  # type: ignore[no-untyped-def]
+) -> None:
+    scripted.push(
+        429,
+        {"success": False, "error": {"code": "RATE_LIMITED", "message": "m", "retryAfter": 0.25}},
+    )
+    async with scripted_client() as mail:
+        started = time.monotonic()
+        await mail.mailboxes.get(1)
+    assert 0.25 <= time.monotonic() - started < 0.25 * 1.1 + 0.15
+
+
+def test_backoff_is_full_jitter_with_cap() -> None:
+    policy = RetryPolicy(backoff_base=1.0, backoff_cap=5.0)
+    samples = [policy.backoff(10) for _ in range(200)]
+    assert all(0 <= s <= 5.0 for s in samples)
+    assert max(samples) > 2.5  # spread over the range, not a constant
+    assert RetryPolicy(jitter=False, backoff_base=0.5).backoff(3) == 2.0
+    with pytest.raises(errors.ConfigurationError):
+        RetryPolicy(max_attempts=-1)
