@@ -88,7 +88,7 @@ class GatewayError(Exception):
         headers = None
         if self.retry_after is not None:
             error["retryAfter"] = _number(self.retry_after)
-            headers = {"Retry-After": f"{self.retry_after:g}"}
+            headers = {"Retry-After": _seconds_text(self.retry_after)}
         return _json(self.status, {"success": False, "error": error}, headers=headers)
 
 
@@ -108,6 +108,12 @@ GATEWAY = web.AppKey("bitrix_mail_gateway", Gateway)
 
 
 # --------------------------------------------------------------------- helpers
+def _seconds_text(value: float) -> str:
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
 def _number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, overload
@@ -42,8 +42,9 @@ class RecordedRequest:
 class RequestLog:
     """A thread-safe, list-like log of :class:`RecordedRequest` entries."""
 
-    def __init__(self) -> None:
-        self._items: list[RecordedRequest] = []
+    def __init__(self, max_entries: int | None = 100_000) -> None:
+        # Bounded so long benchmarks against one emulator do not grow memory without end.
+        self._items: deque[RecordedRequest] = deque(maxlen=max_entries)
         self._lock = threading.Lock()
 
     def append(self, item: RecordedRequest) -> None:
@@ -100,6 +101,8 @@ class RequestLog:
     def __getitem__(self, index: slice) -> list[RecordedRequest]: ...
     def __getitem__(self, index: int | slice) -> RecordedRequest | list[RecordedRequest]:
         with self._lock:
+            if isinstance(index, slice):
+                return list(self._items)[index]
             return self._items[index]
 
     def __repr__(self) -> str:

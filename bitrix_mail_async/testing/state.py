@@ -283,12 +283,12 @@ class PortalState:
         cached = self._filter_cache.get(cache_key)
         if cached is None:
             messages = self.messages
-            cached = [
-                i for i in reversed(self._order.get(mailbox_id, [])) if predicate(messages[i])
-            ]
-            if len(self._filter_cache) > 64:
-                self._filter_cache.clear()
-            self._filter_cache[cache_key] = cached
+            with self.lock:
+                order = self._order.get(mailbox_id, [])
+                cached = [i for i in reversed(order) if predicate(messages[i])]
+                if len(self._filter_cache) > 64:
+                    self._filter_cache.clear()
+                self._filter_cache[cache_key] = cached
         return cached
 
     def message_body(self, msg: Mapping[str, Any]) -> str:
