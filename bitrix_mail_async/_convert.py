@@ -65,6 +65,10 @@ _INT_TEXT: Final = re.compile(r"[+-]?[0-9]+")
 
 
 def _int_slow(value: object) -> int:
+    # Bitrix24 sends most ids as decimal strings; isascii() keeps out digits int() would
+    # accept from other scripts ("١٢").
+    if value.__class__ is str and value.isascii() and value.isdigit() and len(value) <= 40:
+        return int(value)
     if isinstance(value, bool):
         raise _BadValue(f"expected an integer, got a boolean ({value!r})")
     if isinstance(value, int):
@@ -112,9 +116,12 @@ def _opt_str(value: Any, _: object) -> str | None:
 
 _TRUE: Final = frozenset({"y", "yes", "true", "1"})
 _FALSE: Final = frozenset({"n", "no", "false", "0"})
+_BOOL_TEXT: Final = {"Y": True, "N": False, "true": True, "false": False, "1": True, "0": False}
 
 
 def _bool_slow(value: object) -> bool:
+    if value.__class__ is str and value in _BOOL_TEXT:
+        return _BOOL_TEXT[value]
     if isinstance(value, str):
         folded = value.strip().lower()
         if folded in _TRUE:
@@ -148,6 +155,11 @@ def _datetime(value: Any, _: object) -> datetime:
 
 
 def _opt_datetime(value: Any, _: object) -> datetime | None:
+    if value.__class__ is str and value[:1] not in ("", "0"):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
     # Bitrix24 (PHP/MySQL) writes an unset date as "" or the zero date, not null.
     if value is None or value == "" or (isinstance(value, str) and value.startswith("0000-00-00")):
         return None
@@ -163,34 +175,21 @@ def _json_tuple(value: Any, _: object) -> tuple[Any, ...]:
     return (value,)
 
 
+# One address: quoted strings (with \-escapes) and <...> may hold commas; an unterminated
+# quote or bracket runs to the end, so a malformed list is kept whole rather than mangled.
+_ADDRESS: Final = re.compile(r'(?:"(?:[^"\\]|\\.)*(?:"|\\?$)|<[^>]*(?:>|$)|[^,"<])+')
+
+
 def split_recipients(text: str) -> tuple[str, ...]:
     """Split an address list on commas outside double quotes and angle brackets."""
-    if '"' not in text and "<" not in text:
-        return tuple(part for part in (p.strip() for p in text.split(",")) if part)
-    parts: list[str] = []
-    start = 0
-    quoted = False
-    depth = 0
-    escaped = False
-    for i, ch in enumerate(text):
-        if escaped:
-            escaped = False
-        elif quoted:
-            if ch == "\\":
-                escaped = True
-            elif ch == '"':
-                quoted = False
-        elif ch == '"':
-            quoted = True
-        elif ch == "<":
-            depth += 1
-        elif ch == ">":
-            depth = max(0, depth - 1)
-        elif ch == "," and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-    parts.append(text[start:])
-    return tuple(part for part in (p.strip() for p in parts) if part)
+    if "," not in text:
+        one = text.strip()
+        return (one,) if one else ()
+    plain = '"' not in text and "<" not in text
+    parts = [part.strip() for part in (text.split(",") if plain else _ADDRESS.findall(text))]
+    if "" in parts:
+        parts = [part for part in parts if part]
+    return tuple(parts)
 
 
 def _recipient_item(item: object) -> str | None:

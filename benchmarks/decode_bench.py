@@ -1,0 +1,114 @@
+"""What decoding a 50-item message page into models costs over plain ``json.loads``.
+
+The pager decodes every page it fetches, so the converter must stay close to raw dict handling.
+Three ways to handle the same page body are timed, interleaved round by round so that machine
+noise hits them alike, and the medians are compared:
+
+* ``json.loads`` only;
+* ``json.loads`` plus reading every field of every item from the dicts (what code without
+  models would do at least);
+* ``json.loads`` plus ``structure_list(items, MessageSummary)``.
+
+Run: ``python benchmarks/decode_bench.py [--rounds N] [--pages-per-round K]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bitrix_mail_async._convert import structure_list, unwrap_items
+from bitrix_mail_async.models import MessageSummary
+
+PAGE_SIZE = 50
+
+
+def make_page_body(size: int = PAGE_SIZE) -> str:
+    """A realistic list payload: the contract's fields, some ids as strings, one unknown key."""
+    items = []
+    for i in range(size):
+        items.append(
+            {
+                "id": 100_000 + i if i % 2 else str(100_000 + i),
+                "mailboxId": 5,
+                "mailboxEmail": "team@example.com",
+                "subject": f"Quarterly report #{i}",
+                "from": "Anna Petrova <anna@example.com>",
+                "to": "team@example.com, boss@example.com",
+                "cc": None if i % 3 else '"Doe, John" <john@example.com>',
+                "date": "2026-05-25T10:00:00+03:00",
+                "isSeen": i % 2 == 0,
+                "hasAttachments": "N",
+                "url": f"https://portal.bitrix24.ru/mail/message/{100_000 + i}",
+                "bindings": [],
+                **({"priority": 3} if i % 10 == 0 else {}),
+            }
+        )
+    return json.dumps({"items": items})
+
+
+FIELDS = tuple(
+    ["id", "mailboxId", "mailboxEmail", "subject", "from", "to", "cc", "date"]
+    + ["isSeen", "hasAttachments", "url", "bindings"]
+)
+
+
+def loads_only(body: str) -> object:
+    return json.loads(body)
+
+
+def loads_and_read(body: str) -> object:
+    items = json.loads(body)["items"]
+    return [tuple(item.get(f) for f in FIELDS) for item in items]
+
+
+def loads_and_structure(body: str) -> object:
+    return structure_list(unwrap_items(json.loads(body)), MessageSummary)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--pages-per-round", type=int, default=100)
+    args = parser.parse_args()
+
+    body = make_page_body()
+    decoded = loads_and_structure(body)
+    assert isinstance(decoded, list) and len(decoded) == PAGE_SIZE
+
+    contenders: dict[str, Callable[[str], object]] = {
+        "json.loads only": loads_only,
+        "json.loads + dict reads": loads_and_read,
+        "json.loads + structure_list": loads_and_structure,
+    }
+    samples: dict[str, list[float]] = {name: [] for name in contenders}
+    for fn in contenders.values():  # warm-up
+        for _ in range(args.pages_per_round):
+            fn(body)
+    for _ in range(args.rounds):
+        for name, fn in contenders.items():
+            start = time.perf_counter()
+            for _ in range(args.pages_per_round):
+                fn(body)
+            samples[name].append((time.perf_counter() - start) / args.pages_per_round * 1e6)
+
+    med: dict[str, float] = {name: statistics.median(s) for name, s in samples.items()}
+    print(f"{PAGE_SIZE}-item page, {len(body)} bytes, {args.rounds} rounds x {args.pages_per_round}")
+    for name, us in med.items():
+        print(f"  {name:<30} {us:8.1f} us/page")
+    loads = med["json.loads only"]
+    reads = med["json.loads + dict reads"]
+    models = med["json.loads + structure_list"]
+    print(f"  decode only (models - loads)   {models - loads:8.1f} us/page")
+    print(f"  ratio models / loads           {models / loads:8.2f}x")
+    print(f"  ratio models / dict reads      {models / reads:8.2f}x")
+    details: dict[str, Any] = {"us_per_item_decode": (models - loads) / PAGE_SIZE}
+    print(f"  decode per item                {details['us_per_item_decode']:8.2f} us")
+
+
+if __name__ == "__main__":
+    main()
