@@ -112,9 +112,9 @@ class AdaptiveRate:
 
     per_second: float
     burst: int
-    decrease: float = 0.75
+    decrease: float = 0.8
     increase: float = 0.05
-    quiet_period: float = 2.0
+    quiet_period: float = 1.0
     min_scale: float = 0.02
     scale: float = 1.0
     generation: int = 0
@@ -174,6 +174,9 @@ class InProcessLimiter:
         self._bucket: _Bucket | None = None
         if per_second is not None:
             cap = burst if burst is not None else max(1, math.ceil(per_second))
+            # Keep one slot of the gateway's bucket free: requests admitted evenly here arrive
+            # with network jitter there, and a full bucket turns any early arrival into a 429.
+            cap = max(1, cap - 1)
             self._adaptive = AdaptiveRate(per_second=per_second, burst=cap)
             self._bucket = _Bucket(per_second, cap)
         self._adapt = adaptive and per_second is not None

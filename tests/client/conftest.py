@@ -29,7 +29,7 @@ async def mail(mail_emulator: MailEmulator) -> AsyncIterator[MailClient]:
 
 
 class ScriptedServer:
-    """A tiny gateway stand-in that answers each request from a script of (status, body, headers)."""
+    """A tiny gateway stand-in answering each request from a script of (status, body, headers)."""
 
     def __init__(self) -> None:
         self.script: list[tuple[int, Any, dict[str, str]]] = []

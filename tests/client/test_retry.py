@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 import time
 
@@ -165,7 +166,7 @@ async def test_429_cooldown_is_shared_by_all_calls(
     assert mail_emulator.stats.rate_limited == 1
     assert len(mail_emulator.requests) == 31
     times = sorted(r.time for r in mail_emulator.requests)
-    gap = max(b - a for a, b in zip(times, times[1:], strict=False))
+    gap = max(b - a for a, b in itertools.pairwise(times))
     assert gap >= 0.35  # nobody went out during the cooldown
 
 
