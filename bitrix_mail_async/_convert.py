@@ -306,7 +306,7 @@ def _make_structure_hook(codec: _ModelCodec) -> _StructureFn:
 def _make_crm_hook(model_hook: _StructureFn) -> _StructureFn:
     def structure_crm(data: Any, cls: object) -> Any:
         # REST 3.0 answers a bare boolean; the gateway may wrap it in an object.
-        if data.__class__ is dict:
+        if isinstance(data, Mapping):
             return model_hook(data, cls)
         return models.CrmActivityCreated(success=_bool(data, None))
 
@@ -392,8 +392,8 @@ def _explain(data: object, cls: type[Any], exc: BaseException) -> str:
 
 def structure(data: object, cls: type[T]) -> T:
     """Decode one wire value into ``cls``; raises only :class:`DecodeError`."""
-    hook = _HOOKS.get(cls)
     try:
+        hook = _HOOKS.get(cls)
         if hook is not None:
             return cast(T, hook(data, cls))
         return converter.structure(data, cls)
@@ -404,9 +404,8 @@ def structure(data: object, cls: type[T]) -> T:
 def structure_list(data: object, cls: type[T]) -> list[T]:
     """Decode a JSON list of objects into ``list[cls]``; raises only :class:`DecodeError`."""
     if data.__class__ is not list:
-        raise DecodeError(
-            f"cannot decode list[{cls.__name__}]: expected a JSON array, got {type(data).__name__}"
-        )
+        name = getattr(cls, "__name__", repr(cls))
+        raise DecodeError(f"cannot decode list[{name}]: expected a JSON array, got {_kind(data)}")
     items = data
     hook = _HOOKS.get(cls)
     if hook is None:

@@ -461,3 +461,15 @@ def test_to_dict_of_a_page() -> None:
 def test_to_dict_rejects_non_models() -> None:
     with pytest.raises(TypeError):
         to_dict({"id": 1})
+
+
+def test_structure_accepts_any_mapping() -> None:
+    from collections import OrderedDict
+
+    assert structure(OrderedDict(id=1, z=2), Mailbox) == Mailbox(id=1, extra={"z": 2})
+    assert structure(OrderedDict(activityId=3), CrmActivityCreated).activity_id == 3
+
+
+def test_structure_never_leaks_other_errors_for_odd_types() -> None:
+    with pytest.raises(errors.DecodeError):
+        structure({"id": 1}, list[int])
