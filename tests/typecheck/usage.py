@@ -1,0 +1,81 @@
+"""Checked by mypy --strict (see test_typing.py): the public methods return precise types."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import assert_type
+
+from bitrix_mail_async import (
+    CalendarEventCreated,
+    ChatCreated,
+    ClientStats,
+    Contact,
+    CrmActivityCreated,
+    Employee,
+    FeedPostCreated,
+    Mailbox,
+    MailClient,
+    Message,
+    MessagePager,
+    MessageSummary,
+    MoveResult,
+    Page,
+    RateLimit,
+    RetryPolicy,
+    Sender,
+    SendResult,
+    TaskCreated,
+    errors,
+)
+from bitrix_mail_async.pagination import Pager
+
+
+async def usage() -> None:
+    async with MailClient(
+        "vibe_api_x", rate_limit=RateLimit(per_second=5, burst=250), retry=RetryPolicy()
+    ) as mail:
+        assert_type(mail, MailClient)
+        assert_type(await mail.mailboxes.list(), list[Mailbox])
+        assert_type(await mail.mailboxes.get(1), Mailbox)
+        assert_type(await mail.mailboxes.senders(1), list[Sender])
+        pager = mail.messages.list(1, is_seen=False, date_from=datetime.now(UTC))
+        assert_type(pager, MessagePager)
+        assert_type(await pager, Page[MessageSummary])
+        async for msg in pager:
+            assert_type(msg, MessageSummary)
+            assert_type(msg.to, tuple[str, ...])
+            assert_type(msg.date, datetime | None)
+        async for page in pager.pages():
+            assert_type(page, Page[MessageSummary])
+            assert_type(page.items, list[MessageSummary])
+        assert_type(await mail.messages.get(1), Message)
+        assert_type(await mail.messages.thread(1, limit=5), list[Message])
+        sent = await mail.messages.send(from_="a <a@x.io>", to=["b@x.io"], subject="s", body="b")
+        assert_type(sent, SendResult)
+        assert_type(
+            await mail.messages.reply(1, from_="a", to="b@x.io", subject="s", body="b"), SendResult
+        )
+        assert_type(
+            await mail.messages.forward(1, from_="a", to="b@x.io", subject="s", body="b"),
+            SendResult,
+        )
+        assert_type(await mail.messages.move([1, 2], folder="Archive"), MoveResult)
+        assert_type(await mail.messages.create_task(1), TaskCreated)
+        assert_type(
+            await mail.messages.create_calendar_event(
+                1, date_from=datetime.now(UTC), date_to="2026-01-01 10:00:00"
+            ),
+            CalendarEventCreated,
+        )
+        assert_type(await mail.messages.create_chat(1), ChatCreated)
+        assert_type(await mail.messages.create_feed_post(1), FeedPostCreated)
+        assert_type(await mail.messages.create_crm_activity(1), CrmActivityCreated)
+        assert_type(await mail.recipients.contacts(), list[Contact])
+        assert_type(await mail.recipients.employees("a"), list[Employee])
+        assert_type(mail.recipients.iter_contacts(), Pager[Contact])
+        assert_type(mail.stats, ClientStats)
+        try:
+            await mail.messages.get(1)
+        except errors.APIError as exc:
+            assert_type(exc.code, str | None)
+            assert_type(exc.status, int)
