@@ -1,0 +1,71 @@
+"""Run ``python -m bitrix_mail_async`` as a subprocess against the thread-backed emulator."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Protocol
+
+import pytest
+
+from bitrix_mail_async.testing import MailEmulator
+
+#: Generous for a slow CI box; every command here finishes in well under a second locally.
+CLI_TIMEOUT = 30.0
+
+
+class RunCli(Protocol):
+    def __call__(
+        self,
+        *args: str,
+        key: str | None = ...,
+        stdin: str | None = ...,
+        cwd: str | os.PathLike[str] | None = ...,
+    ) -> subprocess.CompletedProcess[str]: ...
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The current environment without the user's gateway settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BITRIX_MAIL_")}
+    env["PYTHONIOENCODING"] = "utf-8"
+    env.update(extra)
+    return env
+
+
+def run_cli(
+    *args: str,
+    env: dict[str, str],
+    stdin: str | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run the command line once and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "bitrix_mail_async", *args],
+        env=env,
+        input=stdin,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=CLI_TIMEOUT,
+        check=False,
+    )
+
+
+@pytest.fixture
+def cli(mail_emulator: MailEmulator) -> RunCli:
+    """Run the CLI with the emulator's URL in ``--base-url``-less form (env) and its key."""
+
+    def run(
+        *args: str,
+        key: str | None = mail_emulator.api_key,
+        stdin: str | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        extra = {"BITRIX_MAIL_BASE_URL": mail_emulator.base_url}
+        if key is not None:
+            extra["BITRIX_MAIL_API_KEY"] = key
+        return run_cli(*args, env=clean_env(**extra), stdin=stdin, cwd=cwd)
+
+    return run

@@ -1,0 +1,206 @@
+"""The gateway commands (mailboxes, senders, messages) against the emulator, in a subprocess."""
+
+from __future__ import annotations
+
+import json
+
+from bitrix_mail_async.cli import main
+from bitrix_mail_async.testing import MailEmulator
+
+from .conftest import RunCli
+
+
+def test_help_documents_commands_and_exit_codes(cli: RunCli) -> None:
+    result = cli("--help")
+    assert result.returncode == 0
+    for command in ("demo", "emulator", "mailboxes", "senders", "messages", "export"):
+        assert command in result.stdout
+    assert "BITRIX_MAIL_API_KEY" in result.stdout
+    assert "0    success" in result.stdout
+    assert "1    API error" in result.stdout
+    assert "2    usage or configuration error" in result.stdout
+
+
+def test_mailboxes_json_matches_the_portal(cli: RunCli, mail_emulator: MailEmulator) -> None:
+    result = cli("mailboxes", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    expected = [
+        {"id": m["id"], "name": m["name"], "email": m["email"], "sender_name": m["senderName"]}
+        for m in mail_emulator.state.mailboxes.values()
+    ]
+    assert [{k: d[k] for k in ("id", "name", "email", "sender_name")} for d in data] == expected
+
+
+def test_mailboxes_table_is_aligned(cli: RunCli, mail_emulator: MailEmulator) -> None:
+    result = cli("mailboxes")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["ID", "NAME", "EMAIL", "SENDER", "NAME"]
+    assert len(lines) == 1 + len(mail_emulator.state.mailboxes)
+    email_column = lines[0].index("EMAIL")
+    for line, box in zip(lines[1:], mail_emulator.state.mailboxes.values(), strict=True):
+        assert line.startswith(str(box["id"]))
+        assert line[email_column:].startswith(box["email"])
+
+
+def test_senders_json_matches_the_portal(cli: RunCli, mail_emulator: MailEmulator) -> None:
+    result = cli("senders", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert [(s["sender"], s["email"], s["name"]) for s in data] == [
+        (s["sender"], s["email"], s["name"]) for s in mail_emulator.state.senders[1]
+    ]
+
+
+def test_messages_list_json_is_the_newest_page(cli: RunCli, mail_emulator: MailEmulator) -> None:
+    result = cli("messages", "list", "1", "--limit", "5", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    state = mail_emulator.state
+    newest = state.mailbox_message_ids(1)[:5]
+    assert [m["id"] for m in data] == newest
+    assert [m["subject"] for m in data] == [state.messages[i]["subject"] for i in newest]
+    assert all(m["mailbox_id"] == 1 for m in data)
+    assert data[0]["date"] == state.messages[newest[0]]["date"].isoformat()
+
+
+def test_messages_list_limit_spans_pages(cli: RunCli, mail_emulator: MailEmulator) -> None:
+    # More than one list page would hold at the default of 20: the limit, not the page, rules.
+    total = mail_emulator.state.mailbox_count(1)
+    result = cli("messages", "list", "1", "--limit", str(total + 10), "--json")
+    assert result.returncode == 0, result.stderr
+    assert [m["id"] for m in json.loads(result.stdout)] == mail_emulator.state.mailbox_message_ids(
+        1
+    )
+    default = json.loads(cli("messages", "list", "1", "--json").stdout)
+    assert len(default) == 20
+
+
+def test_messages_list_human_shows_subjects(cli: RunCli, mail_emulator: MailEmulator) -> None:
+    result = cli("messages", "list", "1", "--limit", "3")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:3] == ["ID", "DATE", "FOLDER"]
+    assert len(lines) == 4
+    for line, msg_id in zip(lines[1:], mail_emulator.state.mailbox_message_ids(1)[:3], strict=True):
+        assert line.startswith(str(msg_id))
+        assert mail_emulator.state.messages[msg_id]["subject"] in line
+
+
+def test_messages_list_filters(cli: RunCli, mail_emulator: MailEmulator) -> None:
+    result = cli("messages", "list", "1", "--unseen", "--folder", "INBOX", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    state = mail_emulator.state
+    expected = [
+        i
+        for i in state.mailbox_message_ids(1)
+        if not state.messages[i]["isSeen"] and state.messages[i]["folder"] == "INBOX"
+    ][:20]
+    assert expected, "the seeded portal should hold unread inbox mail"
+    assert [m["id"] for m in data] == expected
+    query = mail_emulator.requests.filter(method="GET", path="/mail/messages")[-1].query
+    assert query["isSeen"] == "false"
+    assert query["folder"] == "INBOX"
+
+
+def test_messages_get_json_has_the_body(cli: RunCli, mail_emulator: MailEmulator) -> None:
+    result = cli("messages", "get", "1001", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    msg = mail_emulator.state.messages[1001]
+    assert data["id"] == 1001
+    assert data["subject"] == msg["subject"]
+    assert data["from_"] == msg["from"]
+    assert data["body"] == mail_emulator.state.message_body(msg)
+
+
+def test_messages_get_human_shows_headers_and_body(
+    cli: RunCli, mail_emulator: MailEmulator
+) -> None:
+    result = cli("messages", "get", "1001")
+    assert result.returncode == 0, result.stderr
+    msg = mail_emulator.state.messages[1001]
+    assert f"Subject:     {msg['subject']}" in result.stdout
+    assert f"From:        {msg['from']}" in result.stdout
+    # The seeded body holds Cyrillic text: it must come through intact.
+    assert mail_emulator.state.message_body(msg).strip() in result.stdout
+
+
+def test_messages_send_lands_exactly_once(cli: RunCli, mail_emulator: MailEmulator) -> None:
+    sender = mail_emulator.state.senders[1][0]["sender"]
+    result = cli(
+        "messages",
+        "send",
+        "--from",
+        sender,
+        "--to",
+        "bob@example.com, carol@example.com",
+        "--to",
+        '"Doe, John" <john@example.com>',
+        "--cc",
+        "dave@example.com",
+        "--bcc",
+        "erin@example.com",
+        "--subject",
+        "Quarterly numbers",
+        "--body",
+        "Attached below.",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "sent to bob@example.com" in result.stdout
+    assert len(mail_emulator.state.sent) == 1
+    request = mail_emulator.state.sent[0]["request"]
+    assert request["from"] == sender
+    assert request["to"] == [
+        "bob@example.com",
+        "carol@example.com",
+        '"Doe, John" <john@example.com>',
+    ]
+    assert request["cc"] == ["dave@example.com"]
+    assert request["bcc"] == ["erin@example.com"]
+    assert request["subject"] == "Quarterly numbers"
+    assert request["body"] == "Attached below."
+    assert len(mail_emulator.requests.filter(method="POST", path="/mail/messages")) == 1
+
+
+def test_messages_send_reads_the_body_from_stdin(cli: RunCli, mail_emulator: MailEmulator) -> None:
+    body = "Line one\nСтрока два\n"
+    result = cli(
+        "messages",
+        "send",
+        "--from",
+        "Sales Team <sales@emulator.bitrix24.test>",
+        "--to",
+        "bob@example.com",
+        "--subject",
+        "From stdin",
+        "--body",
+        "-",
+        "--json",
+        stdin=body,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["to"] == ["bob@example.com"]
+    assert mail_emulator.state.sent[0]["request"]["body"] == body
+
+
+def test_usage_errors_exit_2_before_any_request(cli: RunCli, mail_emulator: MailEmulator) -> None:
+    for args in (
+        ("messages", "get", "0"),
+        ("messages", "list", "abc"),
+        ("messages", "send", "--to", "a@b.c"),
+        ("nonsense",),
+        ("messages", "list", "1", "--limit", "-3"),
+    ):
+        result = cli(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "usage:" in result.stderr
+    assert len(mail_emulator.requests) == 0
+
+
+def test_main_returns_codes_in_process() -> None:
+    assert main(["--version"]) == 0
+    assert main(["senders", "x"]) == 2
+    assert main([]) == 2
