@@ -1,0 +1,495 @@
+"""One rate limit shared by every process that uses the same API key (extra ``redis``).
+
+The gateway limits the API key, not the process: eight workers with eight in-process buckets
+spend the key's 2 requests/s eight times over. :class:`RedisRateLimit` keeps the bucket, the
+429 cooldown and the learned (adaptive) rate in Redis instead, so every client of one key, in
+any process on any host, draws from one bucket.
+
+Design, in short:
+
+- **One round trip per permit.** A Lua script (GCRA, "generic cell rate algorithm") reads the
+  shared cooldown and the learned rate, reserves the caller's slot by advancing the
+  theoretical arrival time (TAT) and returns how long to wait. The caller sleeps locally until
+  its slot; nothing polls Redis. The script uses Redis's own clock (``TIME``), so hosts with
+  skewed clocks still agree. A caller that had to sleep re-reads the cooldown once (``PTTL``)
+  before sending, because a 429 elsewhere may have started one meanwhile.
+- **Shared 429 cooldown.** A 429 seen by any client sets ``<bucket>:cooldown`` (expiring after
+  Retry-After, only ever extended) and marks the bucket full at the cooldown's end, so calls
+  resume at the sustained rate instead of in a burst.
+- **Shared adaptive rate.** The AIMD state of :class:`~bitrix_mail_async._ratelimit.AdaptiveRate`
+  (scale, generation, last change) lives in ``<bucket>:rate`` and is updated by the same
+  scripts, so a decrease seen by one client slows everyone sharing the key.
+- **Keys** are ``<prefix>:{<sha256(api key)[:32]>}:gcra|cooldown|rate``: the API key never
+  reaches Redis; the braces are a Redis Cluster hash tag keeping one key's state in one slot.
+  Every key expires, so idle buckets vanish.
+- **Redis faults lose nothing.** When Redis does not answer within ``redis_timeout``, the
+  limiter falls back to an in-process bucket at ``fallback_share`` of the rate, logs one
+  warning per outage, probes Redis again at most every ``probe_interval`` seconds and returns
+  to it as soon as it answers. An outage never fails a mail call by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import math
+from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
+
+import attrs
+
+from bitrix_mail_async import errors
+from bitrix_mail_async._ratelimit import (
+    DEFAULT_BURST,
+    DEFAULT_PER_SECOND,
+    AdaptiveRate,
+    InProcessLimiter,
+    Permit,
+    _check_positive,
+)
+
+try:
+    import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import RedisError
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess by the tests
+    raise ImportError(
+        "bitrix_mail_async.redis needs the 'redis' extra: "
+        "pip install 'bitrix-mail-async[redis]' (redis-py >= 5.0)"
+    ) from exc
+
+__all__ = ["RedisLimiter", "RedisRateLimit"]
+
+log = logging.getLogger("bitrix_mail_async.ratelimit.redis")
+
+DEFAULT_PREFIX: Final = "bitrix-mail"
+# Other workers of the same key are likely falling back at the same moment, each with its own
+# bucket: a quarter of the rate keeps four of them within the limit, and the adaptive rate
+# covers the rest. Slower is the safe side: a 429 storm costs more than a slow minute.
+DEFAULT_FALLBACK_SHARE: Final = 0.25
+# Redis on a LAN answers in well under a millisecond; half a second means it is in trouble,
+# and the fallback is a better deal than making every mail call wait for it.
+DEFAULT_REDIS_TIMEOUT: Final = 0.5
+DEFAULT_PROBE_INTERVAL: Final = 1.0
+# The learned rate outlives short pauses but not a quiet afternoon; by then the additive
+# increase would have restored the configured rate anyway.
+_STATE_TTL_MS: Final = 600_000
+
+# Both scripts: KEYS = gcra (TAT, µs of Redis time), cooldown (end, µs), rate (hash).
+# Times are µs since the epoch as doubles (exact below 2^53, i.e. until year 2255), written
+# with %.0f because Lua's tostring would round them to 14 digits.
+_PRELUDE = """
+if redis.replicate_commands then pcall(redis.replicate_commands) end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local function fmt(x) return string.format('%.0f', x) end
+local function learned(adaptive)
+  if not adaptive then return 1, 0, 0 end
+  local st = redis.call('HMGET', KEYS[3], 'scale', 'generation', 'last_change')
+  return tonumber(st[1]) or 1, tonumber(st[2]) or 0, tonumber(st[3]) or 0
+end
+local function shape(per_second, capacity, scale)
+  local cap = math.max(1, math.floor(capacity * scale + 0.5))
+  local interval = 1000000 / (per_second * scale)
+  return interval, cap * interval
+end
+"""
+
+# ARGV: per_second, capacity, adaptive (0/1), increase, quiet period (µs), rate TTL (ms).
+# Returns {wait µs, scale, generation}.
+_ACQUIRE_LUA: Final = (
+    _PRELUDE
+    + """
+local per_second, capacity = tonumber(ARGV[1]), tonumber(ARGV[2])
+local adaptive = ARGV[3] == '1'
+local scale, generation, last_change = learned(adaptive)
+if adaptive then
+  if scale < 1 and now - last_change >= tonumber(ARGV[5]) then
+    scale = math.min(1, scale * (1 + tonumber(ARGV[4])))
+    redis.call('HSET', KEYS[3], 'scale', tostring(scale), 'last_change', fmt(now))
+  end
+  redis.call('PEXPIRE', KEYS[3], ARGV[6])
+end
+local interval, tau = shape(per_second, capacity, scale)
+local base = math.max(tonumber(redis.call('GET', KEYS[1])) or now, now)
+local cooldown = tonumber(redis.call('GET', KEYS[2])) or 0
+if cooldown > now then
+  -- the gateway's bucket was full when the 429 came: resume at the rate, not in a burst
+  base = math.max(base, cooldown + tau - interval)
+end
+local tat = base + interval
+redis.call('SET', KEYS[1], fmt(tat), 'PX', fmt(math.ceil((tat - now) / 1000) + 1000))
+return {fmt(math.max(0, tat - tau - now)), tostring(scale), generation}
+"""
+)
+
+# ARGV: retry_after (µs), permit generation (-1: none), adaptive (0/1), decrease, min scale,
+#       per_second, capacity, rate TTL (ms).
+# Returns {cooldown left µs, scale, generation}.
+_REPORT_LUA: Final = (
+    _PRELUDE
+    + """
+local retry_after = tonumber(ARGV[1])
+local adaptive = ARGV[3] == '1'
+local current = tonumber(redis.call('GET', KEYS[2])) or 0
+local ends = math.max(current, now + retry_after)
+if ends > current and ends > now then
+  redis.call('SET', KEYS[2], fmt(ends), 'PX', fmt(math.ceil((ends - now) / 1000)))
+end
+local scale, generation = learned(adaptive)
+if adaptive and tonumber(ARGV[2]) == generation then
+  generation = generation + 1
+  scale = math.max(tonumber(ARGV[5]), scale * tonumber(ARGV[4]))
+  redis.call('HSET', KEYS[3], 'scale', tostring(scale), 'generation', generation,
+             'last_change', fmt(now))
+  redis.call('PEXPIRE', KEYS[3], ARGV[8])
+end
+if ends > now then
+  local interval, tau = shape(tonumber(ARGV[6]), tonumber(ARGV[7]), scale)
+  local full = ends + tau - interval
+  if full > (tonumber(redis.call('GET', KEYS[1])) or 0) then
+    redis.call('SET', KEYS[1], fmt(full), 'PX', fmt(math.ceil((full - now) / 1000) + 1000))
+  end
+end
+return {fmt(math.max(0, ends - now)), tostring(scale), generation}
+"""
+)
+
+# What "Redis is not answering" looks like: the client's own errors, socket errors, and our
+# asyncio.timeout around every call (a caller's client may retry for far longer than we wait).
+_REDIS_FAULTS: Final = (RedisError, OSError, TimeoutError)
+
+
+def redact_redis_url(url: str) -> str:
+    """The URL with its password (in the user part or the query) replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None and "password=" not in parts.query.lower():
+        return url
+    netloc = parts.netloc
+    if parts.password is not None:
+        host = netloc.rpartition("@")[2]
+        netloc = f"{parts.username or ''}:***@{host}"
+    query = "&".join(
+        f"{name}=***" if name.lower() == "password" else f"{name}={value}"
+        for name, _, value in (item.partition("=") for item in parts.query.split("&") if item)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def _describe_client(client: aioredis.Redis) -> str:
+    kwargs: dict[str, Any] = dict(client.connection_pool.connection_kwargs)
+    if "path" in kwargs:
+        where = f"unix://{kwargs['path']}"
+    else:
+        where = f"redis://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+    return f"<Redis {where}/{kwargs.get('db', 0)}>"
+
+
+def bucket_name(prefix: str, api_key: str) -> str:
+    """The Redis key stem of an API key's bucket: the prefix and a hash, never the key."""
+    digest = hashlib.sha256(api_key.encode()).hexdigest()[:32]
+    return f"{prefix}:{{{digest}}}"
+
+
+@attrs.frozen
+class _LocalPermit(Permit):
+    """A permit of the fallback bucket: its outcome is reported to the fallback."""
+
+
+class RedisRateLimit:
+    """A token bucket in Redis shared by every client of one API key, in any process.
+
+    Example: ``MailClient(rate_limit=RedisRateLimit("redis://host:6379/0", per_second=2,
+    burst=50))``. ``url_or_client`` is a Redis URL (the limiter then owns and closes its
+    client) or a ``redis.asyncio.Redis`` instance (left open). While Redis is unreachable each
+    limiter uses an in-process bucket at ``fallback_share`` of the rate.
+    """
+
+    def __init__(
+        self,
+        url_or_client: str | aioredis.Redis,
+        per_second: float = DEFAULT_PER_SECOND,
+        burst: int | None = DEFAULT_BURST,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        adaptive: bool = True,
+        fallback_share: float = DEFAULT_FALLBACK_SHARE,
+        redis_timeout: float = DEFAULT_REDIS_TIMEOUT,
+        probe_interval: float = DEFAULT_PROBE_INTERVAL,
+    ) -> None:
+        _check_positive("per_second", per_second)
+        if burst is not None and (
+            isinstance(burst, bool) or not isinstance(burst, int) or burst < 1
+        ):
+            raise errors.ConfigurationError(f"burst must be a positive int, got {burst!r}")
+        _check_positive("fallback_share", fallback_share)
+        if fallback_share > 1:
+            raise errors.ConfigurationError("fallback_share must be at most 1")
+        _check_positive("redis_timeout", redis_timeout)
+        _check_positive("probe_interval", probe_interval)
+        if not isinstance(prefix, str) or not prefix or any(c.isspace() for c in prefix):
+            raise errors.ConfigurationError("prefix must be a non-empty string without spaces")
+        if isinstance(url_or_client, str):
+            scheme = urlsplit(url_or_client).scheme
+            if scheme not in ("redis", "rediss", "unix"):
+                raise errors.ConfigurationError(
+                    "url_or_client must be a redis://, rediss:// or unix:// URL "
+                    "or a redis.asyncio.Redis instance"
+                )
+        elif not isinstance(url_or_client, aioredis.Redis):
+            raise errors.ConfigurationError(
+                "url_or_client must be a Redis URL or a redis.asyncio.Redis instance, "
+                f"got {type(url_or_client).__name__}"
+            )
+        self._target = url_or_client
+        self.per_second = float(per_second)
+        self.burst = burst
+        self.prefix = prefix
+        self.adaptive = adaptive
+        self.fallback_share = float(fallback_share)
+        self.redis_timeout = float(redis_timeout)
+        self.probe_interval = float(probe_interval)
+
+    @property
+    def redacted_target(self) -> str:
+        """Where the bucket lives, with any password replaced by ``***``."""
+        if isinstance(self._target, str):
+            return redact_redis_url(self._target)
+        return _describe_client(self._target)
+
+    def __repr__(self) -> str:
+        return (
+            f"RedisRateLimit({self.redacted_target!r}, per_second={self.per_second:g}, "
+            f"burst={self.burst}, prefix={self.prefix!r}, adaptive={self.adaptive})"
+        )
+
+    def create_limiter(self, *, api_key: str) -> RedisLimiter:
+        """Build the limiter of one client; its Redis keys derive from a hash of ``api_key``."""
+        if isinstance(self._target, str):
+            client = aioredis.Redis.from_url(
+                self._target,
+                socket_timeout=self.redis_timeout,
+                socket_connect_timeout=self.redis_timeout,
+                # Our fallback is the retry: redis-py's default backoff would hold every mail
+                # call for seconds while Redis is down.
+                retry=Retry(NoBackoff(), 0),
+            )
+            owns = True
+        else:
+            client, owns = self._target, False
+        return RedisLimiter(
+            client,
+            bucket=bucket_name(self.prefix, api_key),
+            per_second=self.per_second,
+            burst=self.burst,
+            adaptive=self.adaptive,
+            fallback_share=self.fallback_share,
+            redis_timeout=self.redis_timeout,
+            probe_interval=self.probe_interval,
+            owns_client=owns,
+            where=self.redacted_target,
+        )
+
+
+class RedisLimiter:
+    """The :class:`~bitrix_mail_async._ratelimit.Limiter` of one client, backed by Redis."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        bucket: str,
+        per_second: float,
+        burst: int | None,
+        adaptive: bool,
+        fallback_share: float,
+        redis_timeout: float,
+        probe_interval: float,
+        owns_client: bool,
+        where: str,
+    ) -> None:
+        cap = burst if burst is not None else max(1, math.ceil(per_second))
+        # Keep one slot of the gateway's bucket free, as the in-process bucket does: evenly
+        # admitted requests arrive with network jitter, and a full bucket 429s an early one.
+        cap = max(1, cap - 1)
+        # Only the AIMD parameters are taken from here; the state itself lives in Redis.
+        self._aimd = AdaptiveRate(per_second=per_second, burst=cap)
+        self._client = client
+        self._owns_client = owns_client
+        self._where = where
+        self._bucket = bucket
+        self._keys = [f"{bucket}:gcra", f"{bucket}:cooldown", f"{bucket}:rate"]
+        self._adaptive = adaptive
+        self._timeout = redis_timeout
+        self._probe_interval = probe_interval
+        self._acquire_script = client.register_script(_ACQUIRE_LUA)
+        self._report_script = client.register_script(_REPORT_LUA)
+        self._acquire_args = [
+            repr(per_second),
+            str(cap),
+            "1" if adaptive else "0",
+            repr(self._aimd.increase),
+            str(round(self._aimd.quiet_period * 1_000_000)),
+            str(_STATE_TTL_MS),
+        ]
+        share_burst = max(1, round((burst or math.ceil(per_second)) * fallback_share))
+        self._fallback = InProcessLimiter(
+            per_second * fallback_share, share_burst, adaptive=adaptive
+        )
+        self._scale = 1.0
+        self._fallback_since: float | None = None
+        self._next_probe = 0.0
+        self._closed = False
+        self.redis_calls = 0
+        """Script calls answered by Redis (for tests and monitoring)."""
+
+    def __repr__(self) -> str:
+        mode = "fallback" if self._fallback_since is not None else "redis"
+        rate = f"{self.current_rate:.3g}/s"
+        return f"<RedisLimiter {self._where} bucket={self._bucket} rate={rate} {mode}>"
+
+    # ------------------------------------------------------------------ state
+    @property
+    def bucket(self) -> str:
+        """The Redis key stem of this limiter's bucket (prefix and key hash)."""
+        return self._bucket
+
+    @property
+    def in_fallback(self) -> bool:
+        """True while Redis is unreachable and the in-process fallback bucket is used."""
+        return self._fallback_since is not None
+
+    @property
+    def current_rate(self) -> float:
+        """The shared learned rate from the last Redis reply (the fallback's while in fallback)."""
+        if self._fallback_since is not None:
+            rate = self._fallback.current_rate
+            if rate is not None:
+                return rate
+        return self._aimd.per_second * self._scale
+
+    def _use_redis(self) -> bool:
+        if self._fallback_since is None:
+            return True
+        now = asyncio.get_running_loop().time()
+        if now < self._next_probe:
+            return False
+        # This call is the probe; the others keep using the fallback until it answers.
+        self._next_probe = now + self._probe_interval
+        return True
+
+    def _redis_failed(self, exc: BaseException) -> None:
+        now = asyncio.get_running_loop().time()
+        self._next_probe = now + self._probe_interval
+        if self._fallback_since is None:
+            self._fallback_since = now
+            log.warning(
+                "Redis rate limit at %s unreachable (%s); using an in-process bucket at "
+                "%.3g/s until it answers again",
+                self._where,
+                type(exc).__name__,
+                self._fallback.current_rate or 0.0,
+            )
+        else:
+            log.debug("Redis at %s still unreachable (%s)", self._where, type(exc).__name__)
+
+    def _redis_answered(self, scale: Any) -> None:
+        self.redis_calls += 1
+        self._scale = float(scale)
+        if self._fallback_since is not None:
+            down = asyncio.get_running_loop().time() - self._fallback_since
+            self._fallback_since = None
+            log.info(
+                "Redis at %s answers again after %.1fs; shared bucket resumed", self._where, down
+            )
+
+    async def _run(self, script: Any, args: list[str]) -> list[Any]:
+        async with asyncio.timeout(self._timeout):
+            reply: list[Any] = await script(keys=self._keys, args=args)
+        return reply
+
+    async def _reserve(self) -> tuple[float, int]:
+        """Reserve the next slot of the shared bucket: (seconds until it, generation)."""
+        wait_us, scale, generation = await self._run(self._acquire_script, self._acquire_args)
+        self._redis_answered(scale)
+        return int(wait_us) / 1_000_000, int(generation)
+
+    # ------------------------------------------------------------------ Limiter
+    async def acquire(self) -> Permit:
+        """Reserve a slot in the shared bucket (one round trip) and sleep until it comes."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        while True:
+            if not self._use_redis():
+                permit = await self._fallback.acquire()
+                return _LocalPermit(generation=permit.generation, waited=loop.time() - start)
+            try:
+                wait, generation = await self._reserve()
+            except _REDIS_FAULTS as exc:
+                self._redis_failed(exc)
+                continue
+            wait = max(wait, await self._fallback.cooldown_remaining())
+            if wait <= 0:
+                return Permit(generation=generation, waited=loop.time() - start)
+            await asyncio.sleep(wait)
+            # The slot is ours, but a 429 anywhere may have started a cooldown while we slept.
+            remaining = await self.cooldown_remaining()
+            if remaining <= 0:
+                return Permit(generation=generation, waited=loop.time() - start)
+            await asyncio.sleep(remaining)
+            # The reserved slot fell inside the cooldown; the next one lies after it.
+
+    def report_success(self, permit: Permit) -> None:
+        """Feed the fallback's AIMD; the shared rate creeps up inside the acquire script."""
+        if isinstance(permit, _LocalPermit):
+            self._fallback.report_success(permit)
+
+    async def report_rate_limited(self, permit: Permit | None, retry_after: float) -> None:
+        """Start (or extend) the shared cooldown and, once per episode, lower the shared rate."""
+        local = permit if isinstance(permit, _LocalPermit) else None
+        # Kept locally too, so this process honours it even if Redis does not answer.
+        await self._fallback.report_rate_limited(local, retry_after)
+        if not self._use_redis():
+            return
+        generation = permit.generation if permit is not None and local is None else -1
+        args = [
+            str(max(0, round(retry_after * 1_000_000))),
+            str(generation),
+            "1" if self._adaptive else "0",
+            repr(self._aimd.decrease),
+            repr(self._aimd.min_scale),
+            self._acquire_args[0],
+            self._acquire_args[1],
+            str(_STATE_TTL_MS),
+        ]
+        try:
+            _left, scale, new_generation = await self._run(self._report_script, args)
+        except _REDIS_FAULTS as exc:
+            self._redis_failed(exc)
+            return
+        self._redis_answered(scale)
+        if generation >= 0 and int(new_generation) == generation + 1:
+            log.info("unexpected 429: lowering the shared rate to %.3g/s", self.current_rate)
+
+    async def cooldown_remaining(self) -> float:
+        """Seconds left of the shared cooldown (the local one while Redis is unreachable)."""
+        local = await self._fallback.cooldown_remaining()
+        if self._fallback_since is not None:
+            return local
+        try:
+            async with asyncio.timeout(self._timeout):
+                pttl = await self._client.pttl(self._keys[1])
+        except _REDIS_FAULTS as exc:
+            self._redis_failed(exc)
+            return local
+        return max(local, int(pttl) / 1000 if int(pttl) > 0 else 0.0)
+
+    async def aclose(self) -> None:
+        """Close the Redis client if this limiter created it; a caller's client stays open."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_client:
+            await self._client.aclose()

@@ -1,0 +1,55 @@
+"""A real redis-server per test session (and one per test that stops and restarts it).
+
+Never fakeredis: the point is the Lua script, EVALSHA after a restart and socket faults. The
+binary comes from the system (``.ci/install-redis.sh`` installs it); without it the tests fail
+in CI (``CI`` set) and skip locally.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis.asyncio as aioredis
+from redisserver import RedisServer, started_server
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One redis-server for the session (tests flush it through ``redis_url``)."""
+    server = started_server()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def own_redis_server() -> Iterator[RedisServer]:
+    """A redis-server of this test alone, free to be stopped and restarted."""
+    server = started_server()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def redis_url(redis_server: RedisServer) -> str:
+    """The session server's URL, flushed before the test."""
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        await client.flushall()
+    finally:
+        await client.aclose()
+    return redis_server.url
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    """A client of the (flushed) session server, closed after the test."""
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
