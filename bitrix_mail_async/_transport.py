@@ -17,8 +17,8 @@ import ipaddress
 import logging
 import math
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Coroutine, Mapping
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -52,6 +52,7 @@ __all__ = ["ClientStats", "Transport", "redact_key"]
 
 log = logging.getLogger("bitrix_mail_async.transport")
 
+T = TypeVar("T")
 USER_AGENT = f"bitrix-mail-async/{__version__}"
 _KEY_PREFIXES = ("vibe_api_", "vibe_app_")
 
@@ -191,6 +192,9 @@ class Transport:
         self._owns_session = session is None
         self._opened = session is not None
         self._closed = False
+        # Tasks parked in a wait (limiter, cooldown, backoff) that close() must wake up.
+        self._waiting: set[asyncio.Task[Any]] = set()
+        self._woken: set[asyncio.Task[Any]] = set()
         self.stats = ClientStats(current_rate=limiter.current_rate)
 
     def __repr__(self) -> str:
@@ -229,10 +233,36 @@ class Transport:
         if self._closed:
             return
         self._closed = True
+        for task in self._waiting:
+            self._woken.add(task)
+            task.cancel()
         session, self._session = self._session, None
         if session is not None and self._owns_session:
             await session.close()
         await self._limiter.aclose()
+
+    async def _wait(self, waiter: Coroutine[Any, Any, T]) -> T:
+        """Await a wait phase (limiter, backoff) that close() can interrupt."""
+        task = asyncio.current_task()
+        if self._closed:
+            waiter.close()
+            raise errors.ConfigurationError("this MailClient is closed; create a new one")
+        if task is None:  # pragma: no cover - always inside a task under asyncio
+            return await waiter
+        self._waiting.add(task)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            # A cancel from close() becomes a clean error; any other cancel propagates.
+            if task in self._woken:
+                self._woken.discard(task)
+                task.uncancel()
+                raise errors.ConfigurationError(
+                    "the MailClient was closed while this call was waiting to be sent"
+                ) from None
+            raise
+        finally:
+            self._waiting.discard(task)
 
     def _require_session(self) -> aiohttp.ClientSession:
         if self._closed:
@@ -317,7 +347,7 @@ class Transport:
                     failure.value,
                     delay,
                 )
-                await asyncio.sleep(delay)
+                await self._wait(asyncio.sleep(delay))
 
     def _final_error(
         self,
@@ -365,7 +395,7 @@ class Transport:
         attempt: int,
     ) -> tuple[Any, Any]:
         async with self._semaphore:
-            permit = await self._limiter.acquire()
+            permit = await self._wait(self._limiter.acquire())
             self.stats.limiter_wait += permit.waited
             session = self._require_session()
             self.stats.requests += 1
