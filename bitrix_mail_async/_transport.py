@@ -330,7 +330,11 @@ class Transport:
                     # The cooldown was started in _attempt; acquire() waits it out.
                     self.stats.retries += 1
                     continue
-                if failure is None or not _retry.should_retry(failure, idempotent=idempotent):
+                if (
+                    failure is None
+                    or self._closed
+                    or not _retry.should_retry(failure, idempotent=idempotent)
+                ):
                     raise self._final_error(failed, idempotent, method, path, json) from None
                 if attempts >= policy.max_attempts:
                     raise self._final_error(failed, idempotent, method, path, json) from None

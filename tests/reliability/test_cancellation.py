@@ -104,6 +104,8 @@ async def test_close_fails_in_flight_and_waiting_calls_cleanly(
     # Calls on the wire fail as transport errors; calls still waiting say the client closed.
     kinds = {type(r) for r in results}
     assert errors.ConfigurationError in kinds
+    assert errors.TransportError in kinds
+    assert all("closed" in str(r) for r in results), results
     assert kinds <= {
         errors.ConfigurationError,
         errors.TransportError,
