@@ -9,10 +9,15 @@ from typing import Protocol
 
 import pytest
 
+from bitrix_mail_async.cli import main
 from bitrix_mail_async.testing import MailEmulator
 
 #: Generous for a slow CI box; every command here finishes in well under a second locally.
 CLI_TIMEOUT = 30.0
+
+
+class RunInProcess(Protocol):
+    def __call__(self, *args: str, key: str | None = ...) -> tuple[int, str, str]: ...
 
 
 class RunCli(Protocol):
@@ -67,5 +72,27 @@ def cli(mail_emulator: MailEmulator) -> RunCli:
         if key is not None:
             extra["BITRIX_MAIL_API_KEY"] = key
         return run_cli(*args, env=clean_env(**extra), stdin=stdin, cwd=cwd)
+
+    return run
+
+
+@pytest.fixture
+def cli_in_process(
+    mail_emulator: MailEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> RunInProcess:
+    """``main(argv)`` in this process (no interpreter start-up): exit code, stdout, stderr."""
+
+    def run(*args: str, key: str | None = mail_emulator.api_key) -> tuple[int, str, str]:
+        for name in [n for n in os.environ if n.startswith("BITRIX_MAIL_")]:
+            monkeypatch.delenv(name)
+        monkeypatch.setenv("BITRIX_MAIL_BASE_URL", mail_emulator.base_url)
+        if key is not None:
+            monkeypatch.setenv("BITRIX_MAIL_API_KEY", key)
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
 
     return run

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from bitrix_mail_async.cli import main
 from bitrix_mail_async.testing import MailEmulator
 
-from .conftest import RunCli
+from .conftest import RunCli, RunInProcess
 
 
 def test_help_documents_commands_and_exit_codes(cli: RunCli) -> None:
@@ -186,17 +188,32 @@ def test_messages_send_reads_the_body_from_stdin(cli: RunCli, mail_emulator: Mai
     assert mail_emulator.state.sent[0]["request"]["body"] == body
 
 
-def test_usage_errors_exit_2_before_any_request(cli: RunCli, mail_emulator: MailEmulator) -> None:
-    for args in (
-        ("messages", "get", "0"),
+def test_usage_error_exits_2_in_a_subprocess(cli: RunCli, mail_emulator: MailEmulator) -> None:
+    result = cli("messages", "get", "0")
+    assert result.returncode == 2
+    assert "usage: bitrix-mail messages get" in result.stderr
+    assert "expected a positive integer" in result.stderr
+    assert len(mail_emulator.requests) == 0
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
         ("messages", "list", "abc"),
         ("messages", "send", "--to", "a@b.c"),
         ("nonsense",),
         ("messages", "list", "1", "--limit", "-3"),
-    ):
-        result = cli(*args)
-        assert result.returncode == 2, (args, result.stderr)
-        assert "usage:" in result.stderr
+        ("export", "1"),
+        ("emulator", "--port", "70000"),
+        ("mailboxes", "--rate", "-1"),
+    ],
+)
+def test_usage_errors_exit_2_before_any_request(
+    cli_in_process: RunInProcess, mail_emulator: MailEmulator, args: tuple[str, ...]
+) -> None:
+    code, _, err = cli_in_process(*args)
+    assert code == 2
+    assert "usage:" in err
     assert len(mail_emulator.requests) == 0
 
 

@@ -1,0 +1,140 @@
+"""``demo`` (embedded emulator, no key) and ``emulator`` (served until stopped)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import urllib.request
+from typing import Any
+
+import pytest
+
+from bitrix_mail_async import testing
+from bitrix_mail_async.cli import main
+from bitrix_mail_async.testing import DEFAULT_API_KEY
+
+from .conftest import CLI_TIMEOUT, clean_env, run_cli
+
+STEPS = (
+    "Step 1/7: list mailboxes: 3 mailboxes",
+    "Step 2/7: read sender addresses of the first mailbox: 2 senders of mailbox 1",
+    "Step 3/7: send a message to a colleague: sent to ",
+    "Step 4/7: find it among the mailbox's messages: message ",
+    "Step 5/7: read it: message ",
+    "Step 6/7: reply to it: replied to ",
+    "Step 7/7: create a task from it: taskId ",
+)
+
+
+def test_demo_runs_the_seven_steps_without_a_key() -> None:
+    # No key and no base URL in the environment: the demo must not need them.
+    result = run_cli("demo", env=clean_env())
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    positions = []
+    for step in STEPS:
+        matching = [i for i, line in enumerate(lines) if line.startswith(step)]
+        assert len(matching) == 1, (step, result.stdout)
+        positions.append(matching[0])
+    assert positions == sorted(positions)
+    assert lines[-1] == "All 7 steps succeeded."
+    assert result.stderr == ""
+    # The message found in step 4 is the one sent in step 3, read in 5, replied to in 6.
+    found = lines[positions[3]].split("message ")[1].split()[0]
+    assert lines[positions[4]].startswith(f"Step 5/7: read it: message {found}: bitrix-mail demo ")
+    assert f"from message {found}" in lines[positions[6]]
+    assert "Sent" in lines[positions[4] + 3]  # the Folder line of the message read back
+
+
+def test_demo_works_on_a_tiny_portal() -> None:
+    result = run_cli("demo", "--messages", "1", env=clean_env())
+    assert result.returncode == 0, result.stderr
+    assert "All 7 steps succeeded." in result.stdout
+
+
+def test_demo_stops_at_the_first_failing_step(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class DeniedMailbox(testing.MailEmulator):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.state.denied_mailboxes.add(1)
+
+    # In-process: the demo builds its emulator from bitrix_mail_async.testing at run time.
+    monkeypatch.setattr(testing, "MailEmulator", DeniedMailbox)
+    assert main(["demo"]) == 1
+    out, err = capsys.readouterr()
+    assert "Step 1/7: list mailboxes: 3 mailboxes" in out
+    assert "Step 2/7: read sender addresses of the first mailbox: FAILED" in out
+    assert "Step 3/7" not in out
+    assert "succeeded" not in out
+    assert "demo step 2 (read sender addresses of the first mailbox) failed" in err
+    assert "BITRIX_ACCESS_DENIED (HTTP 403)" in err
+    assert "Traceback" not in err
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_emulator_command_serves_until_stopped() -> None:
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bitrix_mail_async", "emulator", "--port", str(port)],
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        second = process.stdout.readline()
+        base_url = f"http://127.0.0.1:{port}/v1"
+        assert first.strip().endswith(base_url), first
+        assert second.strip() == f"API key: {DEFAULT_API_KEY}"
+        request = urllib.request.Request(
+            base_url + "/mail/mailboxes", headers={"X-Api-Key": DEFAULT_API_KEY}
+        )
+        with urllib.request.urlopen(request, timeout=CLI_TIMEOUT) as answer:
+            assert answer.status == 200
+            body = json.load(answer)
+        assert body["success"] is True
+        assert [m["id"] for m in body["data"]] == [1, 2, 3]
+    finally:
+        process.terminate()
+        process.communicate(timeout=CLI_TIMEOUT)
+
+
+def test_emulator_command_reports_a_busy_port() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        result = run_cli("emulator", "--port", str(port), env=clean_env())
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery differs on Windows")
+def test_emulator_command_stops_on_ctrl_c() -> None:
+    import signal
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bitrix_mail_async", "emulator", "--port", "0"],
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert "emulator at http://127.0.0.1:" in process.stdout.readline()
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=CLI_TIMEOUT)
+    assert process.returncode == 0
+    assert "Traceback" not in err
