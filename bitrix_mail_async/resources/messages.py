@@ -149,9 +149,12 @@ class Messages(Resource):
         Example: ``await mail.messages.send(from_=s, to=["bob@x.io"], subject="Hi", body="...")``.
         """
         payload = _compose(from_, to, subject, body, cc, bcc)
-        data = await self._transport.request(
-            "POST", "/mail/messages", json=payload, timeout=timeout
-        )
+        return await self._post_message("/mail/messages", payload, timeout)
+
+    async def _post_message(
+        self, path: str, payload: dict[str, Any], timeout: float | None
+    ) -> SendResult:
+        data = await self._transport.request("POST", path, json=payload, timeout=timeout)
         return structure(data, SendResult)
 
     async def reply(
@@ -170,10 +173,7 @@ class Messages(Resource):
         mid = _args.positive_id("message_id", message_id)
         payload = _compose(from_, to, subject, body, cc, bcc)
         payload["replyToMessageId"] = mid
-        data = await self._transport.request(
-            "POST", f"/mail/messages/{mid}/reply", json=payload, timeout=timeout
-        )
-        return structure(data, SendResult)
+        return await self._post_message(f"/mail/messages/{mid}/reply", payload, timeout)
 
     async def forward(
         self,
@@ -191,10 +191,7 @@ class Messages(Resource):
         mid = _args.positive_id("message_id", message_id)
         payload = _compose(from_, to, subject, body, cc, bcc)
         payload["forwardMessageId"] = mid
-        data = await self._transport.request(
-            "POST", f"/mail/messages/{mid}/forward", json=payload, timeout=timeout
-        )
-        return structure(data, SendResult)
+        return await self._post_message(f"/mail/messages/{mid}/forward", payload, timeout)
 
     async def move(
         self,
