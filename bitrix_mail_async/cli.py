@@ -77,6 +77,12 @@ _AUTH_ADVICE: Final = {
     ),
 }
 
+# The gateway has no idempotency key: repeating a send that may have gone out sends it twice.
+_OUTCOME_UNKNOWN: Final = (
+    "; the request may have been applied (e.g. the message sent): "
+    "check the Sent folder before repeating it"
+)
+
 _DEMO_STEPS: Final = 7
 _LIST_PAGE_MAX: Final = 200
 _CELL_MAX: Final = 48
@@ -184,15 +190,13 @@ def _describe(exc: BaseException) -> tuple[str, int]:
             text += f" [gateway: {exc.message}]"
         if exc.hint:
             text += f" [hint: {exc.hint}]"
+        if exc.retry_after is not None:
+            text += f" [retry after {exc.retry_after:g}s]"
         if isinstance(exc, errors.OutcomeUnknownError):
-            text += "; the request may have been applied: check before repeating it"
+            text += _OUTCOME_UNKNOWN
         return text, EXIT_ERROR
     if isinstance(exc, errors.OutcomeUnknownError):
-        return (
-            f"{exc}; the request may have been applied (e.g. the message sent): "
-            "check the Sent folder before repeating it",
-            EXIT_ERROR,
-        )
+        return f"{exc}{_OUTCOME_UNKNOWN}", EXIT_ERROR
     if isinstance(exc, errors.ConfigurationError | errors.InvalidArgumentError | _UsageError):
         return str(exc), EXIT_USAGE
     if isinstance(exc, errors.TransportError):
@@ -248,6 +252,8 @@ def _run_gateway(
         first = _first_error(exc)
         if isinstance(first, KeyboardInterrupt | asyncio.CancelledError):
             raise KeyboardInterrupt from None
+        if isinstance(first, BrokenPipeError):
+            raise first from None
         if not isinstance(first, Exception):
             raise
         message, code = _describe(first)
@@ -634,6 +640,8 @@ async def _demo(messages: int) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_demo(args.messages))
+    except BrokenPipeError:
+        raise
     except OSError as exc:
         _err(f"cannot start the emulator: {exc}")
         return EXIT_ERROR
@@ -870,7 +878,10 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
-        return handler(args)
+        code = handler(args)
+        # Flush here, not at interpreter exit, so a closed pipe is handled below.
+        sys.stdout.flush()
+        return code
     except _UsageError as exc:
         _err(str(exc))
         return EXIT_USAGE

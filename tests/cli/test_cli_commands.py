@@ -221,3 +221,18 @@ def test_main_returns_codes_in_process() -> None:
     assert main(["--version"]) == 0
     assert main(["senders", "x"]) == 2
     assert main([]) == 2
+
+
+def test_send_with_unknown_outcome_says_to_check_before_resending(
+    cli_in_process: RunInProcess, mail_emulator: MailEmulator
+) -> None:
+    mail_emulator.faults.schedule("502", methods=["POST"], paths="/mail/messages")
+    code, out, err = cli_in_process(
+        "messages", "send", "--from", "a@b.c", "--to", "d@e.f", "--subject", "s", "--body", "b"
+    )
+    assert code == 1
+    assert out == ""
+    assert "BITRIX_UNAVAILABLE (HTTP 502)" in err
+    assert "may have been applied" in err
+    # Never resent on its own: one POST reached the emulator.
+    assert len(mail_emulator.requests.filter(method="POST", path="/mail/messages")) == 1

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bitrix_mail_async.testing import MailEmulator
 
-from .conftest import RunCli, RunInProcess
+from .conftest import CLI_TIMEOUT, RunCli, RunInProcess, clean_env
 
 FAST = ("--rate", "0")
 
@@ -140,3 +147,57 @@ def test_export_without_a_key_touches_nothing_remote(
     assert result.returncode == 2
     assert "BITRIX_MAIL_API_KEY" in result.stderr
     assert len(mail_emulator.requests) == 0
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_export_shows_progress_only_on_a_terminal(
+    cli_in_process: RunInProcess,
+    mail_emulator: MailEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    code, out, _ = cli_in_process("export", "1", "--out", str(tmp_path / "x.jsonl"), *FAST)
+    assert code == 0
+    count = mail_emulator.state.mailbox_count(1)
+    shown = terminal.getvalue()
+    assert f"\rexported {count}/{count} messages" in shown
+    assert shown.endswith("\n")
+    assert "\r" not in out
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery differs on Windows")
+def test_export_ctrl_c_exits_130_and_leaves_complete_lines(
+    mail_emulator: MailEmulator, tmp_path: Path
+) -> None:
+    out = tmp_path / "box1.jsonl"
+    env = clean_env(
+        BITRIX_MAIL_API_KEY=mail_emulator.api_key, BITRIX_MAIL_BASE_URL=mail_emulator.base_url
+    )
+    # A slow client-side rate keeps the export busy long enough to interrupt it.
+    args = ["export", "1", "--out", str(out), "--rate", "10", "--burst", "2"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bitrix_mail_async", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + CLI_TIMEOUT
+    while (not out.exists() or out.read_text(encoding="utf-8").count("\n") < 3) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=CLI_TIMEOUT)
+    assert process.returncode == 130
+    assert "interrupted" in err
+    assert "Traceback" not in err
+    rows = _lines(out)
+    assert 3 <= len(rows) < mail_emulator.state.mailbox_count(1)
+    assert len({r["id"] for r in rows}) == len(rows)
