@@ -27,6 +27,7 @@ __all__ = [
     "Permit",
     "RateLimit",
     "RateLimitConfig",
+    "check_positive",
     "cooldown_jitter",
 ]
 
@@ -93,7 +94,8 @@ def cooldown_jitter(retry_after: float) -> float:
     return random.uniform(0.0, min(0.1 * retry_after, 0.25))
 
 
-def _check_positive(name: str, value: float) -> None:
+def check_positive(name: str, value: float) -> None:
+    """Raise ConfigurationError unless ``value`` is a positive finite number."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise errors.ConfigurationError(f"{name} must be a number, got {type(value).__name__}")
     if not math.isfinite(value) or value <= 0:
@@ -259,7 +261,7 @@ class RateLimit:
     adaptive: bool = True
 
     def __attrs_post_init__(self) -> None:
-        _check_positive("per_second", self.per_second)
+        check_positive("per_second", self.per_second)
         burst = self.burst
         if burst is not None and (
             isinstance(burst, bool) or not isinstance(burst, int) or burst < 1

@@ -46,7 +46,7 @@ from bitrix_mail_async._ratelimit import (
     AdaptiveRate,
     InProcessLimiter,
     Permit,
-    _check_positive,
+    check_positive,
 )
 
 try:
@@ -219,16 +219,16 @@ class RedisRateLimit:
         redis_timeout: float = DEFAULT_REDIS_TIMEOUT,
         probe_interval: float = DEFAULT_PROBE_INTERVAL,
     ) -> None:
-        _check_positive("per_second", per_second)
+        check_positive("per_second", per_second)
         if burst is not None and (
             isinstance(burst, bool) or not isinstance(burst, int) or burst < 1
         ):
             raise errors.ConfigurationError(f"burst must be a positive int, got {burst!r}")
-        _check_positive("fallback_share", fallback_share)
+        check_positive("fallback_share", fallback_share)
         if fallback_share > 1:
             raise errors.ConfigurationError("fallback_share must be at most 1")
-        _check_positive("redis_timeout", redis_timeout)
-        _check_positive("probe_interval", probe_interval)
+        check_positive("redis_timeout", redis_timeout)
+        check_positive("probe_interval", probe_interval)
         if not isinstance(prefix, str) or not prefix or any(c.isspace() for c in prefix):
             raise errors.ConfigurationError("prefix must be a non-empty string without spaces")
         if isinstance(url_or_client, str):
