@@ -1,0 +1,211 @@
+"""Client CPU per request: ``MailClient`` (attrs models) vs raw aiohttp + ``json.loads`` (dicts).
+
+A canned aiohttp.web server in a child process answers every ``GET /v1/mail/messages`` with
+the same 50-item page envelope (items made by the emulator's own portal generator), so the
+server's CPU is not counted and both clients get byte-identical answers. Contenders, run in
+interleaved rounds (order reversed every round) inside one process:
+
+* ``raw json``    aiohttp + ``json.loads``, returns the list of item dicts;
+* ``raw orjson``  the same with ``orjson.loads`` (what our transport uses when installed);
+* ``MailClient``  ``pager.fetch_page(offset)``: limiter (``rate_limit=None``), retry loop,
+  envelope checks, ``MessageSummary`` models.
+
+CPU is ``time.process_time()`` of this (client) process; wall is ``perf_counter``. Target:
+client CPU per request of ``MailClient`` <= 1.15x ``raw json``.
+
+    python benchmarks/client_overhead.py [--rounds 5] [--n1 300] [--n100 2000]
+    python benchmarks/client_overhead.py --profile   # cProfile of the MailClient loop
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import pstats
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from _common import AppProcess, write_json
+from aiohttp import web
+
+from bitrix_mail_async import MailClient
+
+PAGE_SIZE = 50
+API_KEY = "vibe_api_bench_overhead_0123456789"
+TARGET = 1.15
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover
+    orjson = None
+
+
+def page_body() -> bytes:
+    """The envelope of one 50-item page of mailbox 1, as the emulator renders it."""
+    from bitrix_mail_async.testing.state import PortalState
+
+    state = PortalState(messages=400)
+    ids = state.page_ids(1, 0, PAGE_SIZE)
+    items = [state.summary(state.messages[i]) for i in ids]
+    envelope = {
+        "success": True,
+        "data": {"items": items},
+        "meta": {"total": 10_000, "hasMore": True},
+    }
+    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def make_app() -> web.Application:
+    """The canned server: one fixed body for the message list, no checks."""
+    body = page_body()
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/v1/mail/messages", handler)
+    return app
+
+
+Fetch = Callable[[int], Awaitable[int]]
+
+
+async def run_batch(fetch: Fetch, total: int, concurrency: int) -> None:
+    """``total`` requests, ``concurrency`` in flight; each must yield PAGE_SIZE items."""
+    remaining = total
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            n = await fetch(remaining * PAGE_SIZE)
+            if n != PAGE_SIZE:
+                raise RuntimeError(f"expected {PAGE_SIZE} items, got {n}")
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def measure(
+    base_url: str, rounds: int, n_by_conc: dict[int, int], profile: bool
+) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for conc, n in n_by_conc.items():
+        await measure_one(base_url, rounds, conc, n, profile, results)
+    results["rounds"] = rounds
+    results["target"] = TARGET
+    return results
+
+
+async def measure_one(
+    base_url: str, rounds: int, conc: int, n: int, profile: bool, results: dict[str, Any]
+) -> None:
+    headers = {"X-Api-Key": API_KEY, "Accept": "application/json"}
+    url = base_url + "/v1/mail/messages"
+    connector = aiohttp.TCPConnector(limit=conc, limit_per_host=conc)
+    async with (
+        aiohttp.ClientSession(connector=connector, headers=headers) as http,
+        MailClient(
+            API_KEY, base_url=base_url + "/v1", rate_limit=None, max_concurrency=conc
+        ) as mail,
+    ):
+        pager = mail.messages.list(1, page_size=PAGE_SIZE)
+
+        def raw_with(loads: Callable[[bytes], Any]) -> Fetch:
+            async def fetch(offset: int) -> int:
+                params = {"mailboxId": "1", "limit": str(PAGE_SIZE), "offset": str(offset)}
+                async with http.get(url, params=params) as resp:
+                    raw = await resp.read()
+                return len(loads(raw)["data"]["items"])
+
+            return fetch
+
+        async def ours(offset: int) -> int:
+            page = await pager.fetch_page(offset)
+            return len(page.items)
+
+        contenders: dict[str, Fetch] = {"raw json": raw_with(json.loads)}
+        if orjson is not None:
+            contenders["raw orjson"] = raw_with(orjson.loads)
+        contenders["MailClient"] = ours
+
+        for fetch in contenders.values():  # warm-up: connections, caches
+            await run_batch(fetch, min(n, 200), conc)
+        if profile:
+            prof = cProfile.Profile()
+            prof.enable()
+            await run_batch(ours, n, conc)
+            prof.disable()
+            print(f"--- cProfile of MailClient, concurrency {conc}, {n} requests")
+            pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+            return
+
+        cpu: dict[str, list[float]] = {name: [] for name in contenders}
+        wall: dict[str, list[float]] = {name: [] for name in contenders}
+        order = list(contenders)
+        for round_no in range(rounds):
+            for name in order if round_no % 2 == 0 else order[::-1]:
+                c0, w0 = time.process_time(), time.perf_counter()
+                await run_batch(contenders[name], n, conc)
+                cpu[name].append((time.process_time() - c0) / n * 1e6)
+                wall[name].append((time.perf_counter() - w0) / n * 1e6)
+        med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
+        med_wall = {k: statistics.median(v) for k, v in wall.items()}
+        # Ratio per round (same round, side by side), then the median of those ratios.
+        ratio = statistics.median(
+            o / r for o, r in zip(cpu["MailClient"], cpu["raw json"], strict=True)
+        )
+        wall_ratio = statistics.median(
+            o / r for o, r in zip(wall["MailClient"], wall["raw json"], strict=True)
+        )
+        print(f"concurrency {conc}: {rounds} interleaved rounds x {n} requests")
+        for name in contenders:
+            print(
+                f"  {name:<12} client CPU {med_cpu[name]:7.1f} us/req   "
+                f"wall {med_wall[name]:7.1f} us/req"
+            )
+        verdict = "OK" if ratio <= TARGET else "ABOVE TARGET"
+        print(
+            f"  MailClient / raw json: CPU {ratio:.2f}x (target <= {TARGET}x) {verdict}, "
+            f"wall {wall_ratio:.2f}x"
+        )
+        if "raw orjson" in contenders:
+            r2 = statistics.median(
+                o / r for o, r in zip(cpu["MailClient"], cpu["raw orjson"], strict=True)
+            )
+            print(f"  MailClient / raw orjson: CPU {r2:.2f}x")
+            results[f"c{conc}_cpu_ratio_vs_orjson"] = round(r2, 3)
+        results[f"c{conc}_requests"] = n
+        results[f"c{conc}_cpu_ratio"] = round(ratio, 3)
+        results[f"c{conc}_wall_ratio"] = round(wall_ratio, 3)
+        results[f"c{conc}_cpu_us"] = {k: round(v, 1) for k, v in med_cpu.items()}
+        results[f"c{conc}_wall_us"] = {k: round(v, 1) for k, v in med_wall.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--n1", type=int, default=300, help="requests per round, concurrency 1")
+    parser.add_argument(
+        "--n100", type=int, default=2000, help="requests per round, concurrency 100"
+    )
+    parser.add_argument("--profile", action="store_true", help="cProfile MailClient instead")
+    parser.add_argument("--json", help="write the figures to this file")
+    args = parser.parse_args(argv)
+
+    with AppProcess(make_app, "/v1/mail/messages") as server:
+        results = asyncio.run(
+            measure(server.base_url, args.rounds, {1: args.n1, 100: args.n100}, args.profile)
+        )
+    results["orjson"] = orjson is not None
+    write_json(args.json, results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
