@@ -25,28 +25,11 @@ import aiohttp
 import attrs
 
 from bitrix_mail_async import _retry, errors
+from bitrix_mail_async._jsonlib import dumps as _dumps
+from bitrix_mail_async._jsonlib import loads as _loads
 from bitrix_mail_async._ratelimit import Limiter, cooldown_jitter
 from bitrix_mail_async._retry import Failure, RetryPolicy
 from bitrix_mail_async._version import __version__
-
-try:  # optional speedup, extra "speedups"
-    import orjson
-
-    def _loads(raw: bytes) -> Any:
-        return orjson.loads(raw)
-
-    def _dumps(obj: Any) -> bytes:
-        return orjson.dumps(obj)
-
-except ImportError:  # pragma: no cover - exercised when orjson is absent
-    import json
-
-    def _loads(raw: bytes) -> Any:
-        return json.loads(raw)
-
-    def _dumps(obj: Any) -> bytes:
-        return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
-
 
 __all__ = ["ClientStats", "Transport", "redact_key"]
 
