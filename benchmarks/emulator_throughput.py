@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import multiprocessing
 import socket
 import sys
 import time
+from pathlib import Path
 
 import aiohttp
 
@@ -75,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--messages", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=3, help="report the best of N rounds")
+    parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args(argv)
 
     from bitrix_mail_async.testing.app import DEFAULT_API_KEY
@@ -109,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         f"emulator throughput: {best:,.0f} req/s "
         f"(best of {len(rates)}; target {TARGET:,.0f}) {verdict}"
     )
+    if args.json:
+        result = {"best_rps": round(best), "rates": [round(r) for r in rates], "target": TARGET}
+        result.update(requests=args.requests, concurrency=args.concurrency, met=best >= TARGET)
+        Path(args.json).write_text(json.dumps(result, indent=2))
     return 0 if best >= TARGET else 2
 
 

@@ -1,0 +1,217 @@
+"""Run every benchmark (each in its own process) and rewrite ``benchmarks/RESULTS.md``.
+
+    python benchmarks/run_all.py [--quick] [--only NAME[,NAME]] [--no-write]
+
+Takes about 6 minutes on two cores (the peer's bulk job alone is ~3 minutes, most of it the
+peer waiting out its own 429 back-offs). ``--quick`` uses shorter runs (for a smoke test; the
+figures are then not the ones RESULTS.md should carry).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "RESULTS.md"
+
+# name -> (script, full arguments, quick arguments)
+BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
+    "client_overhead": (
+        "client_overhead.py",
+        [],
+        ["--rounds", "3", "--n1", "100", "--n100", "500"],
+    ),
+    "limiter": ("limiter_utilisation.py", [], ["--rate", "40", "--burst", "40", "--calls", "200"]),
+    "memory": ("memory_pager.py", [], ["--items", "20000", "--messages", "40000"]),
+    "peer": ("peer_bulk.py", [], ["--count", "100", "--modes", "sequential"]),
+    "emulator": ("emulator_throughput.py", [], ["--requests", "2000", "--rounds", "2"]),
+    "decode": ("decode_bench.py", [], ["--rounds", "5"]),
+}
+
+
+def run_one(name: str, quick: bool) -> dict[str, Any]:
+    script, full, short = BENCHMARKS[name]
+    args = short if quick else full
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "result.json"
+        cmd = [sys.executable, str(HERE / script), *args]
+        json_args = [] if name == "decode" else ["--json", str(out)]
+        print(f"\n=== {name}: python benchmarks/{script} {' '.join(args)}", flush=True)
+        started = time.perf_counter()
+        done = subprocess.run(
+            [*cmd, *json_args], capture_output=True, text=True, cwd=HERE.parent, timeout=900
+        )
+        elapsed = time.perf_counter() - started
+        print(done.stdout, end="", flush=True)
+        if done.stderr.strip():
+            print(done.stderr[-2000:], file=sys.stderr, flush=True)
+        figures = json.loads(out.read_text()) if out.exists() else {}
+    return {
+        "command": " ".join(["python", f"benchmarks/{script}", *args]),
+        "stdout": done.stdout.rstrip(),
+        "returncode": done.returncode,
+        "seconds": round(elapsed, 1),
+        "figures": figures,
+    }
+
+
+def machine() -> str:
+    try:
+        cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        cores = str(os.cpu_count())
+    try:
+        import orjson
+
+        extras = f"orjson {orjson.__version__}"
+    except ImportError:
+        extras = "no orjson"
+    from importlib.metadata import version
+
+    return (
+        f"{platform.platform()}, {platform.processor() or platform.machine()}, nproc {cores}; "
+        f"Python {platform.python_version()}, aiohttp {version('aiohttp')}, "
+        f"attrs {version('attrs')}, cattrs {version('cattrs')}, {extras}"
+    )
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "**not met**")
+
+
+def summary(res: dict[str, dict[str, Any]]) -> list[str]:
+    rows = ["| # | benchmark | target | result | verdict |", "|---|---|---|---|---|"]
+    f = res.get("client_overhead", {}).get("figures", {})
+    if f:
+        c1, c100 = f.get("c1_cpu_ratio"), f.get("c100_cpu_ratio")
+        met = c1 is not None and c100 is not None and max(c1, c100) <= f["target"]
+        rows.append(
+            f"| 1 | client CPU per request, MailClient / raw aiohttp+json.loads | <= 1.15x | "
+            f"{c1}x at concurrency 1, {c100}x at 100 (vs raw+orjson: "
+            f"{f.get('c1_cpu_ratio_vs_orjson')}x / {f.get('c100_cpu_ratio_vs_orjson')}x) | "
+            f"{verdict(met)} |"
+        )
+    f = res.get("limiter", {}).get("figures", {})
+    if f:
+        m, d = f["matched"], f["client_2x"]
+        rows.append(
+            f"| 2a | limiter, client = server limit ({f['rate']:g}/s, burst {f['burst']}), "
+            f"{f['calls']} calls | >= 97 % of R, 0 429s | {m['achieved_over_r']:.1%} of R, "
+            f"{m['server_429']} 429s, {m['failures']} failed | {verdict(m['met'])} |"
+        )
+        rows.append(
+            f"| 2b | limiter, client at 2x the server limit | 0 lost, >= 90 % of R | "
+            f"{d['achieved_over_r']:.1%} of R, {d['failures']} lost, {d['server_429']} 429s | "
+            f"{verdict(d['met'])} |"
+        )
+    f = res.get("memory", {}).get("figures", {})
+    if f:
+        rows.append(
+            f"| 3 | pager memory, {f['seen']:,} messages, page 200 | peak RSS growth < 30 MB | "
+            f"RSS +{f['growth_mb']:.1f} MB, tracemalloc peak {f['tracemalloc']['peak_mb']:.2f} MB "
+            f"(one page {f['one_page_mb']:.2f} MB) | {verdict(f['met'])} |"
+        )
+    f = res.get("peer", {}).get("figures", {})
+    if f and "ours" in f:
+        o = f["ours"]
+        parts = [f"ours {o['elapsed']:.1f} s, {o['failures']} failed, {o['server_429']} 429s"]
+        met = None
+        for mode in ("gather", "sequential"):
+            p = f.get(f"peer_{mode}")
+            if p:
+                first = p["passes"][0]
+                parts.append(
+                    f"peer {mode}: pass 1 {first['elapsed']:.1f} s with {first['failures']} "
+                    f"failed, all done in {p['elapsed']:.1f} s ({p['ratio_vs_ours']}x ours), "
+                    f"{p['server_429']} 429s"
+                )
+                ok = o["failures"] == 0 and p["ratio_vs_ours"] >= 2.0
+                met = ok if met is None else (met and ok)
+        rows.append(
+            f"| 4 | bulk job: {f['count']} messages.get at {f['rate']:g}/s vs "
+            f"vibecode-b24-bot {f.get('peer_version')} | ours >= 2x faster, 0 failures | "
+            f"{'; '.join(parts)} | {verdict(met)} |"
+        )
+    f = res.get("emulator", {}).get("figures", {})
+    if f:
+        rows.append(
+            f"| 5 | emulator throughput, GET /mail/mailboxes/1, concurrency {f['concurrency']} | "
+            f">= 2,000 req/s | {f['best_rps']:,} req/s | {verdict(f['met'])} |"
+        )
+    return rows
+
+
+def write_results(res: dict[str, dict[str, Any]], total: float, quick: bool) -> None:
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `python benchmarks/run_all.py` — do not edit by hand.",
+        "",
+        f"- Date: {now}{' (QUICK run: short figures)' if quick else ''}",
+        f"- Machine: {machine()}",
+        f"- Total time of the run: {total:.0f} s",
+        "",
+        "Every server (the emulator or a canned aiohttp.web app) runs in a child process; the",
+        "client's figures are taken in its own process. Ratios are measured side by side,",
+        "interleaved, in one run: the machine is shared and noisy, so absolute numbers move",
+        "between runs while the ratios stay put.",
+        "",
+        "## Summary",
+        "",
+        *summary(res),
+        "",
+        "## Reproduce",
+        "",
+        "```",
+        "pip install -e '.[test,speedups]'",
+        "python benchmarks/run_all.py            # everything, rewrites this file",
+        *(r["command"] for r in res.values()),
+        "```",
+        "",
+        "## Output of each benchmark",
+        "",
+    ]
+    for name, r in res.items():
+        lines += [
+            f"### {name} ({r['seconds']:.0f} s, exit {r['returncode']})",
+            "",
+            f"`{r['command']}`",
+            "",
+            "```",
+            r["stdout"],
+            "```",
+            "",
+        ]
+    RESULTS.write_text("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short runs (smoke test)")
+    parser.add_argument("--only", help="comma-separated subset of " + ",".join(BENCHMARKS))
+    parser.add_argument("--no-write", action="store_true", help="do not rewrite RESULTS.md")
+    args = parser.parse_args(argv)
+    names = args.only.split(",") if args.only else list(BENCHMARKS)
+    started = time.perf_counter()
+    res = {name: run_one(name, args.quick) for name in names}
+    total = time.perf_counter() - started
+    print(f"\nall benchmarks: {total:.0f} s")
+    if not args.no_write:
+        write_results(res, total, args.quick)
+        print(f"wrote {RESULTS}")
+    return 0 if all(r["returncode"] == 0 for r in res.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
