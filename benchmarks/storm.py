@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import time
+from pathlib import Path
+from typing import Any
 
 from bitrix_mail_async import MailClient, RateLimit, RetryPolicy
 from bitrix_mail_async.testing import MailEmulator
@@ -21,8 +24,10 @@ RATE = 10.0
 BURST = 10
 
 
-async def storm(emu: MailEmulator, label: str, rate_limit: RateLimit | None, tasks: int) -> str:
-    """Run one storm and return its markdown table row."""
+async def storm(
+    emu: MailEmulator, label: str, rate_limit: RateLimit | None, tasks: int
+) -> dict[str, Any]:
+    """Run one storm and return its figures."""
     emu.reset()
     # Retry-After as the emulator computes it (whole seconds, like the real gateway).
     emu.set_rate_limit(RATE, burst=BURST)
@@ -38,18 +43,23 @@ async def storm(emu: MailEmulator, label: str, rate_limit: RateLimit | None, tas
             *(mail.mailboxes.get(1) for _ in range(tasks)), return_exceptions=True
         )
         elapsed = time.monotonic() - started
-    failures = sum(isinstance(r, BaseException) for r in results)
     ideal = tasks / RATE
-    return (
-        f"| {label} | {tasks} | {elapsed:.1f} s | {ideal:.0f} s | {elapsed / ideal:.3f} "
-        f"| {emu.stats.rate_limited} | {failures} |"
-    )
+    return {
+        "label": label,
+        "tasks": tasks,
+        "elapsed": round(elapsed, 2),
+        "ideal": ideal,
+        "ratio": round(elapsed / ideal, 3),
+        "rate_limited": emu.stats.rate_limited,
+        "failures": sum(isinstance(r, BaseException) for r in results),
+    }
 
 
 async def main() -> None:
     """Run the storms and print a markdown table."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--json", type=Path, help="write the figures to this file")
     args = parser.parse_args()
     configs: list[tuple[str, RateLimit | None]] = [
         ("client at the gateway's limit (10/s, burst 10)", RateLimit(RATE, burst=BURST)),
@@ -58,9 +68,18 @@ async def main() -> None:
     ]
     print("| client | tasks | wall time | ideal | ratio | 429s | failures |")
     print("|---|---|---|---|---|---|---|")
+    rows = []
     async with MailEmulator() as emu:
         for label, limit in configs:
-            print(await storm(emu, label, limit, args.tasks), flush=True)
+            row = await storm(emu, label, limit, args.tasks)
+            rows.append(row)
+            print(
+                f"| {label} | {row['tasks']} | {row['elapsed']:.1f} s | {row['ideal']:.0f} s "
+                f"| {row['ratio']:.3f} | {row['rate_limited']} | {row['failures']} |",
+                flush=True,
+            )
+    if args.json:
+        args.json.write_text(json.dumps({"rate": RATE, "burst": BURST, "rows": rows}))
 
 
 if __name__ == "__main__":

@@ -171,6 +171,8 @@ class Transport:
         self._max_concurrency = max_concurrency
         self._retry = retry
         self._timeout = timeout
+        # One ClientTimeout for the common case instead of a new object per request.
+        self._attempt_timeout = aiohttp.ClientTimeout(total=timeout)
         self._session = session
         self._owns_session = session is None
         self._opened = session is not None
@@ -393,7 +395,11 @@ class Transport:
                     params=params,
                     data=body,
                     headers=self._post_headers if body is not None else self._headers,
-                    timeout=aiohttp.ClientTimeout(total=timeout),
+                    timeout=(
+                        self._attempt_timeout
+                        if timeout == self._timeout
+                        else aiohttp.ClientTimeout(total=timeout)
+                    ),
                     allow_redirects=False,
                 ) as resp:
                     raw = await resp.read()
