@@ -52,7 +52,10 @@ _RECIPIENTS_META = {RECIPIENTS: True}
 
 @attrs.frozen(kw_only=True)
 class Mailbox:
-    """A mailbox the key can read (``GET /mail/mailboxes``)."""
+    """A mailbox the key can read (``GET /mail/mailboxes``).
+
+    Example: ``box = await mail.mailboxes.get(1); print(box.email)``.
+    """
 
     id: int
     name: str | None = None
@@ -63,7 +66,10 @@ class Mailbox:
 
 @attrs.frozen(kw_only=True)
 class Sender:
-    """A sender identity of a mailbox; pass ``sender`` ("Name <user@example.com>") as ``from_``."""
+    """A sender identity of a mailbox; pass ``sender`` ("Name <user@example.com>") as ``from_``.
+
+    Example: ``from_ = (await mail.mailboxes.senders(1))[0].sender``.
+    """
 
     email: str | None = None
     name: str | None = None
@@ -79,6 +85,8 @@ class MessageSummary:
     aware ``datetime`` when the wire gives an offset (list and get do), naive otherwise.
     ``bindings`` keeps whatever JSON the gateway sends, as a tuple (a non-list value becomes
     a one-element tuple, ``null`` an empty one). ``body`` may be present on list items.
+
+    Example: ``async for msg in mail.messages.list(1): print(msg.date, msg.subject)``.
     """
 
     id: int
@@ -109,12 +117,17 @@ class Message(MessageSummary):
     ``date`` is timezone-aware when the wire gives an offset (list and get:
     ``2026-05-25T10:00:00+03:00``) and NAIVE for thread items, whose wire format is
     ``Y-m-d H:i:s`` without an offset: the portal's local time, zone unknown.
+
+    Example: ``msg = await mail.messages.get(1001); print(msg.subject, msg.body)``.
     """
 
 
 @attrs.frozen(kw_only=True)
 class SendResult:
-    """Result of send, reply and forward; ``to`` lists the recipients the gateway accepted."""
+    """Result of send, reply and forward; ``to`` lists the recipients the gateway accepted.
+
+    Example: ``sent = await mail.messages.send(...); assert sent.success``.
+    """
 
     success: bool = True
     to: tuple[str, ...] = attrs.field(default=(), metadata=_RECIPIENTS_META)
@@ -123,7 +136,10 @@ class SendResult:
 
 @attrs.frozen(kw_only=True)
 class MoveResult:
-    """Result of ``POST /mail/messages/move``."""
+    """Result of ``POST /mail/messages/move``.
+
+    Example: ``(await mail.messages.move([1001], action="spam")).moved_count``.
+    """
 
     success: bool = True
     moved_count: int | None = None
@@ -133,7 +149,10 @@ class MoveResult:
 
 @attrs.frozen(kw_only=True)
 class TaskCreated:
-    """A task created from a message."""
+    """A task created from a message.
+
+    Example: ``task_id = (await mail.messages.create_task(1001)).task_id``.
+    """
 
     success: bool = True
     task_id: int
@@ -143,7 +162,10 @@ class TaskCreated:
 
 @attrs.frozen(kw_only=True)
 class CalendarEventCreated:
-    """A calendar event created from a message."""
+    """A calendar event created from a message.
+
+    Example: ``ev = await mail.messages.create_calendar_event(1001, date_from=a, date_to=b)``.
+    """
 
     success: bool = True
     event_id: int
@@ -153,7 +175,10 @@ class CalendarEventCreated:
 
 @attrs.frozen(kw_only=True)
 class ChatCreated:
-    """A chat about a message; ``existing`` is true when the chat was already there."""
+    """A chat about a message; ``existing`` is true when the chat was already there.
+
+    Example: ``chat = await mail.messages.create_chat(1001); print(chat.existing)``.
+    """
 
     success: bool = True
     chat_id: int
@@ -164,7 +189,10 @@ class ChatCreated:
 
 @attrs.frozen(kw_only=True)
 class FeedPostCreated:
-    """A feed post created from a message."""
+    """A feed post created from a message.
+
+    Example: ``post_id = (await mail.messages.create_feed_post(1001)).post_id``.
+    """
 
     success: bool = True
     post_id: int
@@ -178,6 +206,8 @@ class CrmActivityCreated:
 
     REST 3.0 answers a bare ``true``/``false`` (then only ``success`` is set); the gateway may
     wrap it in an object, whose ids are kept when present.
+
+    Example: ``assert (await mail.messages.create_crm_activity(1001)).success``.
     """
 
     success: bool = True
@@ -188,7 +218,10 @@ class CrmActivityCreated:
 
 @attrs.frozen(kw_only=True)
 class Contact:
-    """A CRM contact suggested as a recipient."""
+    """A CRM contact suggested as a recipient.
+
+    Example: ``emails = [c.email for c in await mail.recipients.contacts("smith")]``.
+    """
 
     id: int
     email: str | None = None
@@ -198,7 +231,10 @@ class Contact:
 
 @attrs.frozen(kw_only=True)
 class Employee:
-    """An employee of the portal suggested as a recipient."""
+    """An employee of the portal suggested as a recipient.
+
+    Example: ``colleague = (await mail.recipients.employees("ann"))[0].email``.
+    """
 
     id: int
     email: str | None = None
@@ -211,6 +247,8 @@ class Page(Generic[T]):
     """One page of an offset-paged list: ``items`` plus where it sits and whether more follow.
 
     ``total`` is ``None`` when the gateway does not report it (REST 3.0 lists never do).
+
+    Example: ``page = await mail.messages.list(1, page_size=50); print(page.has_more)``.
     """
 
     items: list[T] = attrs.field(hash=False)
