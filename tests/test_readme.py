@@ -1,0 +1,38 @@
+"""The README's async example runs as written against the emulator."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from bitrix_mail_async.testing import MailEmulator
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_example_runs(mail_emulator: MailEmulator, tmp_path: Path) -> None:
+    example = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)[0]
+    assert "async with MailClient()" in example
+    script = tmp_path / "example.py"
+    script.write_text(example)
+    env = dict(
+        os.environ,
+        BITRIX_MAIL_API_KEY=mail_emulator.api_key,
+        BITRIX_MAIL_BASE_URL=mail_emulator.base_url,
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ENTITY_NOT_FOUND" in done.stdout
+    assert [(r.method, r.path) for r in mail_emulator.requests] == [
+        ("GET", "/mail/mailboxes"),
+        ("GET", "/mail/mailboxes/1/senders"),
+        ("POST", "/mail/messages"),
+        ("GET", "/mail/messages"),
+        ("GET", "/mail/messages/42"),
+    ]
+    assert mail_emulator.state.sent[0]["request"]["subject"] == "Hello"
