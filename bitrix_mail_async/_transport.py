@@ -321,7 +321,8 @@ class Transport:
                     or not _retry.should_retry(failure, idempotent=idempotent)
                 ):
                     raise self._final_error(failed, idempotent, method, path, json) from None
-                if attempts >= policy.max_attempts:
+                too_long = (failed.retry_after or 0.0) > policy.max_retry_after
+                if attempts >= policy.max_attempts or too_long:
                     raise self._final_error(failed, idempotent, method, path, json) from None
                 delay = policy.backoff(attempts)
                 if failed.retry_after is not None and policy.honor_retry_after:

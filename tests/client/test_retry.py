@@ -227,3 +227,21 @@ def test_backoff_is_full_jitter_with_cap() -> None:
     assert RetryPolicy(jitter=False, backoff_base=0.5).backoff(3) == 2.0
     with pytest.raises(errors.ConfigurationError):
         RetryPolicy(max_attempts=-1)
+
+
+async def test_504_with_retry_after_above_the_cap_is_not_waited_out(
+    scripted_client,  # type: ignore[no-untyped-def]
+    scripted,
+) -> None:
+    scripted.push(
+        504,
+        {"success": False, "error": {"code": "GATEWAY_TIMEOUT", "message": "queue"}},
+        {"Retry-After": "600"},
+    )
+    async with scripted_client(retry=RetryPolicy(max_retry_after=5)) as mail:
+        started = time.monotonic()
+        with pytest.raises(errors.UpstreamUnavailableError) as info:
+            await mail.mailboxes.get(1)
+    assert time.monotonic() - started < 1
+    assert info.value.retry_after == 600
+    assert len(scripted.hits) == 1
