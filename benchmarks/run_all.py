@@ -51,7 +51,7 @@ NOTES = [
     "  -> ~1.4x). 1.15x is not reached with pure-Python models.",
     "- 4: with a 20/s gateway limit no client can beat 20/s: the peer used one call at a time",
     "  matches our wall time (1.01x) but takes 429s; used concurrently (asyncio.gather) it",
-    "  fails most calls after its 5 back-offs, and needs 5.5x our time to finish by re-running",
+    "  fails most calls after its 5 back-offs, and needs 5-6x our time to finish by re-running",
     '  the failures. "2x faster" is met only against that concurrent use.',
     "- 6: the storm here is 300 tasks (30 s ideal) to keep this run short. The full-size one,",
     "  `python benchmarks/storm.py` (1,000 tasks at 10/s), gave on 2026-11-24: client at the",
@@ -72,7 +72,7 @@ def run_one(name: str, quick: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         cmd = [sys.executable, str(HERE / script), *args]
-        json_args = [] if name == "decode" else ["--json", str(out)]
+        json_args = [] if name in ("decode", "redis") else ["--json", str(out)]
         print(f"\n=== {name}: python benchmarks/{script} {' '.join(args)}", flush=True)
         started = time.perf_counter()
         done = subprocess.run(
