@@ -26,6 +26,7 @@ __all__ = ["DEFAULT_BASE_URL", "MailClient"]
 DEFAULT_BASE_URL: Final = "https://vibecode.bitrix24.tech/v1"
 ENV_API_KEY: Final = "BITRIX_MAIL_API_KEY"
 ENV_BASE_URL: Final = "BITRIX_MAIL_BASE_URL"
+ENV_SESSION_TOKEN: Final = "BITRIX_MAIL_SESSION_TOKEN"
 DEFAULT_MAX_CONCURRENCY: Final = 32
 
 
@@ -81,6 +82,8 @@ class MailClient:
             config = Unlimited()
         else:
             config = rate_limit
+        if session_token is None:
+            session_token = os.environ.get(ENV_SESSION_TOKEN) or None
         self._key_hint = redact_key(key)
         self._base_url = url
         self._transport = Transport(

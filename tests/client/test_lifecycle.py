@@ -159,3 +159,16 @@ async def test_stats_count_requests_and_waits(mail_emulator: MailEmulator) -> No
     assert (stats.requests, stats.responses, stats.retries) == (3, 3, 0)
     assert stats.current_rate == 2.0  # the default bucket: the ordinary plan's 2 requests/s
     assert stats.limiter_wait >= 0.0
+
+
+async def test_session_token_from_environment(
+    mail_emulator: MailEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mail_emulator.add_key("vibe_app_envkey", app=True, tokens=("envtok",))
+    monkeypatch.setenv("BITRIX_MAIL_SESSION_TOKEN", "envtok")
+    async with MailClient("vibe_app_envkey", base_url=mail_emulator.base_url) as mail:
+        assert (await mail.mailboxes.get(1)).id == 1
+    monkeypatch.delenv("BITRIX_MAIL_SESSION_TOKEN")
+    async with MailClient("vibe_app_envkey", base_url=mail_emulator.base_url) as mail:
+        with pytest.raises(errors.AuthenticationError):
+            await mail.mailboxes.get(1)
