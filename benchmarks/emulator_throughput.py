@@ -13,12 +13,12 @@ import argparse
 import asyncio
 import json
 import multiprocessing
-import socket
 import sys
 import time
 from pathlib import Path
 
 import aiohttp
+from _common import free_port, wait_ready
 
 PATH = "/mail/mailboxes/1"
 TARGET = 2_000.0
@@ -28,26 +28,6 @@ def _serve(port: int, messages: int) -> None:
     from bitrix_mail_async.testing.server import run
 
     run(port=port, messages=messages)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def _wait_ready(url: str, key: str, deadline: float) -> None:
-    async with aiohttp.ClientSession(headers={"X-Api-Key": key}) as http:
-        while True:
-            try:
-                async with http.get(url) as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the emulator did not start")
-            await asyncio.sleep(0.05)
 
 
 async def _measure(url: str, key: str, total: int, concurrency: int) -> tuple[float, int]:
@@ -82,14 +62,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from bitrix_mail_async.testing.app import DEFAULT_API_KEY
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/v1{PATH}"
     server = multiprocessing.get_context("spawn").Process(
         target=_serve, args=(port, args.messages), daemon=True
     )
     server.start()
     try:
-        asyncio.run(_wait_ready(url, DEFAULT_API_KEY, time.monotonic() + 30))
+        asyncio.run(wait_ready(url, {"X-Api-Key": DEFAULT_API_KEY}, time.monotonic() + 30))
         rates = []
         for round_no in range(1, args.rounds + 1):
             elapsed, failures = asyncio.run(

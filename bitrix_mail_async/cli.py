@@ -16,7 +16,7 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import Any, Final, TextIO, TypeVar
 from urllib.parse import urlsplit
 
 from bitrix_mail_async import errors
@@ -93,6 +93,9 @@ class _UsageError(Exception):
 
 
 # ----------------------------------------------------------------------------- helpers
+T = TypeVar("T")
+
+
 def _err(message: str) -> None:
     print(f"bitrix-mail: error: {message}", file=sys.stderr)
 
@@ -271,15 +274,24 @@ def _on_gateway(
     return lambda args: _run_gateway(args, command)
 
 
-async def _cmd_mailboxes(mail: MailClient, args: argparse.Namespace) -> int:
-    boxes = await mail.mailboxes.list()
+def _show(
+    args: argparse.Namespace,
+    items: Sequence[T],
+    empty: str,
+    table: Callable[[Sequence[T]], str],
+) -> int:
+    """Print a list as JSON (``--json``), as a table, or say that it is empty."""
     if args.json:
-        _print_json([to_dict(b) for b in boxes])
-    elif not boxes:
-        print("no mailboxes")
+        _print_json([to_dict(item) for item in items])
+    elif not items:
+        print(empty)
     else:
-        print(_mailbox_table(boxes))
+        print(table(items))
     return EXIT_OK
+
+
+async def _cmd_mailboxes(mail: MailClient, args: argparse.Namespace) -> int:
+    return _show(args, await mail.mailboxes.list(), "no mailboxes", _mailbox_table)
 
 
 def _mailbox_table(boxes: Sequence[Mailbox]) -> str:
@@ -289,13 +301,7 @@ def _mailbox_table(boxes: Sequence[Mailbox]) -> str:
 
 async def _cmd_senders(mail: MailClient, args: argparse.Namespace) -> int:
     senders = await mail.mailboxes.senders(args.mailbox)
-    if args.json:
-        _print_json([to_dict(s) for s in senders])
-    elif not senders:
-        print(f"mailbox {args.mailbox} has no sender addresses")
-    else:
-        print(_sender_table(senders))
-    return EXIT_OK
+    return _show(args, senders, f"mailbox {args.mailbox} has no sender addresses", _sender_table)
 
 
 def _sender_table(senders: Sequence[Sender]) -> str:
@@ -317,13 +323,7 @@ async def _cmd_messages_list(mail: MailClient, args: argparse.Namespace) -> int:
         found.append(msg)
         if len(found) >= limit:
             break
-    if args.json:
-        _print_json([to_dict(m) for m in found])
-    elif not found:
-        print("no messages")
-    else:
-        print(_message_table(found))
-    return EXIT_OK
+    return _show(args, found, "no messages", _message_table)
 
 
 def _message_table(messages: Sequence[MessageSummary]) -> str:
