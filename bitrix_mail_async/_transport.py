@@ -449,7 +449,6 @@ class Transport:
             log.debug("%s %s: rate limited, shared cooldown %.3fs", method, path, wait)
             raise failed
         self._limiter.report_success(permit)
-        self.stats.current_rate = self._limiter.current_rate
         if 200 <= status < 300:
             return self._decode_success(method, path, status, raw)
         raise self._error_from(method, path, status, raw, retry_after_header)
