@@ -36,3 +36,18 @@ def test_readme_example_runs(mail_emulator: MailEmulator, tmp_path: Path) -> Non
         ("GET", "/mail/messages/42"),
     ]
     assert mail_emulator.state.sent[0]["request"]["subject"] == "Hello"
+
+
+def test_readme_fixture_example_passes(tmp_path: Path) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    example = next(b for b in blocks if "def test_send_is_never_repeated" in b)
+    (tmp_path / "test_readme_example.py").write_text(example)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "asyncio_mode=auto"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 passed" in done.stdout
