@@ -498,6 +498,27 @@ def _object_target(request: web.Request) -> tuple[Gateway, dict[str, Any], dict[
     return gw, _message(gw, message_id), body
 
 
+def _create_object(
+    gw: Gateway,
+    msg: dict[str, Any],
+    body: dict[str, Any],
+    bucket: list[dict[str, Any]],
+    *,
+    kind: str,
+    binding: str,
+    id_key: str,
+    first_id: int,
+    **fields: Any,
+) -> int:
+    """Number a new object made from ``msg``, bind it, and record the side effect."""
+    state = gw.state
+    new_id = state.next_id(kind, first_id)
+    state.add_binding(msg["id"], binding, new_id)
+    entry = {"kind": kind, id_key: new_id, "messageId": msg["id"], **fields, "request": body}
+    state.record(bucket, entry)
+    return new_id
+
+
 async def create_task(request: web.Request) -> web.Response:
     """POST /mail/messages/{id}/task."""
     gw, msg, body = _object_target(request)
@@ -505,18 +526,16 @@ async def create_task(request: web.Request) -> web.Response:
     if body.get("responsibleId") is not None:
         _positive(body["responsibleId"], "responsibleId")
     _string(body, "description", required=False)
-    state = gw.state
-    task_id = state.next_id("task", 501)
-    state.add_binding(msg["id"], "task", task_id)
-    state.record(
-        state.tasks,
-        {
-            "kind": "task",
-            "taskId": task_id,
-            "messageId": msg["id"],
-            "title": title,
-            "request": body,
-        },
+    task_id = _create_object(
+        gw,
+        msg,
+        body,
+        gw.state.tasks,
+        kind="task",
+        binding="task",
+        id_key="taskId",
+        first_id=501,
+        title=title,
     )
     return _ok({"success": True, "taskId": task_id, "messageId": msg["id"]})
 
@@ -537,18 +556,16 @@ async def create_calendar_event(request: web.Request) -> web.Response:
         raise _invalid("dateTo must not be before dateFrom", "dateTo")
     name = _string(body, "name", required=False) or msg["subject"]
     _string(body, "description", required=False)
-    state = gw.state
-    event_id = state.next_id("event", 701)
-    state.add_binding(msg["id"], "calendar_event", event_id)
-    state.record(
-        state.events,
-        {
-            "kind": "event",
-            "eventId": event_id,
-            "messageId": msg["id"],
-            "name": name,
-            "request": body,
-        },
+    event_id = _create_object(
+        gw,
+        msg,
+        body,
+        gw.state.events,
+        kind="event",
+        binding="calendar_event",
+        id_key="eventId",
+        first_id=701,
+        name=name,
     )
     return _ok({"success": True, "eventId": event_id, "messageId": msg["id"]})
 
@@ -581,12 +598,16 @@ async def create_feed_post(request: web.Request) -> web.Response:
     """POST /mail/messages/{id}/feed-post."""
     gw, msg, body = _object_target(request)
     title = _string(body, "title", required=False) or msg["subject"]
-    state = gw.state
-    post_id = state.next_id("feed_post", 1101)
-    state.add_binding(msg["id"], "feed_post", post_id)
-    state.record(
-        state.feed_posts,
-        {"kind": "feed_post", "postId": post_id, "messageId": msg["id"], "title": title},
+    post_id = _create_object(
+        gw,
+        msg,
+        body,
+        gw.state.feed_posts,
+        kind="feed_post",
+        binding="feed_post",
+        id_key="postId",
+        first_id=1101,
+        title=title,
     )
     return _ok({"success": True, "postId": post_id, "messageId": msg["id"]})
 
@@ -594,19 +615,17 @@ async def create_feed_post(request: web.Request) -> web.Response:
 async def create_crm_activity(request: web.Request) -> web.Response:
     """POST /mail/messages/{id}/crm-activity."""
     gw, msg, body = _object_target(request)
-    state = gw.state
-    activity_id = state.next_id("crm_activity", 1301)
-    state.add_binding(msg["id"], "crm_activity", activity_id)
-    state.record(
-        state.crm_activities,
-        {
-            "kind": "crm_activity",
-            "activityId": activity_id,
-            "messageId": msg["id"],
-            "request": body,
-        },
+    activity_id = _create_object(
+        gw,
+        msg,
+        body,
+        gw.state.crm_activities,
+        kind="crm_activity",
+        binding="crm_activity",
+        id_key="activityId",
+        first_id=1301,
     )
-    if state.options.crm_activity_shape == "bool":
+    if gw.state.options.crm_activity_shape == "bool":
         return _ok(True)
     return _ok({"success": True, "activityId": activity_id, "messageId": msg["id"]})
 

@@ -345,3 +345,29 @@ async def test_unknown_ids_raise_not_found(mail: MailClient) -> None:
     assert info.value.code == "ENTITY_NOT_FOUND"
     with pytest.raises(errors.NotFoundError):
         await mail.messages.create_task(5)
+
+
+async def test_every_side_effect_records_its_request(
+    mail: MailClient, mail_emulator: MailEmulator
+) -> None:
+    await mail.messages.send(from_=SENDER, to="a@x.io", subject="s", body="b")
+    await mail.messages.move([1001], action="spam")
+    await mail.messages.create_task(1002)
+    await mail.messages.create_calendar_event(
+        1002, date_from="2026-06-01 10:00:00", date_to="2026-06-01 11:00:00"
+    )
+    await mail.messages.create_chat(1002)
+    await mail.messages.create_feed_post(1002, title="t")
+    await mail.messages.create_crm_activity(1002)
+    effects = mail_emulator.state.side_effects()
+    assert [e["kind"] for e in effects] == [
+        "send",
+        "move",
+        "task",
+        "event",
+        "chat",
+        "feed_post",
+        "crm_activity",
+    ]
+    assert all(isinstance(e["request"], dict) for e in effects)
+    assert effects[5]["request"] == {"messageId": 1002, "title": "t"}
