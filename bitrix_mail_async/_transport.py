@@ -27,7 +27,7 @@ import attrs
 from bitrix_mail_async import _retry, errors
 from bitrix_mail_async._jsonlib import dumps as _dumps
 from bitrix_mail_async._jsonlib import loads as _loads
-from bitrix_mail_async._ratelimit import Limiter, cooldown_jitter
+from bitrix_mail_async._ratelimit import Limiter, Permit, cooldown_jitter
 from bitrix_mail_async._retry import Failure, RetryPolicy
 from bitrix_mail_async._version import __version__
 
@@ -38,6 +38,7 @@ log = logging.getLogger("bitrix_mail_async.transport")
 T = TypeVar("T")
 USER_AGENT = f"bitrix-mail-async/{__version__}"
 _KEY_PREFIXES = ("vibe_api_", "vibe_app_")
+_CLOSED = "this MailClient is closed; create a new one"
 
 
 def redact_key(key: str | None) -> str:
@@ -140,6 +141,7 @@ class _AttemptFailed(Exception):
         self.error = error
         self.failure = failure
         self.retry_after = retry_after
+        self.permit: Permit | None = None
 
 
 class Transport:
@@ -199,7 +201,7 @@ class Transport:
     async def open(self) -> None:
         """Create the owned aiohttp session (idempotent)."""
         if self._closed:
-            raise errors.ConfigurationError("this MailClient is closed; create a new one")
+            raise errors.ConfigurationError(_CLOSED)
         if self._session is None:
             connector = aiohttp.TCPConnector(
                 limit=max(self._max_concurrency, 1),
@@ -231,7 +233,7 @@ class Transport:
         task = asyncio.current_task()
         if self._closed:
             waiter.close()
-            raise errors.ConfigurationError("this MailClient is closed; create a new one")
+            raise errors.ConfigurationError(_CLOSED)
         if task is None:  # pragma: no cover - always inside a task under asyncio
             return await waiter
         self._waiting.add(task)
@@ -251,7 +253,7 @@ class Transport:
 
     def _require_session(self) -> aiohttp.ClientSession:
         if self._closed:
-            raise errors.ConfigurationError("this MailClient is closed; create a new one")
+            raise errors.ConfigurationError(_CLOSED)
         if not self._opened or self._session is None:
             raise errors.ConfigurationError(
                 "MailClient is not open: use 'async with MailClient(...) as mail:' "
@@ -308,13 +310,20 @@ class Transport:
                 failure = failed.failure
                 if failure is Failure.RATE_LIMITED:
                     wait = policy.rate_limit_wait(failed.retry_after, rate_limited + 1)
-                    if rate_limited >= policy.rate_limit_attempts or wait > policy.max_retry_after:
+                    if wait > policy.max_retry_after:
+                        # Not honoured, so not imposed on the other calls either.
+                        raise failed.error from None
+                    # Shared even when this call gives up: the others would only earn 429s.
+                    await self._limiter.report_rate_limited(
+                        failed.permit, wait + cooldown_jitter(wait)
+                    )
+                    log.debug("%s %s: rate limited, shared cooldown %.3fs", method, path, wait)
+                    if rate_limited >= policy.rate_limit_attempts:
                         raise failed.error from None
                     rate_limited += 1
                     attempts -= 1  # 429s have their own budget
-                    # The cooldown was started in _attempt; acquire() waits it out.
                     self.stats.retries += 1
-                    continue
+                    continue  # acquire() waits the cooldown out
                 if (
                     failure is None
                     or self._closed
@@ -444,9 +453,7 @@ class Transport:
         if status == 429:
             self.stats.rate_limited += 1
             failed = self._error_from(method, path, status, raw, retry_after_header)
-            wait = self._retry.rate_limit_wait(failed.retry_after, 1)
-            await self._limiter.report_rate_limited(permit, wait + cooldown_jitter(wait))
-            log.debug("%s %s: rate limited, shared cooldown %.3fs", method, path, wait)
+            failed.permit = permit
             raise failed
         self._limiter.report_success(permit)
         if 200 <= status < 300:
