@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import builtins
+from typing import Any
 
 from bitrix_mail_async import _args
 from bitrix_mail_async._convert import structure, structure_list, unwrap_item, unwrap_items
 from bitrix_mail_async.models import Mailbox, Sender
+from bitrix_mail_async.pagination import Pager
 from bitrix_mail_async.resources._base import Resource
 
 __all__ = ["Mailboxes"]
@@ -30,23 +32,19 @@ class Mailboxes(Resource):
 
         Example: ``boxes = await mail.mailboxes.list()``.
         """
-        params: dict[str, str] = {"limit": str(_PAGE)}
+        params: dict[str, str] = {}
         if name is not None:
             params["name"] = _args.single_line("name", name)
         if email is not None:
             params["email"] = _args.single_line("email", email)
-        result: builtins.list[Mailbox] = []
-        offset = 0
-        while True:
-            params["offset"] = str(offset)
-            data = await self._transport.request(
-                "GET", "/mail/mailboxes", params=params, timeout=timeout
+
+        async def fetch(offset: int, limit: int) -> tuple[Any, Any]:
+            query = {**params, "limit": str(limit), "offset": str(offset)}
+            return await self._transport.request_with_meta(
+                "GET", "/mail/mailboxes", params=query, timeout=timeout
             )
-            page = structure_list(unwrap_items(data), Mailbox)
-            result.extend(page)
-            if len(page) < _PAGE:
-                return result
-            offset += len(page)
+
+        return await Pager(fetch, Mailbox, page_size=_PAGE).collect()
 
     async def get(self, mailbox_id: int, *, timeout: float | None = None) -> Mailbox:
         """One mailbox by id. Example: ``box = await mail.mailboxes.get(1)``."""

@@ -17,6 +17,12 @@ _DEFAULT_PAGE = 50
 T = TypeVar("T")
 
 
+def _require_query(query: object, where: str) -> None:
+    # The gateway rejects an employee search without at least one character.
+    if query is None or (isinstance(query, str) and not query.strip()):
+        raise errors.InvalidArgumentError(f"query is required for {where}")
+
+
 class Recipients(Resource):
     """``mail.recipients``: address book searches for composing messages."""
 
@@ -68,8 +74,7 @@ class Recipients(Resource):
 
         Example: ``team = await mail.recipients.employees("ann")``.
         """
-        if query is None or (isinstance(query, str) and not query.strip()):
-            raise errors.InvalidArgumentError("query is required for employees()")
+        _require_query(query, "employees()")
         body = self._body(query, limit, offset)
         data = await self._search("/mail/recipients/employees", body, timeout)
         return structure_list(unwrap_items(data), Employee)
@@ -98,6 +103,5 @@ class Recipients(Resource):
 
     def iter_employees(self, query: str, *, page_size: int | None = None) -> Pager[Employee]:
         """All matching employees, paged: ``async for e in mail.recipients.iter_employees("a")``."""
-        if query is None or (isinstance(query, str) and not query.strip()):
-            raise errors.InvalidArgumentError("query is required for iter_employees()")
+        _require_query(query, "iter_employees()")
         return self._pager("/mail/recipients/employees", Employee, query, page_size)
