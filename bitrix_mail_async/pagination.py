@@ -43,14 +43,10 @@ class Pager(Generic[T]):
         item_type: type[T],
         *,
         page_size: int,
-        start: int = 0,
-        max_items: int | None = None,
     ) -> None:
         self._fetch = fetch
         self._item_type = item_type
         self._page_size = page_size
-        self._start = start
-        self._max_items = max_items
 
     @property
     def page_size(self) -> int:
@@ -79,32 +75,20 @@ class Pager(Generic[T]):
 
     async def first_page(self) -> Page[T]:
         """The first page only."""
-        return await self.fetch_page(self._start)
+        return await self.fetch_page(0)
 
     def __await__(self) -> Generator[Any, None, Page[T]]:
         return self.first_page().__await__()
 
     async def pages(self) -> AsyncIterator[Page[T]]:
         """Yield every page in order, fetching each only when the previous one was consumed."""
-        offset = self._start
-        remaining = self._max_items
+        offset = 0
         while True:
             page = await self.fetch_page(offset)
-            if remaining is not None and len(page.items) >= remaining:
-                yield Page(
-                    items=page.items[:remaining],
-                    has_more=False,
-                    total=page.total,
-                    offset=page.offset,
-                    limit=page.limit,
-                )
-                return
             yield page
             if not page.has_more:
                 return
             offset += len(page.items)
-            if remaining is not None:
-                remaining -= len(page.items)
 
     async def _iter_items(self) -> AsyncIterator[T]:
         async for page in self.pages():
