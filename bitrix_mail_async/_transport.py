@@ -106,6 +106,16 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, seconds)
 
 
+def is_timeout(value: object) -> bool:
+    """True for a usable timeout: a positive, finite number of seconds (not a bool)."""
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
 def _coerce_seconds(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
@@ -297,7 +307,7 @@ class Transport:
             idempotent = method == "GET"
         body = _dumps(json) if json is not None else None
         per_attempt = self._timeout if timeout is None else timeout
-        if not (isinstance(per_attempt, int | float) and per_attempt > 0):
+        if not is_timeout(per_attempt):
             raise errors.InvalidArgumentError("timeout must be a positive number of seconds")
         policy = self._retry
         attempts = 0

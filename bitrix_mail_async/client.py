@@ -15,6 +15,7 @@ from bitrix_mail_async._transport import (
     ClientStats,
     Transport,
     check_base_url,
+    is_timeout,
     redact_key,
 )
 from bitrix_mail_async.resources.mailboxes import Mailboxes
@@ -71,7 +72,7 @@ class MailClient:
             raise errors.ConfigurationError("max_concurrency must be an int")
         if max_concurrency < 1:
             raise errors.ConfigurationError("max_concurrency must be at least 1")
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        if not is_timeout(timeout):
             raise errors.ConfigurationError("timeout must be a positive number of seconds")
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise errors.ConfigurationError("session must be an aiohttp.ClientSession")

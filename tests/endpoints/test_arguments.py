@@ -90,6 +90,8 @@ async def test_bad_send_arguments(
         ),
         (lambda m: m.messages.create_task(1001, responsible_id=0), "positive"),
         (lambda m: m.mailboxes.get(1, timeout=-1), "timeout"),
+        (lambda m: m.mailboxes.get(1, timeout=True), "timeout"),
+        (lambda m: m.mailboxes.get(1, timeout=float("nan")), "timeout"),
     ],
 )
 async def test_other_bad_arguments(
