@@ -19,6 +19,7 @@ import attrs
 from aiolimiter import AsyncLimiter
 
 from bitrix_mail_async import errors
+from bitrix_mail_async._config import check_number
 
 __all__ = [
     "AdaptiveRate",
@@ -27,7 +28,6 @@ __all__ = [
     "Permit",
     "RateLimit",
     "RateLimitConfig",
-    "check_positive",
     "cooldown_jitter",
 ]
 
@@ -92,14 +92,6 @@ def cooldown_jitter(retry_after: float) -> float:
     """Small random extra wait added to Retry-After so that many clients do not return at once."""
     # Up to 10 % of the wait, never more than 250 ms: keeps "wait exactly Retry-After" honest.
     return random.uniform(0.0, min(0.1 * retry_after, 0.25))
-
-
-def check_positive(name: str, value: float) -> None:
-    """Raise ConfigurationError unless ``value`` is a positive finite number."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise errors.ConfigurationError(f"{name} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value) or value <= 0:
-        raise errors.ConfigurationError(f"{name} must be a positive finite number, got {value!r}")
 
 
 @attrs.define
@@ -261,7 +253,7 @@ class RateLimit:
     adaptive: bool = True
 
     def __attrs_post_init__(self) -> None:
-        check_positive("per_second", self.per_second)
+        check_number("per_second", self.per_second)
         burst = self.burst
         if burst is not None and (
             isinstance(burst, bool) or not isinstance(burst, int) or burst < 1

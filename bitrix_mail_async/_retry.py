@@ -9,12 +9,11 @@ written. Any failure after that point raises instead, marked as "outcome unknown
 from __future__ import annotations
 
 import enum
-import math
 import random
 
 import attrs
 
-from bitrix_mail_async import errors
+from bitrix_mail_async._config import check_count, check_number
 
 __all__ = ["Failure", "RetryPolicy", "should_retry"]
 
@@ -28,16 +27,12 @@ class Failure(enum.Enum):
     LOST = "lost"  # connection broke or read timed out after the request was written
 
 
-def _positive(_inst: object, attr: attrs.Attribute[float], value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise errors.ConfigurationError(f"{attr.name} must be a finite number, got {value!r}")
-    if value < 0:
-        raise errors.ConfigurationError(f"{attr.name} must not be negative, got {value!r}")
+def _seconds(_inst: object, attr: attrs.Attribute[float], value: float) -> None:
+    check_number(attr.name, value, allow_zero=True)
 
 
 def _count(_inst: object, attr: attrs.Attribute[int], value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise errors.ConfigurationError(f"{attr.name} must be an int >= 0, got {value!r}")
+    check_count(attr.name, value, minimum=0)
 
 
 @attrs.frozen
@@ -55,14 +50,14 @@ class RetryPolicy:
     """
 
     max_attempts: int = attrs.field(default=4, validator=_count)
-    backoff_base: float = attrs.field(default=0.5, validator=_positive)
-    backoff_cap: float = attrs.field(default=20.0, validator=_positive)
+    backoff_base: float = attrs.field(default=0.5, validator=_seconds)
+    backoff_cap: float = attrs.field(default=20.0, validator=_seconds)
     jitter: bool = True
     rate_limit_attempts: int = attrs.field(default=20, validator=_count)
     honor_retry_after: bool = True
-    max_retry_after: float = attrs.field(default=120.0, validator=_positive)
+    max_retry_after: float = attrs.field(default=120.0, validator=_seconds)
     #: Retry-After assumed for a 429 that carries none (the gateway's documented value).
-    default_retry_after: float = attrs.field(default=2.0, validator=_positive)
+    default_retry_after: float = attrs.field(default=2.0, validator=_seconds)
 
     @classmethod
     def never(cls) -> RetryPolicy:

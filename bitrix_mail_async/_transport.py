@@ -13,79 +13,30 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import ipaddress
 import logging
 import math
 import time
 from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import aiohttp
 import attrs
 
 from bitrix_mail_async import _retry, errors
+from bitrix_mail_async._config import check_header_value, check_timeout, redact_key
 from bitrix_mail_async._jsonlib import dumps as _dumps
 from bitrix_mail_async._jsonlib import loads as _loads
 from bitrix_mail_async._ratelimit import Limiter, Permit, cooldown_jitter
 from bitrix_mail_async._retry import Failure, RetryPolicy
 from bitrix_mail_async._version import __version__
 
-__all__ = ["ClientStats", "Transport", "redact_key"]
+__all__ = ["ClientStats", "Transport"]
 
 log = logging.getLogger("bitrix_mail_async.transport")
 
 T = TypeVar("T")
 USER_AGENT = f"bitrix-mail-async/{__version__}"
-_KEY_PREFIXES = ("vibe_api_", "vibe_app_")
 _CLOSED = "this MailClient is closed; create a new one"
-
-
-def redact_key(key: str | None) -> str:
-    """Show at most the kind prefix of a key (``vibe_api_***``), never any secret part."""
-    if not key:
-        return "<none>"
-    for prefix in _KEY_PREFIXES:
-        if key.startswith(prefix):
-            return prefix + "***"
-    return "***"
-
-
-def check_header_value(name: str, value: str) -> None:
-    """Reject values that would break or inject HTTP headers (CR, LF, other controls)."""
-    if not isinstance(value, str) or not value:
-        raise errors.ConfigurationError(f"{name} must be a non-empty string")
-    if not value.isascii() or any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
-        # The message deliberately does not echo the value: it may be the key.
-        raise errors.ConfigurationError(
-            f"{name} contains whitespace, control or non-ASCII characters"
-        )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:
-    """Validate and normalise the base URL (no trailing slash); plain http only to loopback."""
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise errors.ConfigurationError(
-            f"base_url must be an http(s) URL with a host, got {base_url!r}"
-        )
-    if parts.query or parts.fragment:
-        raise errors.ConfigurationError("base_url must not carry a query or fragment")
-    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
-        raise errors.ConfigurationError(
-            "refusing to send the API key over plain http to a non-loopback host; "
-            "use https or pass allow_insecure_http=True"
-        )
-    return base_url.rstrip("/")
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -104,16 +55,6 @@ def parse_retry_after(value: str | None) -> float | None:
     if not math.isfinite(seconds):
         return None
     return max(0.0, seconds)
-
-
-def is_timeout(value: object) -> bool:
-    """True for a usable timeout: a positive, finite number of seconds (not a bool)."""
-    return (
-        not isinstance(value, bool)
-        and isinstance(value, int | float)
-        and math.isfinite(value)
-        and value > 0
-    )
 
 
 def _coerce_seconds(value: Any) -> float | None:
@@ -306,9 +247,11 @@ class Transport:
         if idempotent is None:
             idempotent = method == "GET"
         body = _dumps(json) if json is not None else None
-        per_attempt = self._timeout if timeout is None else timeout
-        if not is_timeout(per_attempt):
-            raise errors.InvalidArgumentError("timeout must be a positive number of seconds")
+        per_attempt = (
+            self._timeout
+            if timeout is None
+            else check_timeout(timeout, error=errors.InvalidArgumentError)
+        )
         policy = self._retry
         attempts = 0
         rate_limited = 0

@@ -20,11 +20,16 @@ from typing import Any, Final, TextIO, TypeVar
 from urllib.parse import urlsplit
 
 from bitrix_mail_async import errors
+from bitrix_mail_async._config import (
+    DEFAULT_BASE_URL,
+    ENV_API_KEY,
+    ENV_BASE_URL,
+    check_base_url,
+)
 from bitrix_mail_async._convert import split_recipients, to_dict
 from bitrix_mail_async._ratelimit import RateLimit
-from bitrix_mail_async._transport import check_base_url
 from bitrix_mail_async._version import __version__
-from bitrix_mail_async.client import DEFAULT_BASE_URL, ENV_API_KEY, ENV_BASE_URL, MailClient
+from bitrix_mail_async.client import MailClient
 from bitrix_mail_async.models import Mailbox, Message, MessageSummary, Sender
 
 __all__ = ["build_parser", "main"]

@@ -2,33 +2,31 @@
 
 from __future__ import annotations
 
-import os
 from types import TracebackType
 from typing import Final
 
 import aiohttp
 
 from bitrix_mail_async import errors
+from bitrix_mail_async._config import (
+    DEFAULT_BASE_URL,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_TIMEOUT,
+    check_count,
+    check_timeout,
+    redact_key,
+    resolve_api_key,
+    resolve_base_url,
+    resolve_session_token,
+)
 from bitrix_mail_async._ratelimit import RateLimit, RateLimitConfig, Unlimited
 from bitrix_mail_async._retry import RetryPolicy
-from bitrix_mail_async._transport import (
-    ClientStats,
-    Transport,
-    check_base_url,
-    is_timeout,
-    redact_key,
-)
+from bitrix_mail_async._transport import ClientStats, Transport
 from bitrix_mail_async.resources.mailboxes import Mailboxes
 from bitrix_mail_async.resources.messages import Messages
 from bitrix_mail_async.resources.recipients import Recipients
 
 __all__ = ["DEFAULT_BASE_URL", "MailClient"]
-
-DEFAULT_BASE_URL: Final = "https://vibecode.bitrix24.tech/v1"
-ENV_API_KEY: Final = "BITRIX_MAIL_API_KEY"
-ENV_BASE_URL: Final = "BITRIX_MAIL_BASE_URL"
-ENV_SESSION_TOKEN: Final = "BITRIX_MAIL_SESSION_TOKEN"
-DEFAULT_MAX_CONCURRENCY: Final = 32
 
 
 class _Default:
@@ -57,23 +55,15 @@ class MailClient:
         rate_limit: RateLimitConfig | _Default | None = _DEFAULT,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         retry: RetryPolicy | None = None,
-        timeout: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT,
         session: aiohttp.ClientSession | None = None,
         allow_insecure_http: bool = False,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get(ENV_API_KEY)
-        if not key:
-            raise errors.ConfigurationError(
-                f"no API key: pass api_key=... or set the {ENV_API_KEY} environment variable"
-            )
-        url = base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
-        url = check_base_url(url, allow_insecure_http=allow_insecure_http)
-        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
-            raise errors.ConfigurationError("max_concurrency must be an int")
-        if max_concurrency < 1:
-            raise errors.ConfigurationError("max_concurrency must be at least 1")
-        if not is_timeout(timeout):
-            raise errors.ConfigurationError("timeout must be a positive number of seconds")
+        key = resolve_api_key(api_key)
+        url = resolve_base_url(base_url, allow_insecure_http=allow_insecure_http)
+        session_token = resolve_session_token(session_token)
+        check_count("max_concurrency", max_concurrency, minimum=1)
+        timeout = check_timeout(timeout)
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise errors.ConfigurationError("session must be an aiohttp.ClientSession")
         config: RateLimitConfig
@@ -83,8 +73,6 @@ class MailClient:
             config = Unlimited()
         else:
             config = rate_limit
-        if session_token is None:
-            session_token = os.environ.get(ENV_SESSION_TOKEN) or None
         self._key_hint = redact_key(key)
         self._base_url = url
         self._transport = Transport(

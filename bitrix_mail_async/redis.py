@@ -40,13 +40,13 @@ from urllib.parse import urlsplit, urlunsplit
 import attrs
 
 from bitrix_mail_async import errors
+from bitrix_mail_async._config import check_number
 from bitrix_mail_async._ratelimit import (
     DEFAULT_BURST,
     DEFAULT_PER_SECOND,
     AdaptiveRate,
     InProcessLimiter,
     Permit,
-    check_positive,
 )
 
 try:
@@ -219,16 +219,16 @@ class RedisRateLimit:
         redis_timeout: float = DEFAULT_REDIS_TIMEOUT,
         probe_interval: float = DEFAULT_PROBE_INTERVAL,
     ) -> None:
-        check_positive("per_second", per_second)
+        check_number("per_second", per_second)
         if burst is not None and (
             isinstance(burst, bool) or not isinstance(burst, int) or burst < 1
         ):
             raise errors.ConfigurationError(f"burst must be a positive int, got {burst!r}")
-        check_positive("fallback_share", fallback_share)
+        check_number("fallback_share", fallback_share)
         if fallback_share > 1:
             raise errors.ConfigurationError("fallback_share must be at most 1")
-        check_positive("redis_timeout", redis_timeout)
-        check_positive("probe_interval", probe_interval)
+        check_number("redis_timeout", redis_timeout)
+        check_number("probe_interval", probe_interval)
         if not isinstance(prefix, str) or not prefix or any(c.isspace() for c in prefix):
             raise errors.ConfigurationError("prefix must be a non-empty string without spaces")
         if isinstance(url_or_client, str):

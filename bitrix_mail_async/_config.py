@@ -1,0 +1,169 @@
+"""Configuration: environment names, defaults, key redaction, and every configuration check.
+
+Each kind of check exists once here (a number, a count, a timeout, a header value, the base
+URL); the client, the retry policy, the limiters and the command line call these instead of
+writing their own. Checks raise :class:`~bitrix_mail_async.errors.ConfigurationError` by
+default; per-call arguments pass ``error=errors.InvalidArgumentError``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import os
+from typing import Final
+from urllib.parse import urlsplit
+
+from bitrix_mail_async import errors
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_CONCURRENCY",
+    "DEFAULT_TIMEOUT",
+    "ENV_API_KEY",
+    "ENV_BASE_URL",
+    "ENV_SESSION_TOKEN",
+    "check_base_url",
+    "check_count",
+    "check_header_value",
+    "check_number",
+    "check_timeout",
+    "is_timeout",
+    "redact_key",
+    "resolve_api_key",
+    "resolve_base_url",
+    "resolve_session_token",
+]
+
+DEFAULT_BASE_URL: Final = "https://vibecode.bitrix24.tech/v1"
+ENV_API_KEY: Final = "BITRIX_MAIL_API_KEY"
+ENV_BASE_URL: Final = "BITRIX_MAIL_BASE_URL"
+ENV_SESSION_TOKEN: Final = "BITRIX_MAIL_SESSION_TOKEN"
+DEFAULT_MAX_CONCURRENCY: Final = 32
+DEFAULT_TIMEOUT: Final = 30.0
+
+_KEY_PREFIXES: Final = ("vibe_api_", "vibe_app_")
+
+ErrorClass = type[errors.ConfigurationError] | type[errors.InvalidArgumentError]
+
+
+def redact_key(key: str | None) -> str:
+    """Show at most the kind prefix of a key (``vibe_api_***``), never any secret part."""
+    if not key:
+        return "<none>"
+    for prefix in _KEY_PREFIXES:
+        if key.startswith(prefix):
+            return prefix + "***"
+    return "***"
+
+
+def check_number(
+    name: str,
+    value: object,
+    *,
+    allow_zero: bool = False,
+    error: ErrorClass = errors.ConfigurationError,
+) -> float:
+    """Return ``value`` as a float if it is a finite real number > 0 (>= 0 with allow_zero)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise error(f"{name} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        wanted = "a finite number >= 0" if allow_zero else "a positive finite number"
+        raise error(f"{name} must be {wanted}, got {value!r}")
+    return float(value)
+
+
+def check_count(
+    name: str,
+    value: object,
+    *,
+    minimum: int = 1,
+    error: ErrorClass = errors.ConfigurationError,
+) -> int:
+    """Return ``value`` if it is an int (not a bool) of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise error(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise error(f"{name} must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+def is_timeout(value: object) -> bool:
+    """True for a usable timeout: a positive, finite number of seconds (not a bool)."""
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
+def check_timeout(value: object, *, error: ErrorClass = errors.ConfigurationError) -> float:
+    """Return a timeout in seconds, or raise: it must be a positive finite number."""
+    if not is_timeout(value):
+        raise error("timeout must be a positive number of seconds")
+    return float(value)  # type: ignore[arg-type]
+
+
+def check_header_value(name: str, value: str) -> None:
+    """Reject values that would break or inject HTTP headers (CR, LF, other controls)."""
+    if not isinstance(value, str) or not value:
+        raise errors.ConfigurationError(f"{name} must be a non-empty string")
+    if not value.isascii() or any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
+        # The message deliberately does not echo the value: it may be the key.
+        raise errors.ConfigurationError(
+            f"{name} contains whitespace, control or non-ASCII characters"
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:
+    """Validate and normalise the base URL (no trailing slash); plain http only to loopback."""
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise errors.ConfigurationError(
+            f"base_url must be an http(s) URL with a host, got {base_url!r}"
+        )
+    if parts.query or parts.fragment:
+        raise errors.ConfigurationError("base_url must not carry a query or fragment")
+    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
+        raise errors.ConfigurationError(
+            "refusing to send the API key over plain http to a non-loopback host; "
+            "use https or pass allow_insecure_http=True"
+        )
+    return base_url.rstrip("/")
+
+
+def resolve_api_key(api_key: str | None) -> str:
+    """The key given, else ``$BITRIX_MAIL_API_KEY``; none at all is a ConfigurationError."""
+    key = api_key if api_key is not None else os.environ.get(ENV_API_KEY)
+    if not key:
+        raise errors.ConfigurationError(
+            f"no API key: pass api_key=... or set the {ENV_API_KEY} environment variable"
+        )
+    check_header_value("api_key", key)
+    return key
+
+
+def resolve_base_url(base_url: str | None, *, allow_insecure_http: bool) -> str:
+    """The URL given, else ``$BITRIX_MAIL_BASE_URL``, else the public gateway; checked."""
+    url = base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
+    return check_base_url(url, allow_insecure_http=allow_insecure_http)
+
+
+def resolve_session_token(session_token: str | None) -> str | None:
+    """The token given, else ``$BITRIX_MAIL_SESSION_TOKEN`` (app keys only); checked."""
+    if session_token is None:
+        session_token = os.environ.get(ENV_SESSION_TOKEN) or None
+        if session_token is None:
+            return None
+    check_header_value("session_token", session_token)
+    return session_token
