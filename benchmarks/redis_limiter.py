@@ -132,7 +132,7 @@ async def _worker_main(
     async with MailClient(
         key, base_url=base_url, rate_limit=config, retry=RetryPolicy(max_retry_after=5)
     ) as mail:
-        limiter = mail._transport.limiter
+        limiter = mail._pipeline.limiter
         if isinstance(limiter, RedisLimiter):
             await limiter.cooldown_remaining()  # connected before the clock starts
         barrier.wait(60)  # every worker ready: the clock starts for all at once

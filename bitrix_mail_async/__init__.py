@@ -9,7 +9,7 @@ Example::
 from bitrix_mail_async import errors
 from bitrix_mail_async._ratelimit import RateLimit
 from bitrix_mail_async._retry import RetryPolicy
-from bitrix_mail_async._transport import ClientStats
+from bitrix_mail_async._stats import ClientStats
 from bitrix_mail_async._version import __version__
 from bitrix_mail_async.client import MailClient
 from bitrix_mail_async.models import (

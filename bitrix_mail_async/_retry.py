@@ -4,18 +4,37 @@ The gateway has no idempotency key (contract section 1): a repeated POST sends t
 twice. So a call with a side effect is repeated only when the gateway provably did not act on
 it: a 429 (rejected before any work), or a connection that failed before the request was
 written. Any failure after that point raises instead, marked as "outcome unknown".
+
+This module owns every such decision: the kinds of failure (:class:`Failure`), the policy
+(:class:`RetryPolicy`), and the loop that repeats attempts (:class:`RetryLoop`): the separate
+budget for 429s, the shared cooldown a 429 starts, ``max_retry_after``, backoff, and the
+outcome-unknown error a side effect gets when it cannot be repeated safely.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import logging
 import random
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
+from bitrix_mail_async import errors
 from bitrix_mail_async._config import check_count, check_number
+from bitrix_mail_async._ratelimit import cooldown_jitter
+from bitrix_mail_async._stats import ClientStats
 
-__all__ = ["Failure", "RetryPolicy", "should_retry"]
+if TYPE_CHECKING:
+    from bitrix_mail_async._ratelimit import Limiter, Permit
+    from bitrix_mail_async._transport import Request
+
+__all__ = ["AttemptFailed", "Failure", "RetryLoop", "RetryPolicy", "classify", "should_retry"]
+
+log = logging.getLogger("bitrix_mail_async.transport")
+R = TypeVar("R")
 
 
 class Failure(enum.Enum):
@@ -81,3 +100,146 @@ def should_retry(failure: Failure, *, idempotent: bool) -> bool:
     if failure in (Failure.RATE_LIMITED, Failure.NOT_SENT):
         return True
     return idempotent
+
+
+def classify(status: int) -> Failure | None:
+    """How the retry rules see an error status: 429 and 502-504 may be retried, others not."""
+    if status == 429:
+        return Failure.RATE_LIMITED
+    if status in (502, 503, 504):
+        return Failure.SERVER_ERROR
+    return None
+
+
+class AttemptFailed(Exception):
+    """One attempt failed; carries the typed error and how the retry rules should see it."""
+
+    def __init__(
+        self,
+        error: errors.MailError,
+        failure: Failure | None,
+        retry_after: float | None = None,
+        permit: Permit | None = None,
+    ) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.failure = failure
+        self.retry_after = retry_after
+        self.permit = permit
+
+
+Sleeper = Callable[[Coroutine[Any, Any, None]], Awaitable[None]]
+
+
+class RetryLoop:
+    """Repeats the attempts of one logical call by the rules of a :class:`RetryPolicy`."""
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        *,
+        limiter: Limiter,
+        stats: ClientStats,
+        wait: Sleeper,
+        is_closed: Callable[[], bool],
+    ) -> None:
+        self.policy = policy
+        self._limiter = limiter
+        self._stats = stats
+        self._wait = wait
+        self._is_closed = is_closed
+
+    async def run(self, request: Request, attempt: Callable[[int], Awaitable[R]]) -> R:
+        """Call ``attempt(n)`` until it succeeds or the rules say stop; raise the final error."""
+        attempts = 0
+        rate_limited = 0
+        while True:
+            attempts += 1
+            try:
+                return await attempt(attempts)
+            except AttemptFailed as failed:
+                if failed.failure is Failure.RATE_LIMITED:
+                    await self._after_rate_limit(request, failed, rate_limited)
+                    rate_limited += 1
+                    attempts -= 1  # 429s have their own budget
+                    continue  # the limiter's acquire() waits the cooldown out
+                delay = self._backoff_or_raise(request, failed, attempts)
+                await self._wait(asyncio.sleep(delay))
+
+    async def _after_rate_limit(
+        self, request: Request, failed: AttemptFailed, rate_limited: int
+    ) -> None:
+        """Share a 429's cooldown with the other calls, or raise when this call must stop."""
+        policy = self.policy
+        wait = policy.rate_limit_wait(failed.retry_after, rate_limited + 1)
+        if wait > policy.max_retry_after:
+            # Not honoured, so not imposed on the other calls either.
+            raise failed.error from None
+        # Shared even when this call gives up: the others would only earn 429s.
+        await self._limiter.report_rate_limited(failed.permit, wait + cooldown_jitter(wait))
+        log.debug("%s %s: rate limited, shared cooldown %.3fs", request.method, request.path, wait)
+        if rate_limited >= policy.rate_limit_attempts:
+            raise failed.error from None
+        self._stats.retries += 1
+
+    def _backoff_or_raise(self, request: Request, failed: AttemptFailed, attempts: int) -> float:
+        """Seconds to wait before the next attempt; raises when the call may not be repeated."""
+        policy = self.policy
+        failure = failed.failure
+        if (
+            failure is None
+            or self._is_closed()
+            or not should_retry(failure, idempotent=request.idempotent)
+            or attempts >= policy.max_attempts
+            or (failed.retry_after or 0.0) > policy.max_retry_after
+        ):
+            raise self._final_error(request, failed) from None
+        delay = policy.backoff(attempts)
+        if failed.retry_after is not None and policy.honor_retry_after:
+            delay = max(delay, failed.retry_after)
+        self._stats.retries += 1
+        self._stats.retry_wait += delay
+        log.debug(
+            "%s %s: attempt %d failed (%s), retrying in %.3fs",
+            request.method,
+            request.path,
+            attempts,
+            failure.value,
+            delay,
+        )
+        return delay
+
+    def _final_error(self, request: Request, failed: AttemptFailed) -> errors.MailError:
+        """The error the caller sees: as is, or marked outcome-unknown for a side effect."""
+        err = failed.error
+        if request.idempotent or failed.failure not in (Failure.SERVER_ERROR, Failure.LOST):
+            self._stats.errors += 1
+            return err
+        self._stats.outcome_unknown += 1
+        return outcome_unknown(request, err)
+
+
+def outcome_unknown(request: Request, err: errors.MailError) -> errors.OutcomeUnknownError:
+    """Wrap the error of a side effect that may have been applied, with what was sent."""
+    method, path = request.method, request.path
+    sent = {"method": method, "path": path, "json": request.json}
+    note = "the gateway may have applied this call; it was not retried to avoid a duplicate"
+    if isinstance(err, errors.APIError):
+        return errors.UpstreamOutcomeUnknownError(
+            f"{err.message} ({note})",
+            request=sent,
+            code=err.code,
+            status=err.status,
+            hint=err.hint,
+            retry_after=err.retry_after,
+            method=method,
+            path=path,
+            body_excerpt=err.body_excerpt,
+        )
+    cls = (
+        errors.TimeoutOutcomeUnknownError
+        if isinstance(err, errors.TimeoutError)
+        else errors.OutcomeUnknownError
+    )
+    message = err.message if isinstance(err, errors.TransportError) else str(err)
+    return cls(f"{message} ({note})", method=method, path=path, request=sent)

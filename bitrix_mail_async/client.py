@@ -19,9 +19,11 @@ from bitrix_mail_async._config import (
     resolve_base_url,
     resolve_session_token,
 )
+from bitrix_mail_async._pipeline import Pipeline
 from bitrix_mail_async._ratelimit import RateLimit, RateLimitConfig, Unlimited
 from bitrix_mail_async._retry import RetryPolicy
-from bitrix_mail_async._transport import ClientStats, Transport
+from bitrix_mail_async._stats import ClientStats
+from bitrix_mail_async._transport import Transport
 from bitrix_mail_async.resources.mailboxes import Mailboxes
 from bitrix_mail_async.resources.messages import Messages
 from bitrix_mail_async.resources.recipients import Recipients
@@ -75,25 +77,30 @@ class MailClient:
             config = rate_limit
         self._key_hint = redact_key(key)
         self._base_url = url
-        self._transport = Transport(
+        transport = Transport(
             api_key=key,
             base_url=url,
             session_token=session_token,
+            max_connections=max_concurrency,
+            timeout=timeout,
+            session=session,
+        )
+        self._pipeline = Pipeline(
+            transport=transport,
             limiter=config.create_limiter(api_key=key),
             max_concurrency=max_concurrency,
             retry=retry if retry is not None else RetryPolicy(),
-            timeout=float(timeout),
-            session=session,
+            timeout=timeout,
         )
-        self.mailboxes = Mailboxes(self._transport)
+        self.mailboxes = Mailboxes(self._pipeline)
         """Mailboxes of the portal: ``list``, ``get``, ``senders``."""
-        self.messages = Messages(self._transport)
+        self.messages = Messages(self._pipeline)
         """Messages: list/get/thread, send/reply/forward/move, objects created from a message."""
-        self.recipients = Recipients(self._transport)
+        self.recipients = Recipients(self._pipeline)
         """Address book searches: CRM ``contacts`` and ``employees``."""
 
     def __repr__(self) -> str:
-        state = "closed" if self.closed else "open" if self._transport._opened else "not opened"
+        state = self._pipeline.transport.state.value
         return f"<MailClient base_url={self._base_url!r} api_key={self._key_hint} {state}>"
 
     @property
@@ -104,23 +111,23 @@ class MailClient:
     @property
     def stats(self) -> ClientStats:
         """Live counters: requests, retries, 429s, limiter wait, the learned rate."""
-        stats = self._transport.stats
-        stats.current_rate = self._transport.limiter.current_rate
+        stats = self._pipeline.stats
+        stats.current_rate = self._pipeline.limiter.current_rate
         return stats
 
     @property
     def closed(self) -> bool:
         """True once the client was closed."""
-        return self._transport.closed
+        return self._pipeline.transport.closed
 
     async def open(self) -> MailClient:
         """Open the HTTP session (done by ``async with``); returns the client."""
-        await self._transport.open()
+        await self._pipeline.transport.open()
         return self
 
     async def close(self) -> None:
         """Close the session we own (a caller's session is left open) and the limiter."""
-        await self._transport.close()
+        await self._pipeline.close()
 
     async def __aenter__(self) -> MailClient:
         return await self.open()

@@ -5,27 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from typing import Any, Generic, TypeVar
 
-from bitrix_mail_async._convert import structure_list, unwrap_items
+from bitrix_mail_async._envelope import Call, Reply, decode_page
 from bitrix_mail_async.models import MessageSummary, Page
 
 __all__ = ["MessagePager", "Pager"]
 
 T = TypeVar("T")
 
-#: Fetches one page for (offset, limit): the envelope's ``data`` and ``meta`` (or None).
-FetchFn = Callable[[int, int], Awaitable[tuple[Any, Any]]]
-
-
-def _meta_of(meta: Any) -> tuple[bool | None, int | None]:
-    # The contract only infers that mail lists carry meta (I), so it is optional here.
-    if not isinstance(meta, dict):
-        return None, None
-    has_more = meta.get("hasMore")
-    total = meta.get("total")
-    return (
-        has_more if isinstance(has_more, bool) else None,
-        total if isinstance(total, int) and not isinstance(total, bool) else None,
-    )
+#: Fetches one page for (offset, limit): the answer's ``data`` and ``meta``.
+FetchFn = Callable[[int, int], Awaitable[Reply]]
 
 
 class Pager(Generic[T]):
@@ -43,10 +31,12 @@ class Pager(Generic[T]):
         item_type: type[T],
         *,
         page_size: int,
+        call: Call,
     ) -> None:
         self._fetch = fetch
         self._item_type = item_type
         self._page_size = page_size
+        self._call = call
 
     @property
     def page_size(self) -> int:
@@ -55,23 +45,8 @@ class Pager(Generic[T]):
 
     async def fetch_page(self, offset: int) -> Page[T]:
         """Fetch and decode the page that starts at ``offset``."""
-        data, meta = await self._fetch(offset, self._page_size)
-        items = structure_list(unwrap_items(data), self._item_type)
-        if meta is None and isinstance(data, dict):
-            # Tolerate meta nested in data, or hasMore/total beside "items".
-            meta = data.get("meta", data)
-        has_more, total = _meta_of(meta)
-        if has_more is None:
-            if total is not None:
-                has_more = offset + len(items) < total
-            else:
-                has_more = len(items) >= self._page_size
-        if not items:
-            # A gateway that claims more but returns nothing would otherwise loop forever.
-            has_more = False
-        return Page(
-            items=items, has_more=has_more, total=total, offset=offset, limit=self._page_size
-        )
+        reply = await self._fetch(offset, self._page_size)
+        return decode_page(self._call, reply, self._item_type, offset=offset, limit=self._page_size)
 
     async def first_page(self) -> Page[T]:
         """The first page only."""

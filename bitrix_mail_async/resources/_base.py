@@ -1,14 +1,104 @@
-"""What every resource shares: the transport it declares its routes against."""
+"""What every resource shares: route declarations over the pipeline, decoding by ``cast_to``.
+
+A resource method checks its arguments and declares its route, e.g.
+``return await self._get(f"/mail/messages/{mid}", Message, unwrap="item")``; the helpers
+here send it through the pipeline (limiter, retries, typed errors) and decode the answer's
+``data`` with :mod:`bitrix_mail_async._envelope`. Resources never touch aiohttp, JSON,
+retries or envelopes.
+"""
 
 from __future__ import annotations
 
-from bitrix_mail_async._transport import Transport
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar
+
+from bitrix_mail_async import _envelope
+from bitrix_mail_async._envelope import Call, Reply, Unwrap
+from bitrix_mail_async._pipeline import Pipeline
+from bitrix_mail_async.pagination import Pager
+
+T = TypeVar("T")
+P = TypeVar("P", bound=Pager[Any])
 
 
 class Resource:
-    """Base of the resources: holds the transport, never touches aiohttp."""
+    """Base of the resources: holds the pipeline, never touches aiohttp."""
 
-    __slots__ = ("_transport",)
+    __slots__ = ("_pipeline",)
 
-    def __init__(self, transport: Transport) -> None:
-        self._transport = transport
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
+
+    async def _get(
+        self,
+        path: str,
+        cast_to: type[T],
+        *,
+        unwrap: Unwrap = None,
+        params: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> T:
+        """GET one object and decode it (``unwrap="item"`` accepts ``{"item": {...}}``)."""
+        reply = await self._pipeline.request("GET", path, params=params, timeout=timeout)
+        return _envelope.decode(Call("GET", path), reply.data, cast_to, unwrap=unwrap)
+
+    async def _get_list(
+        self,
+        path: str,
+        cast_to: type[T],
+        *,
+        params: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> list[T]:
+        """GET a list (a bare array or ``{"items": [...]}``) and decode every item."""
+        reply = await self._pipeline.request("GET", path, params=params, timeout=timeout)
+        return _envelope.decode_list(Call("GET", path), reply.data, cast_to)
+
+    async def _post(
+        self,
+        path: str,
+        cast_to: type[T],
+        *,
+        json: Mapping[str, Any],
+        timeout: float | None = None,
+    ) -> T:
+        """POST a call with a side effect (never repeated once it may have been applied)."""
+        reply = await self._pipeline.request("POST", path, json=json, timeout=timeout)
+        return _envelope.decode(Call("POST", path), reply.data, cast_to)
+
+    async def _search(
+        self,
+        path: str,
+        cast_to: type[T],
+        *,
+        json: Mapping[str, Any],
+        timeout: float | None = None,
+    ) -> list[T]:
+        """POST a read-only search (retried like a GET) and decode its list."""
+        reply = await self._pipeline.request(
+            "POST", path, json=json, timeout=timeout, idempotent=True
+        )
+        return _envelope.decode_list(Call("POST", path), reply.data, cast_to)
+
+    def _pages(
+        self,
+        pager_class: type[P],
+        method: Literal["GET", "POST"],
+        path: str,
+        cast_to: type[Any],
+        *,
+        filters: Mapping[str, Any],
+        page_size: int,
+        timeout: float | None = None,
+    ) -> P:
+        """A pager over an offset-paged list: GET pages in the query, POST searches in the body."""
+        pipeline = self._pipeline
+
+        async def fetch(offset: int, limit: int) -> Reply:
+            if method == "GET":
+                query = {**filters, "limit": str(limit), "offset": str(offset)}
+                return await pipeline.request("GET", path, params=query, timeout=timeout)
+            body = {**filters, "limit": limit, "offset": offset}
+            return await pipeline.request("POST", path, json=body, timeout=timeout, idempotent=True)
+
+        return pager_class(fetch, cast_to, page_size=page_size, call=Call(method, path))

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import builtins
-from typing import Any
 
 from bitrix_mail_async import _args
-from bitrix_mail_async._convert import structure, structure_list, unwrap_item, unwrap_items
 from bitrix_mail_async.models import Mailbox, Sender
 from bitrix_mail_async.pagination import Pager
 from bitrix_mail_async.resources._base import Resource
@@ -37,20 +35,21 @@ class Mailboxes(Resource):
             params["name"] = _args.single_line("name", name)
         if email is not None:
             params["email"] = _args.single_line("email", email)
-
-        async def fetch(offset: int, limit: int) -> tuple[Any, Any]:
-            query = {**params, "limit": str(limit), "offset": str(offset)}
-            return await self._transport.request_with_meta(
-                "GET", "/mail/mailboxes", params=query, timeout=timeout
-            )
-
-        return await Pager(fetch, Mailbox, page_size=_PAGE).collect()
+        pager = self._pages(
+            Pager,
+            "GET",
+            "/mail/mailboxes",
+            Mailbox,
+            filters=params,
+            page_size=_PAGE,
+            timeout=timeout,
+        )
+        return await pager.collect()
 
     async def get(self, mailbox_id: int, *, timeout: float | None = None) -> Mailbox:
         """One mailbox by id. Example: ``box = await mail.mailboxes.get(1)``."""
         mid = _args.positive_id("mailbox_id", mailbox_id)
-        data = await self._transport.request("GET", f"/mail/mailboxes/{mid}", timeout=timeout)
-        return structure(unwrap_item(data), Mailbox)
+        return await self._get(f"/mail/mailboxes/{mid}", Mailbox, unwrap="item", timeout=timeout)
 
     async def senders(
         self, mailbox_id: int, *, timeout: float | None = None
@@ -60,7 +59,4 @@ class Mailboxes(Resource):
         Example: ``from_ = (await mail.mailboxes.senders(1))[0].sender``.
         """
         mid = _args.positive_id("mailbox_id", mailbox_id)
-        data = await self._transport.request(
-            "GET", f"/mail/mailboxes/{mid}/senders", timeout=timeout
-        )
-        return structure_list(unwrap_items(data), Sender)
+        return await self._get_list(f"/mail/mailboxes/{mid}/senders", Sender, timeout=timeout)

@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from bitrix_mail_async import _args, errors
-from bitrix_mail_async._convert import structure, structure_list, unwrap_item, unwrap_items
 from bitrix_mail_async.models import (
     CalendarEventCreated,
     ChatCreated,
@@ -101,21 +100,20 @@ class Messages(Resource):
         size = _args.page_size(
             "page_size", _DEFAULT_PAGE if page_size is None else page_size, _MAX_PAGE
         )
-        transport = self._transport
-
-        async def fetch(offset: int, limit: int) -> tuple[Any, Any]:
-            query = {**params, "limit": str(limit), "offset": str(offset)}
-            return await transport.request_with_meta(
-                "GET", "/mail/messages", params=query, timeout=timeout
-            )
-
-        return MessagePager(fetch, MessageSummary, page_size=size)
+        return self._pages(
+            MessagePager,
+            "GET",
+            "/mail/messages",
+            MessageSummary,
+            filters=params,
+            page_size=size,
+            timeout=timeout,
+        )
 
     async def get(self, message_id: int, *, timeout: float | None = None) -> Message:
         """One message with its body. Example: ``msg = await mail.messages.get(1001)``."""
         mid = _args.positive_id("message_id", message_id)
-        data = await self._transport.request("GET", f"/mail/messages/{mid}", timeout=timeout)
-        return structure(unwrap_item(data), Message)
+        return await self._get(f"/mail/messages/{mid}", Message, unwrap="item", timeout=timeout)
 
     async def thread(
         self, message_id: int, *, limit: int | None = None, timeout: float | None = None
@@ -128,10 +126,9 @@ class Messages(Resource):
         params: dict[str, str] = {}
         if limit is not None:
             params["limit"] = str(_args.page_size("limit", limit, _MAX_THREAD))
-        data = await self._transport.request(
-            "GET", f"/mail/messages/{mid}/thread", params=params or None, timeout=timeout
+        return await self._get_list(
+            f"/mail/messages/{mid}/thread", Message, params=params or None, timeout=timeout
         )
-        return structure_list(unwrap_items(data), Message)
 
     async def send(
         self,
@@ -149,13 +146,21 @@ class Messages(Resource):
         Example: ``await mail.messages.send(from_=s, to=["bob@x.io"], subject="Hi", body="...")``.
         """
         payload = _compose(from_, to, subject, body, cc, bcc)
-        return await self._post_message("/mail/messages", payload, timeout)
+        return await self._post("/mail/messages", SendResult, json=payload, timeout=timeout)
 
-    async def _post_message(
-        self, path: str, payload: dict[str, Any], timeout: float | None
+    async def _send_about(
+        self,
+        message_id: int,
+        route: str,
+        id_field: str,
+        payload: dict[str, Any],
+        timeout: float | None,
     ) -> SendResult:
-        data = await self._transport.request("POST", path, json=payload, timeout=timeout)
-        return structure(data, SendResult)
+        # reply/forward: the send body plus the source message's id, in the path and the body.
+        mid = _args.positive_id("message_id", message_id)
+        payload[id_field] = mid
+        path = f"/mail/messages/{mid}/{route}"
+        return await self._post(path, SendResult, json=payload, timeout=timeout)
 
     async def reply(
         self,
@@ -170,10 +175,8 @@ class Messages(Resource):
         timeout: float | None = None,
     ) -> SendResult:
         """Reply to a message. Example: ``await mail.messages.reply(1001, from_=s, to=t, ...)``."""
-        mid = _args.positive_id("message_id", message_id)
         payload = _compose(from_, to, subject, body, cc, bcc)
-        payload["replyToMessageId"] = mid
-        return await self._post_message(f"/mail/messages/{mid}/reply", payload, timeout)
+        return await self._send_about(message_id, "reply", "replyToMessageId", payload, timeout)
 
     async def forward(
         self,
@@ -188,10 +191,8 @@ class Messages(Resource):
         timeout: float | None = None,
     ) -> SendResult:
         """Forward a message. Example: ``await mail.messages.forward(1001, from_=s, to=t, ...)``."""
-        mid = _args.positive_id("message_id", message_id)
         payload = _compose(from_, to, subject, body, cc, bcc)
-        payload["forwardMessageId"] = mid
-        return await self._post_message(f"/mail/messages/{mid}/forward", payload, timeout)
+        return await self._send_about(message_id, "forward", "forwardMessageId", payload, timeout)
 
     async def move(
         self,
@@ -223,10 +224,7 @@ class Messages(Resource):
             raise errors.InvalidArgumentError(
                 f"folder is only used with action 'move', not {action!r}"
             )
-        data = await self._transport.request(
-            "POST", "/mail/messages/move", json=payload, timeout=timeout
-        )
-        return structure(data, MoveResult)
+        return await self._post("/mail/messages/move", MoveResult, json=payload, timeout=timeout)
 
     async def _create(
         self,
@@ -238,10 +236,9 @@ class Messages(Resource):
     ) -> T:
         mid = _args.positive_id("message_id", message_id)
         payload = {"messageId": mid, **{k: v for k, v in fields.items() if v is not None}}
-        data = await self._transport.request(
-            "POST", f"/mail/messages/{mid}/{route}", json=payload, timeout=timeout
+        return await self._post(
+            f"/mail/messages/{mid}/{route}", model, json=payload, timeout=timeout
         )
-        return structure(data, model)
 
     async def create_task(
         self,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from bitrix_mail_async import _args, errors
-from bitrix_mail_async._convert import structure_list, unwrap_items
 from bitrix_mail_async.models import Contact, Employee
 from bitrix_mail_async.pagination import Pager
 from bitrix_mail_async.resources._base import Resource
@@ -40,12 +39,6 @@ class Recipients(Resource):
             body["offset"] = offset
         return body
 
-    async def _search(self, path: str, body: dict[str, Any], timeout: float | None) -> Any:
-        # A search changes nothing on the portal, so it may be retried like a GET.
-        return await self._transport.request(
-            "POST", path, json=body, timeout=timeout, idempotent=True
-        )
-
     async def contacts(
         self,
         query: str | None = None,
@@ -59,8 +52,7 @@ class Recipients(Resource):
         Example: ``people = await mail.recipients.contacts("smith")``.
         """
         body = self._body(query, limit, offset)
-        data = await self._search("/mail/recipients/contacts", body, timeout)
-        return structure_list(unwrap_items(data), Contact)
+        return await self._search("/mail/recipients/contacts", Contact, json=body, timeout=timeout)
 
     async def employees(
         self,
@@ -76,24 +68,16 @@ class Recipients(Resource):
         """
         _require_query(query, "employees()")
         body = self._body(query, limit, offset)
-        data = await self._search("/mail/recipients/employees", body, timeout)
-        return structure_list(unwrap_items(data), Employee)
+        return await self._search(
+            "/mail/recipients/employees", Employee, json=body, timeout=timeout
+        )
 
     def _pager(
         self, path: str, item: type[T], query: str | None, page_size: int | None
     ) -> Pager[T]:
         size = _args.page_size("page_size", page_size or _DEFAULT_PAGE, _MAX_PAGE)
-        base = self._body(query, None, 0)
-
-        async def fetch(offset: int, limit: int) -> tuple[Any, Any]:
-            return await self._transport.request_with_meta(
-                "POST",
-                path,
-                json={**base, "limit": limit, "offset": offset},
-                idempotent=True,
-            )
-
-        return Pager(fetch, item, page_size=size)
+        filters = self._body(query, None, 0)
+        return self._pages(Pager, "POST", path, item, filters=filters, page_size=size)
 
     def iter_contacts(
         self, query: str | None = None, *, page_size: int | None = None

@@ -132,7 +132,7 @@ async def test_key_never_leaks_into_logs_errors_or_tracebacks(
                 await call()
             except errors.MailError as exc:
                 failures.append(exc)
-        text = repr(mail) + str(mail.stats) + repr(mail._transport)
+        text = repr(mail) + str(mail.stats) + repr(mail._pipeline.transport)
     assert [type(f) for f in failures] == [
         errors.UpstreamUnavailableError,
         errors.PermissionDeniedError,

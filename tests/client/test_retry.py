@@ -184,7 +184,7 @@ async def test_retry_after_above_cap_raises_at_once(
         with pytest.raises(errors.RateLimitedError) as info:
             await mail.mailboxes.get(1)
         # A wait this client will not honour is not imposed on its other calls either.
-        assert await mail._transport.limiter.cooldown_remaining() == 0
+        assert await mail._pipeline.limiter.cooldown_remaining() == 0
     assert time.monotonic() - started < 1
     assert info.value.retry_after == 3600
 

@@ -25,7 +25,7 @@ async def main(argv: list[str]) -> None:
     sync_dir = Path(sync)
     config = RedisRateLimit(redis_url, per_second=float(per_second), burst=int(burst))
     async with MailClient(base_url=base_url, rate_limit=config) as mail:
-        limiter = mail._transport.limiter
+        limiter = mail._pipeline.limiter
         assert isinstance(limiter, RedisLimiter)
         await limiter.cooldown_remaining()  # connected before the clock starts
         (sync_dir / f"ready-{index}").touch()

@@ -251,7 +251,7 @@ async def test_mail_client_over_redis(redis_url: str, mail_emulator: MailEmulato
     ) as mail:
         await asyncio.gather(*(mail.mailboxes.get(1) for _ in range(10)))
         assert mail.stats.current_rate == 50
-        limiter = mail._transport.limiter
+        limiter = mail._pipeline.limiter
         assert isinstance(limiter, RedisLimiter)
         assert limiter.redis_calls >= 10
 
@@ -272,7 +272,7 @@ async def test_redis_outage_falls_back_and_recovers(
     async with MailClient(
         mail_emulator.api_key, base_url=mail_emulator.base_url, rate_limit=config, retry=FAST
     ) as mail:
-        limiter = mail._transport.limiter
+        limiter = mail._pipeline.limiter
         assert isinstance(limiter, RedisLimiter)
         await asyncio.gather(*(mail.mailboxes.get(1) for _ in range(5)))
         assert await probe.exists(f"{limiter.bucket}:gcra")

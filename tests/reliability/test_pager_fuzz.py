@@ -9,9 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bitrix_mail_async import MessageSummary, errors
-from bitrix_mail_async._convert import structure_list, unwrap_items
+from bitrix_mail_async._envelope import Call, Reply, decode_list
 from bitrix_mail_async.pagination import Pager
 
+CALL = Call("GET", "/mail/messages")
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5)
 junk = st.recursive(
     json_scalars,
@@ -54,7 +55,7 @@ def expected_ids(size: int, pages: list[tuple[Any, Any]]) -> list[int] | None:
     for index in range(len(pages) + 1):
         data, meta = pages[index] if index < len(pages) else ([], {"hasMore": True})
         try:
-            items = structure_list(unwrap_items(data), MessageSummary)
+            items = decode_list(CALL, data, MessageSummary)
         except errors.DecodeError:
             return None
         ids += [m.id for m in items]
@@ -79,14 +80,15 @@ def test_pager_follows_the_stop_rule_and_only_raises_decode_errors(
     size, pages = case
     calls: list[tuple[int, int]] = []
 
-    async def fetch(offset: int, limit: int) -> tuple[Any, Any]:
+    async def fetch(offset: int, limit: int) -> Reply:
         calls.append((offset, limit))
         index = len(calls) - 1
         # Past the script the gateway keeps answering empty pages that claim more.
-        return pages[index] if index < len(pages) else ([], {"hasMore": True})
+        return Reply(*pages[index]) if index < len(pages) else Reply([], {"hasMore": True})
 
     async def run() -> list[int]:
-        return [m.id async for m in Pager(fetch, MessageSummary, page_size=size)]
+        pager = Pager(fetch, MessageSummary, page_size=size, call=CALL)
+        return [m.id async for m in pager]
 
     expected = expected_ids(size, pages)
     if expected is None:

@@ -1,0 +1,268 @@
+"""The one place that reads the gateway's answers.
+
+An answer is ``{"success": true, "data": ..., "meta"?: ...}`` or ``{"success": false, "error":
+{...}}`` (contract section 1). This module turns an :class:`Answer` into the ``data`` and
+``meta`` of a success or into the typed :mod:`errors` exception of a failure, unwraps ``item``/
+``items`` payloads, reads paging ``meta`` and decodes payloads into models through
+:mod:`bitrix_mail_async._convert`. Every :class:`~errors.DecodeError` raised here names the
+method and path of the call.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import time
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar
+
+import attrs
+
+from bitrix_mail_async import errors
+from bitrix_mail_async._convert import structure, structure_list
+from bitrix_mail_async._jsonlib import loads
+from bitrix_mail_async.models import Page
+
+__all__ = [
+    "Answer",
+    "Call",
+    "Reply",
+    "Unwrap",
+    "decode",
+    "decode_list",
+    "decode_page",
+    "error_for",
+    "parse_retry_after",
+    "read",
+]
+
+T = TypeVar("T")
+Unwrap = Literal["item"] | None
+
+
+@attrs.frozen
+class Call:
+    """Which call an answer belongs to: named in every error this module raises."""
+
+    method: str
+    path: str
+
+
+@attrs.frozen
+class Answer:
+    """What one attempt got back over HTTP: status, headers and the (bounded) body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    @property
+    def retry_after(self) -> float | None:
+        """Seconds from the Retry-After header, None when absent or unusable."""
+        return parse_retry_after(self.headers.get("Retry-After"))
+
+
+@attrs.frozen
+class Reply:
+    """A successful answer's ``data`` and ``meta`` (None when the answer has no meta)."""
+
+    data: Any
+    meta: Any = None
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP-date); None when unusable."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        seconds = when.timestamp() - time.time()
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def _coerce_seconds(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return max(0.0, float(value)) if math.isfinite(value) else None
+    if isinstance(value, str):
+        return parse_retry_after(value)
+    return None
+
+
+def _decode_error(call: Call, message: str, **details: Any) -> errors.DecodeError:
+    return errors.DecodeError(message, method=call.method, path=call.path, **details)
+
+
+def read(call: Call, answer: Answer) -> Reply:
+    """Return the ``data``/``meta`` of a 2xx answer, or raise its typed error."""
+    raw = answer.body
+    try:
+        envelope = loads(raw)
+    except ValueError:
+        raise _decode_error(
+            call,
+            "the answer is not valid JSON",
+            status=answer.status,
+            body_excerpt=errors.excerpt(raw),
+        ) from None
+    if not isinstance(envelope, dict) or "success" not in envelope:
+        raise _decode_error(
+            call,
+            "the answer is not the gateway's envelope (no 'success' field)",
+            status=answer.status,
+            body_excerpt=errors.excerpt(raw),
+        )
+    if envelope["success"] is True:
+        if "data" not in envelope:
+            raise _decode_error(call, "'success: true' without 'data'", status=answer.status)
+        return Reply(envelope["data"], envelope.get("meta"))
+    # success: false with a 2xx status: still a gateway error, typed by its code.
+    raise error_for(call, answer, envelope=envelope)
+
+
+def error_for(call: Call, answer: Answer, *, envelope: Any = None) -> errors.APIError:
+    """The typed exception for an error answer (any status); unknown codes map by status."""
+    status = answer.status
+    if envelope is None:
+        try:
+            envelope = loads(answer.body) if answer.body else None
+        except ValueError:
+            envelope = None
+    error_obj = envelope.get("error") if isinstance(envelope, dict) else None
+    code: str | None = None
+    message = f"HTTP {status}"
+    hint = user_message = None
+    validation: list[dict[str, Any]] | None = None
+    body_retry_after = None
+    body_excerpt: str | None = None
+    if isinstance(error_obj, dict):
+        raw_code = error_obj.get("code")
+        code = str(raw_code) if raw_code is not None else None
+        message = str(error_obj.get("message") or message)
+        hint = _opt_str(error_obj.get("hint"))
+        user_message = _opt_str(error_obj.get("userMessage"))
+        body_retry_after = _coerce_seconds(error_obj.get("retryAfter"))
+        raw_validation = error_obj.get("validation")
+        if isinstance(raw_validation, list):
+            validation = [v for v in raw_validation if isinstance(v, dict)]
+    else:
+        message = f"HTTP {status} with an answer that is not the gateway's error envelope"
+        body_excerpt = errors.excerpt(answer.body)
+    retry_after = answer.retry_after
+    if retry_after is None:
+        retry_after = body_retry_after
+    cls = errors.error_class_for(code, status)
+    return cls(
+        message,
+        code=code,
+        status=status,
+        hint=hint,
+        retry_after=retry_after,
+        method=call.method,
+        path=call.path,
+        body_excerpt=body_excerpt,
+        validation=validation,
+        user_message=user_message,
+    )
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+# --- payloads ------------------------------------------------------------------------------
+
+
+def _kind(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _unwrap_items(call: Call, data: object) -> list[Any]:
+    # The contract allows a bare JSON array or {"items": [...]} for lists (section 3).
+    if data.__class__ is list:
+        return data
+    if isinstance(data, dict):
+        items = data.get("items")
+        if items.__class__ is list:
+            return items
+        keys = ", ".join(sorted(map(str, data))[:8])
+        got = f"an object with keys [{keys}]"
+    else:
+        got = _kind(data)
+    raise _decode_error(call, f"expected a list or an object with an 'items' list, got {got}")
+
+
+def _unwrap_item(call: Call, data: object) -> Any:
+    # {"item": {...}} in REST 3.0, a bare object possibly from the gateway: accept both.
+    if not isinstance(data, dict):
+        raise _decode_error(call, f"expected an object, got {_kind(data)}")
+    if "item" not in data:
+        return data
+    inner = data["item"]
+    if isinstance(inner, dict):
+        return inner
+    raise _decode_error(call, f"expected 'item' to be an object, got {_kind(inner)}")
+
+
+def _named(call: Call, exc: errors.DecodeError) -> errors.DecodeError:
+    return _decode_error(call, exc.message)
+
+
+def decode(call: Call, data: Any, cast_to: type[T], *, unwrap: Unwrap = None) -> T:
+    """Decode one payload into ``cast_to``; ``unwrap="item"`` accepts ``{"item": {...}}``."""
+    if unwrap == "item":
+        data = _unwrap_item(call, data)
+    try:
+        return structure(data, cast_to)
+    except errors.DecodeError as exc:
+        raise _named(call, exc) from None
+
+
+def decode_list(call: Call, data: Any, cast_to: type[T]) -> list[T]:
+    """Decode a list payload (a bare array or ``{"items": [...]}``) into ``list[cast_to]``."""
+    items = _unwrap_items(call, data)
+    try:
+        return structure_list(items, cast_to)
+    except errors.DecodeError as exc:
+        raise _named(call, exc) from None
+
+
+def _meta_of(meta: Any) -> tuple[bool | None, int | None]:
+    # The contract only infers that mail lists carry meta (I), so it is optional here.
+    if not isinstance(meta, dict):
+        return None, None
+    has_more = meta.get("hasMore")
+    total = meta.get("total")
+    return (
+        has_more if isinstance(has_more, bool) else None,
+        total if isinstance(total, int) and not isinstance(total, bool) else None,
+    )
+
+
+def decode_page(call: Call, reply: Reply, cast_to: type[T], *, offset: int, limit: int) -> Page[T]:
+    """Decode one page of an offset-paged list and decide whether another page follows.
+
+    ``hasMore`` wins, then ``total``; without either, a page shorter than ``limit`` is the
+    last one (REST 3.0's rule). An empty page always ends the walk, so a gateway that claims
+    more but returns nothing cannot make a pager loop forever.
+    """
+    items = decode_list(call, reply.data, cast_to)
+    meta = reply.meta
+    if meta is None and isinstance(reply.data, dict):
+        # Tolerate meta nested in data, or hasMore/total beside "items".
+        meta = reply.data.get("meta", reply.data)
+    has_more, total = _meta_of(meta)
+    if has_more is None:
+        has_more = offset + len(items) < total if total is not None else len(items) >= limit
+    if not items:
+        has_more = False
+    return Page(items=items, has_more=has_more, total=total, offset=offset, limit=limit)
