@@ -17,12 +17,14 @@ __all__ = [
     "BitrixError",
     "ConfigurationError",
     "DecodeError",
+    "ErrorLoopDetectedError",
     "InvalidArgumentError",
     "InvalidParamsError",
     "MailError",
     "NotFoundError",
     "OutcomeUnknownError",
     "PermissionDeniedError",
+    "QueueTimeoutError",
     "RateLimitedError",
     "TimeoutError",
     "TimeoutOutcomeUnknownError",
@@ -137,8 +139,26 @@ class RateLimitedError(APIError):
     """429: still rate limited after the retry budget was spent."""
 
 
+class ErrorLoopDetectedError(RateLimitedError):
+    """429 ERROR_LOOP_DETECTED: the gateway blocks this one request, repeated with one error.
+
+    Not a rate limit: the gateway's circuit breaker (contract section 1a.4) blocks only this
+    request (same key, method, path and body) for ``retry_after`` seconds, and other calls go on.
+    It points at a bug in the caller, so it is raised at once, never retried or shared.
+    """
+
+
 class UpstreamUnavailableError(APIError):
     """5xx: Bitrix24 or the gateway's queue is unavailable, after retries were spent."""
+
+
+class QueueTimeoutError(UpstreamUnavailableError):
+    """504 QUEUE_TIMEOUT: the call waited too long in the portal's queue and was not executed.
+
+    The client retries it after ``retry_after`` (sends too: nothing was executed) and lowers
+    its concurrency; this reaches the caller only once those retries are spent. Never an
+    :class:`OutcomeUnknownError`.
+    """
 
 
 class DecodeError(MailError):
@@ -231,16 +251,24 @@ _CODE_TO_CLASS: dict[str, type[APIError]] = {
     "INVALID_PARAMS": InvalidParamsError,
     "MISSING_API_KEY": AuthenticationError,
     "INVALID_API_KEY": AuthenticationError,
+    "INVALID_APP_KEY": AuthenticationError,
     "KEY_INACTIVE": AuthenticationError,
     "KEY_EXPIRED": AuthenticationError,
     "TOKEN_MISSING": AuthenticationError,
+    "TOKEN_EXPIRED": AuthenticationError,
+    "TOKEN_REFRESH_FAILED": AuthenticationError,
     "SCOPE_DENIED": PermissionDeniedError,
     "BITRIX_ACCESS_DENIED": PermissionDeniedError,
+    "IP_NOT_ALLOWED": PermissionDeniedError,
+    "MANAGEMENT_KEY_NO_ENTITY_ACCESS": PermissionDeniedError,
     "NOT_FOUND": NotFoundError,
     "ENTITY_NOT_FOUND": NotFoundError,
     "BITRIX_ERROR": BitrixError,
     "RATE_LIMITED": RateLimitedError,
+    "ERROR_LOOP_DETECTED": ErrorLoopDetectedError,
+    "INTERNAL_ERROR": UpstreamUnavailableError,
     "BITRIX_UNAVAILABLE": UpstreamUnavailableError,
+    "QUEUE_TIMEOUT": QueueTimeoutError,
 }
 
 _STATUS_TO_CLASS: dict[int, type[APIError]] = {
