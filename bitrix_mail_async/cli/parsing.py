@@ -15,7 +15,14 @@ from typing import Any, Final, Protocol
 
 import attrs
 
-from bitrix_mail_async._config import DEFAULT_BASE_URL, ENV_API_KEY, ENV_BASE_URL
+from bitrix_mail_async import errors
+from bitrix_mail_async._config import (
+    DEFAULT_BASE_URL,
+    ENV_API_KEY,
+    ENV_BASE_URL,
+    check_count,
+    check_number,
+)
 
 __all__ = [
     "EPILOG",
@@ -31,6 +38,8 @@ __all__ = [
     "positive_int",
     "seeded_messages_argument",
 ]
+
+_MAX_PORT: Final = 65535
 
 #: Runs a parsed command line and returns the exit code.
 Handler = Callable[[argparse.Namespace], int]
@@ -57,15 +66,17 @@ examples:
 
 
 # ----------------------------------------------------------------------------- argument types
+def _refused(text: str, expected: str) -> argparse.ArgumentTypeError:
+    """argparse's error for a value it cannot use: what was expected, and what was given."""
+    return argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+
+
 def positive_int(text: str) -> int:
     """Argument type: an integer of at least 1."""
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+        return check_count("value", int(text))
+    except (ValueError, errors.ConfigurationError):
+        raise _refused(text, "a positive integer") from None
 
 
 def port(text: str) -> int:
@@ -73,31 +84,37 @@ def port(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}")
+        raise _refused(text, "a port number") from None
+    try:
+        check_count("port", value, minimum=0)
+    except errors.ConfigurationError:
+        raise _refused(text, f"a port number 0-{_MAX_PORT}") from None
+    if value > _MAX_PORT:
+        raise _refused(text, f"a port number 0-{_MAX_PORT}")
     return value
+
+
+def _float(text: str, *, allow_zero: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise _refused(text, "a number") from None
+    try:
+        value = check_number("value", value, allow_zero=allow_zero)
+    except errors.ConfigurationError:
+        raise _refused(text, "a positive number") from None
+    # "-0" is an accepted zero; give it back as a plain 0.0.
+    return value or 0.0
 
 
 def positive_float(text: str) -> float:
     """Argument type: a positive, finite number."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+    return _float(text, allow_zero=False)
 
 
 def non_negative_float(text: str) -> float:
     """Argument type: zero or a positive, finite number."""
-    try:
-        if float(text) == 0:
-            return 0.0
-    except ValueError:
-        pass
-    return positive_float(text)
+    return _float(text, allow_zero=True)
 
 
 def mailbox_argument(parser: argparse.ArgumentParser) -> None:
