@@ -1,0 +1,224 @@
+"""What the ``bitrix-mail`` command line prints, and with which exit code it ends.
+
+Owns the exit codes, the tables of mailboxes, senders and messages, the text of one message,
+JSON printing, and the explanation of every library error for the person at the terminal
+(with advice for the key problems). The API key is never part of any of it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, Final, TypeVar
+
+from bitrix_mail_async import Mailbox, Message, MessageSummary, Sender, errors
+from bitrix_mail_async._config import ENV_API_KEY
+from bitrix_mail_async._convert import to_dict
+
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "UsageError",
+    "describe",
+    "first_error",
+    "mailbox_table",
+    "message_table",
+    "message_text",
+    "print_error",
+    "print_json",
+    "sender_table",
+    "show",
+]
+
+EXIT_OK: Final = 0
+EXIT_ERROR: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_INTERRUPTED: Final = 130
+
+# What each authentication/permission code means for the person at the terminal.
+_AUTH_ADVICE: Final = {
+    "MISSING_API_KEY": f"the gateway received no key: set {ENV_API_KEY}",
+    "INVALID_API_KEY": (
+        f"the key is unknown: check {ENV_API_KEY} (and that --base-url points at the "
+        "gateway the key belongs to)"
+    ),
+    "KEY_INACTIVE": (
+        "the key is switched off: enable it again in the portal's Vibe API settings, "
+        f"or create a new key and update {ENV_API_KEY}"
+    ),
+    "KEY_EXPIRED": f"the key has expired: create a new key and update {ENV_API_KEY}",
+    "TOKEN_MISSING": (
+        "the key has no Bitrix24 tokens configured: reconnect the key to the portal "
+        "in the Vibe API settings"
+    ),
+    "SCOPE_DENIED": "the key lacks the mail scope: add the 'mail' scope to the key",
+    "BITRIX_ACCESS_DENIED": (
+        "Bitrix24 denies the key's user access to this mailbox or message: check the "
+        "mailbox permissions on the portal"
+    ),
+}
+
+# The gateway has no idempotency key: repeating a send that may have gone out sends it twice.
+_OUTCOME_UNKNOWN: Final = (
+    "; the request may have been applied (e.g. the message sent): "
+    "check the Sent folder before repeating it"
+)
+
+_CELL_MAX: Final = 48
+
+T = TypeVar("T")
+
+
+class UsageError(Exception):
+    """A configuration problem found before any request: exit code 2."""
+
+
+# ----------------------------------------------------------------------------- printing
+def print_error(message: str) -> None:
+    """Print ``bitrix-mail: error: <message>`` on stderr."""
+    print(f"bitrix-mail: error: {message}", file=sys.stderr)
+
+
+def print_json(value: Any) -> None:
+    """Print plain JSON data, indented, non-ASCII kept readable."""
+    print(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+def show(
+    items: Sequence[T], *, as_json: bool, empty: str, table: Callable[[Sequence[T]], str]
+) -> int:
+    """Print a list as JSON (``--json``), as a table, or say that it is empty."""
+    if as_json:
+        print_json([to_dict(item) for item in items])
+    elif not items:
+        print(empty)
+    else:
+        print(table(items))
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------- tables and text
+def _cell(value: object, limit: int = _CELL_MAX) -> str:
+    """One table cell: a single line, shortened to ``limit`` characters."""
+    if value is None:
+        return "-"
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(headers)]
+    lines = []
+    for row in [list(headers), *rows]:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def _when(msg: MessageSummary) -> str:
+    return msg.date.strftime("%Y-%m-%d %H:%M") if msg.date is not None else "-"
+
+
+def _yes_no(value: bool | None) -> str:
+    return "-" if value is None else "yes" if value else "no"
+
+
+def mailbox_table(boxes: Sequence[Mailbox]) -> str:
+    """The mailboxes as a table: id, name, email, sender name."""
+    rows = [[str(b.id), _cell(b.name), _cell(b.email), _cell(b.sender_name)] for b in boxes]
+    return _table(["ID", "NAME", "EMAIL", "SENDER NAME"], rows)
+
+
+def sender_table(senders: Sequence[Sender]) -> str:
+    """A mailbox's sender addresses as a table, the first column usable as ``--from``."""
+    rows = [[_cell(s.sender, 80), _cell(s.email), _cell(s.name)] for s in senders]
+    return _table(["SENDER (use as --from)", "EMAIL", "NAME"], rows)
+
+
+def message_table(messages: Sequence[MessageSummary]) -> str:
+    """Messages as a table, one line each; unread ones marked ``*``."""
+    rows = [
+        [
+            str(m.id),
+            _when(m),
+            _cell(m.folder, 16),
+            "" if m.is_seen else "*",
+            _cell(m.from_),
+            _cell(m.subject, 60),
+        ]
+        for m in messages
+    ]
+    return _table(["ID", "DATE", "FOLDER", "NEW", "FROM", "SUBJECT"], rows)
+
+
+def message_text(msg: Message) -> str:
+    """One message as its header fields, a blank line, and its body."""
+    mailbox = str(msg.mailbox_id) if msg.mailbox_id is not None else "-"
+    if msg.mailbox_email:
+        mailbox += f" ({msg.mailbox_email})"
+    fields = [
+        ("ID", str(msg.id)),
+        ("Mailbox", mailbox),
+        ("Folder", msg.folder or "-"),
+        ("Date", msg.date.isoformat(sep=" ") if msg.date is not None else "-"),
+        ("From", msg.from_ or "-"),
+        ("To", ", ".join(msg.to) or "-"),
+    ]
+    if msg.cc:
+        fields.append(("Cc", ", ".join(msg.cc)))
+    fields += [
+        ("Subject", msg.subject or ""),
+        ("Seen", _yes_no(msg.is_seen)),
+        ("Attachments", _yes_no(msg.has_attachments)),
+    ]
+    if msg.url:
+        fields.append(("URL", msg.url))
+    width = max(len(name) for name, _ in fields) + 1
+    head = "\n".join(f"{(name + ':').ljust(width)} {value}" for name, value in fields)
+    return f"{head}\n\n{(msg.body or '').rstrip()}"
+
+
+# ----------------------------------------------------------------------------- errors
+def first_error(exc: BaseException) -> BaseException:
+    """The first real failure inside (possibly nested) exception groups of a TaskGroup."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _describe_api_error(exc: errors.APIError) -> str:
+    code = exc.code or "HTTP"
+    advice = _AUTH_ADVICE.get(exc.code or "")
+    if advice is None and isinstance(exc, errors.AuthenticationError):
+        advice = f"the gateway rejected the key: check {ENV_API_KEY}"
+    if advice is None and isinstance(exc, errors.PermissionDeniedError):
+        advice = "the key may not do this: check its scopes and the portal permissions"
+    text = f"{code} (HTTP {exc.status}): {advice or exc.message}"
+    if advice is not None and exc.message:
+        text += f" [gateway: {exc.message}]"
+    if exc.hint:
+        text += f" [hint: {exc.hint}]"
+    if exc.retry_after is not None:
+        text += f" [retry after {exc.retry_after:g}s]"
+    if isinstance(exc, errors.OutcomeUnknownError):
+        text += _OUTCOME_UNKNOWN
+    return text
+
+
+def describe(exc: BaseException) -> tuple[str, int]:
+    """The human message and exit code for a library error."""
+    if isinstance(exc, errors.APIError):
+        return _describe_api_error(exc), EXIT_ERROR
+    if isinstance(exc, errors.OutcomeUnknownError):
+        return f"{exc}{_OUTCOME_UNKNOWN}", EXIT_ERROR
+    if isinstance(exc, errors.ConfigurationError | errors.InvalidArgumentError | UsageError):
+        return str(exc), EXIT_USAGE
+    if isinstance(exc, errors.TransportError):
+        return f"cannot reach the gateway: {exc}", EXIT_ERROR
+    if isinstance(exc, errors.DecodeError):
+        return f"unexpected answer from the gateway: {exc}", EXIT_ERROR
+    if isinstance(exc, OSError):
+        return str(exc), EXIT_ERROR
+    return f"{type(exc).__name__}: {exc}", EXIT_ERROR
