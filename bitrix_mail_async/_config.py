@@ -78,13 +78,15 @@ def check_count(
     value: object,
     *,
     minimum: int = 1,
+    maximum: int | None = None,
     error: ErrorClass = errors.ConfigurationError,
 ) -> int:
-    """Return ``value`` if it is an int (not a bool) of at least ``minimum``."""
+    """Return ``value`` if it is an int (not a bool) in ``minimum..maximum``."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise error(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise error(f"{name} must be an int >= {minimum}, got {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        wanted = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+        raise error(f"{name} must be an int {wanted}, got {value!r}")
     return value
 
 

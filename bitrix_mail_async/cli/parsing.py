@@ -86,12 +86,9 @@ def port(text: str) -> int:
     except ValueError:
         raise _refused(text, "a port number") from None
     try:
-        check_count("port", value, minimum=0)
+        return check_count("port", value, minimum=0, maximum=_MAX_PORT)
     except errors.ConfigurationError:
         raise _refused(text, f"a port number 0-{_MAX_PORT}") from None
-    if value > _MAX_PORT:
-        raise _refused(text, f"a port number 0-{_MAX_PORT}")
-    return value
 
 
 def _float(text: str, *, allow_zero: bool) -> float:
