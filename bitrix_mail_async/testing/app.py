@@ -19,7 +19,8 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from bitrix_mail_async.testing.faults import Faults, TokenBucketLimiter
+from bitrix_mail_async.testing.faults import Faults
+from bitrix_mail_async.testing.limits import TokenBucketLimiter
 from bitrix_mail_async.testing.log import EmulatorStats, RecordedRequest, RequestLog, redact_headers
 from bitrix_mail_async.testing.state import MSK, PortalState
 

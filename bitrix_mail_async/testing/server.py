@@ -19,7 +19,8 @@ from bitrix_mail_async.testing.app import (
     KeyStatus,
     create_app,
 )
-from bitrix_mail_async.testing.faults import Faults, TokenBucketLimiter
+from bitrix_mail_async.testing.faults import Faults
+from bitrix_mail_async.testing.limits import TokenBucketLimiter
 from bitrix_mail_async.testing.log import EmulatorStats, RequestLog
 from bitrix_mail_async.testing.state import PortalState
 
