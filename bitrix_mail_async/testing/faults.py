@@ -64,17 +64,19 @@ def _check_kind(kind: str) -> str:
 class Faults:
     """What goes wrong, and how often: random rates, latency, and an explicit FIFO schedule."""
 
+    rng: random.Random
+    error_rate: float
+    drop_before_rate: float
+    drop_after_rate: float
+    latency: float
+    latency_jitter: float
+    fault_retry_after: float
+
     def __init__(self, *, seed: int = 0) -> None:
         self.seed = seed
-        self.rng = random.Random(seed)
-        self.error_rate = 0.0
-        self.drop_before_rate = 0.0
-        self.drop_after_rate = 0.0
-        self.latency = 0.0
-        self.latency_jitter = 0.0
-        self.fault_retry_after = 0.05
         self._lock = threading.Lock()
         self._queue: list[_Scheduled] = []
+        self.reset()  # the one place the defaults live
 
     def schedule(
         self,
