@@ -1,4 +1,4 @@
-"""Fault injection and the per-key token bucket of the emulator.
+"""Fault injection of the emulator: which requests go wrong, how, and how often.
 
 Tests set attributes on :class:`Faults` from their own thread while the emulator's loop reads
 them; plain attribute reads and writes are atomic in CPython, and the FIFO of scheduled faults
@@ -10,11 +10,10 @@ from __future__ import annotations
 import math
 import random
 import threading
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["FAULT_KINDS", "Faults", "RateDecision", "TokenBucketLimiter"]
+__all__ = ["FAULT_KINDS", "Faults"]
 
 #: Every fault a schedule may hold; ``slow:<seconds>`` is accepted as well.
 FAULT_KINDS: frozenset[str] = frozenset(
@@ -65,17 +64,19 @@ def _check_kind(kind: str) -> str:
 class Faults:
     """What goes wrong, and how often: random rates, latency, and an explicit FIFO schedule."""
 
+    rng: random.Random
+    error_rate: float
+    drop_before_rate: float
+    drop_after_rate: float
+    latency: float
+    latency_jitter: float
+    fault_retry_after: float
+
     def __init__(self, *, seed: int = 0) -> None:
         self.seed = seed
-        self.rng = random.Random(seed)
-        self.error_rate = 0.0
-        self.drop_before_rate = 0.0
-        self.drop_after_rate = 0.0
-        self.latency = 0.0
-        self.latency_jitter = 0.0
-        self.fault_retry_after = 0.05
         self._lock = threading.Lock()
         self._queue: list[_Scheduled] = []
+        self.reset()  # the one place the defaults live
 
     def schedule(
         self,
@@ -135,55 +136,3 @@ class Faults:
         if roll < self.drop_after_rate:
             return "drop_after"
         return None
-
-
-@dataclass(frozen=True)
-class RateDecision:
-    """The limiter's answer: allowed, or refused with the ``Retry-After`` seconds."""
-
-    allowed: bool
-    retry_after: float = 0.0
-
-
-class TokenBucketLimiter:
-    """A token bucket per API key, the way the gateway limits each key."""
-
-    def __init__(self) -> None:
-        self.per_second: float | None = None
-        self.burst = 1
-        self.retry_after: float | None = None
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def configure(
-        self, per_second: float | None, burst: int | None = None, retry_after: float | None = None
-    ) -> None:
-        """Set the rate (``None`` disables limiting), the bucket size and a fixed Retry-After."""
-        if per_second is not None and per_second <= 0:
-            raise ValueError("per_second must be positive or None")
-        if burst is not None and burst < 1:
-            raise ValueError("burst must be at least 1")
-        with self._lock:
-            self.per_second = per_second
-            self.burst = burst if burst is not None else max(1, math.ceil(per_second or 1))
-            self.retry_after = retry_after
-            self._buckets.clear()
-
-    def acquire(self, key: str) -> RateDecision:
-        """Take one token for ``key`` or say how long to wait."""
-        rate = self.per_second
-        if rate is None:
-            return RateDecision(True)
-        now = time.monotonic()
-        with self._lock:
-            tokens, last = self._buckets.get(key, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - last) * rate)
-            if tokens >= 1.0:
-                self._buckets[key] = (tokens - 1.0, now)
-                return RateDecision(True)
-            self._buckets[key] = (tokens, now)
-            wait = (1.0 - tokens) / rate
-        if self.retry_after is not None:
-            return RateDecision(False, self.retry_after)
-        # The real gateway sends whole seconds (``Retry-After: 2``).
-        return RateDecision(False, float(max(1, math.ceil(wait))))

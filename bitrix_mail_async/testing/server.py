@@ -11,17 +11,12 @@ from typing import Any
 
 from aiohttp import web
 
-from bitrix_mail_async.testing.app import (
-    DEFAULT_API_KEY,
-    GATEWAY,
-    PREFIX,
-    KeyInfo,
-    KeyStatus,
-    create_app,
-)
-from bitrix_mail_async.testing.faults import Faults, TokenBucketLimiter
+from bitrix_mail_async.testing.app import DEFAULT_API_KEY, GATEWAY, KeyInfo, KeyStatus, create_app
+from bitrix_mail_async.testing.faults import Faults
+from bitrix_mail_async.testing.limits import TokenBucketLimiter
 from bitrix_mail_async.testing.log import EmulatorStats, RequestLog
 from bitrix_mail_async.testing.state import PortalState
+from bitrix_mail_async.testing.wire import PREFIX
 
 __all__ = ["MailEmulator", "run", "serve_forever"]
 

@@ -1,21 +1,27 @@
 """The emulated portal: mailboxes, messages, recipients and the log of side effects.
 
-Everything is seeded deterministically from ``seed`` so two emulators built with the same
-arguments hold the same data. Seeding stays cheap (plain dicts, bodies rendered on demand)
-because benchmarks build portals of 100,000 messages.
+The portal starts from :func:`~bitrix_mail_async.testing.seed.seed_portal`; this module owns
+reading it in the wire's shapes and changing it (new messages, moves, created objects).
 """
 
 from __future__ import annotations
 
 import bisect
-import random
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Literal
+
+from bitrix_mail_async.testing.seed import (
+    FIRST_MESSAGE_ID,
+    MSK,
+    SEED_NEWEST,
+    seed_body,
+    seed_portal,
+)
 
 __all__ = [
     "FOLDERS",
@@ -25,65 +31,9 @@ __all__ = [
     "parse_address",
 ]
 
-#: The portal's timezone: Bitrix24 cloud portals answer in Moscow time in the contract's examples.
-MSK = timezone(timedelta(hours=3))
-
 FOLDERS: tuple[str, ...] = ("INBOX", "Sent", "Spam", "Trash", "Archive")
 
-FIRST_MESSAGE_ID = 1001
-_SEED_NEWEST = datetime(2026, 5, 25, 10, 0, 0, tzinfo=MSK)
 _ADDRESS = re.compile(r"<\s*([^<>\s]+@[^<>\s]+)\s*>")
-
-_MAILBOXES: tuple[tuple[str, str, str, tuple[tuple[str, str], ...]], ...] = (
-    (
-        "Sales",
-        "sales@emulator.bitrix24.test",
-        "Sales Team",
-        (
-            ("Sales Team", "sales@emulator.bitrix24.test"),
-            ("Anna Petrova", "anna@emulator.bitrix24.test"),
-        ),
-    ),
-    (
-        "Support",
-        "support@emulator.bitrix24.test",
-        "Support Desk",
-        (("Support Desk", "support@emulator.bitrix24.test"),),
-    ),
-    (
-        "Ivan Personal",
-        "ivan@emulator.bitrix24.test",
-        "Ivan Smirnov",
-        (
-            ("Ivan Smirnov", "ivan@emulator.bitrix24.test"),
-            ("Ivan S.", "i.smirnov@emulator.bitrix24.test"),
-        ),
-    ),
-)
-
-_FIRST_NAMES = (
-    "Olga", "Dmitry", "Elena", "Sergey", "Maria", "Alexey", "Natalia", "Pavel",
-    "Irina", "Mikhail", "Tatiana", "Andrey", "Svetlana", "Nikolai", "Julia",
-)  # fmt: skip
-_LAST_NAMES = (
-    "Ivanova", "Kuznetsov", "Popova", "Sokolov", "Lebedeva", "Kozlov", "Novikova",
-    "Morozov", "Volkova", "Fedorov",
-)  # fmt: skip
-_COMPANIES = ("acme.example", "globex.example", "initech.example", "umbrella.example")
-_SUBJECTS = (
-    "Invoice for May", "Meeting on Thursday", "Contract draft", "Delivery schedule",
-    "Price list update", "Question about the order", "Quarterly report", "Support ticket",
-    "Partnership proposal", "Welcome aboard", "Project kickoff", "Payment confirmation",
-    "Shipment delayed", "New requirements", "Feedback on the demo", "Password reset",
-)  # fmt: skip
-_PHRASES = (
-    "Please find the details below.",
-    "Could you confirm by Friday?",
-    "Thank you for the quick answer.",
-    "The attached file has the numbers we discussed.",
-    "Let us schedule a call next week.",
-    "Здравствуйте! Пришлите, пожалуйста, счёт.",
-)
 
 
 @dataclass
@@ -103,11 +53,6 @@ def parse_address(value: str) -> str:
     return (match.group(1) if match else value.strip()).lower()
 
 
-def _seed_body(msg: Mapping[str, Any]) -> str:
-    phrase = _PHRASES[msg["id"] % len(_PHRASES)]
-    return f"Hello,\n\n{msg['subject']}: {phrase}\n\nMessage #{msg['id']}.\n"
-
-
 class PortalState:
     """A seeded Bitrix24 portal: the data the emulator serves and the effects it records."""
 
@@ -117,13 +62,14 @@ class PortalState:
         # A lock for mutations: handlers run on the emulator's loop while tests may call the
         # helpers below from another thread.
         self.lock = threading.RLock()
-        self.mailboxes: dict[int, dict[str, Any]] = {}
-        self.senders: dict[int, list[dict[str, Any]]] = {}
+        seeded = seed_portal(seed, messages)
+        self.mailboxes: dict[int, dict[str, Any]] = seeded.mailboxes
+        self.senders: dict[int, list[dict[str, Any]]] = seeded.senders
         self.folders: tuple[str, ...] = FOLDERS
-        self.messages: dict[int, dict[str, Any]] = {}
-        self.threads: dict[int, list[int]] = {}
-        self.contacts: list[dict[str, Any]] = []
-        self.employees: list[dict[str, Any]] = []
+        self.messages: dict[int, dict[str, Any]] = seeded.messages
+        self.threads: dict[int, list[int]] = seeded.threads
+        self.contacts: list[dict[str, Any]] = seeded.contacts
+        self.employees: list[dict[str, Any]] = seeded.employees
         self.denied_mailboxes: set[int] = set()
         self.sent: list[dict[str, Any]] = []
         self.tasks: list[dict[str, Any]] = []
@@ -135,122 +81,13 @@ class PortalState:
         self._effects: list[dict[str, Any]] = []
         # Per mailbox, message ids sorted oldest -> newest: pages are slices taken from the end,
         # so an unfiltered page costs O(limit) however big the mailbox is.
-        self._order: dict[int, list[int]] = {}
+        self._order: dict[int, list[int]] = seeded.order
         self._filter_cache: dict[tuple[Any, ...], list[int]] = {}
         self._version = 0
-        self._next_message_id = FIRST_MESSAGE_ID
-        self._next_thread_id = 1
+        self._next_message_id = FIRST_MESSAGE_ID + messages
+        self._next_thread_id = len(seeded.threads) + 1
         self._counters: dict[str, int] = {}
         self._chat_by_message: dict[int, int] = {}
-        self._seed_portal(messages)
-
-    # ----------------------------------------------------------------- seeding
-    def _seed_portal(self, count: int) -> None:
-        rng = random.Random(self.seed)
-        for index, (name, email, sender_name, senders) in enumerate(_MAILBOXES, start=1):
-            self.mailboxes[index] = {
-                "id": index,
-                "name": name,
-                "email": email,
-                "senderName": sender_name,
-            }
-            self.senders[index] = [
-                {"email": s_email, "name": s_name, "sender": f"{s_name} <{s_email}>"}
-                for s_name, s_email in senders
-            ]
-            self._order[index] = []
-
-        people = [
-            (f"{first} {last}", f"{first.lower()}.{last.lower()}@{_COMPANIES[i % len(_COMPANIES)]}")
-            for i, (first, last) in enumerate(
-                (f, la) for la in _LAST_NAMES for f in _FIRST_NAMES[: 3 + len(la) % 3]
-            )
-        ]
-        rng.shuffle(people)
-        self.contacts = [
-            {"id": 101 + i, "email": email, "name": name}
-            for i, (name, email) in enumerate(people[:30])
-        ]
-        self.employees = [
-            {
-                "id": 1 + i,
-                "email": f"{first.lower()}.{_LAST_NAMES[i % len(_LAST_NAMES)].lower()}"
-                "@emulator.bitrix24.test",
-                "name": f"{first} {_LAST_NAMES[i % len(_LAST_NAMES)]}",
-            }
-            for i, first in enumerate((_FIRST_NAMES * 2)[:20])
-        ]
-        contact_addrs = [f"{c['name']} <{c['email']}>" for c in self.contacts]
-
-        # Messages are generated newest first (id 1001 is the newest): a list page of mailbox 1
-        # starts at its lowest id, which keeps examples in docs and tests readable.
-        date = _SEED_NEWEST
-        open_thread: dict[int, list[int]] = {}
-        rand = rng.random
-        seeded: list[dict[str, Any]] = []
-        for offset in range(count):
-            msg_id = FIRST_MESSAGE_ID + offset
-            roll = rand()
-            mailbox_id = 1 if roll < 0.6 else (2 if roll < 0.85 else 3)
-            mailbox = self.mailboxes[mailbox_id]
-            roll = rand()
-            folder = (
-                "INBOX"
-                if roll < 0.8
-                else "Sent"
-                if roll < 0.92
-                else "Archive"
-                if roll < 0.96
-                else "Spam"
-                if roll < 0.98
-                else "Trash"
-            )
-            contact = contact_addrs[int(rand() * len(contact_addrs))]
-            if folder == "Sent":
-                sender, to = self.senders[mailbox_id][0]["sender"], parse_address(contact)
-            else:
-                sender, to = contact, mailbox["email"]
-            thread = open_thread.get(mailbox_id)
-            if thread is not None and len(thread) < 5 and rand() < 0.35:
-                thread_id = self.messages[thread[0]]["threadId"]
-                subject = self.messages[thread[0]]["baseSubject"]
-                thread.append(msg_id)
-            else:
-                thread_id = self._next_thread_id
-                self._next_thread_id += 1
-                subject = _SUBJECTS[int(rand() * len(_SUBJECTS))]
-                thread = [msg_id]
-                open_thread[mailbox_id] = thread
-                self.threads[thread_id] = thread
-            flags = rand()
-            msg = {
-                "id": msg_id,
-                "mailboxId": mailbox_id,
-                "baseSubject": subject,
-                "subject": subject,
-                "from": sender,
-                "to": to,
-                "cc": contact_addrs[msg_id % len(contact_addrs)] if flags < 0.1 else None,
-                "date": date,
-                "isSeen": folder != "INBOX" or flags >= 0.3,
-                "hasAttachments": 0.15 <= flags < 0.4,
-                "folder": folder,
-                "body": None,
-                "threadId": thread_id,
-                "bindings": [],
-            }
-            self.messages[msg_id] = msg
-            seeded.append(msg)
-            date -= timedelta(minutes=5 + int(rand() * 115))
-        for msg in reversed(seeded):
-            self._order[msg["mailboxId"]].append(msg["id"])
-        # Threads were built newest first; store them chronologically and prefix replies.
-        for ids in self.threads.values():
-            ids.reverse()
-            for msg_id in ids[1:]:
-                msg = self.messages[msg_id]
-                msg["subject"] = "Re: " + msg["baseSubject"]
-        self._next_message_id = FIRST_MESSAGE_ID + count
 
     # ----------------------------------------------------------------- reading
     @property
@@ -294,7 +131,7 @@ class PortalState:
     def message_body(self, msg: Mapping[str, Any]) -> str:
         """Return a message's body, rendering seeded bodies on demand."""
         body = msg.get("body")
-        return body if isinstance(body, str) else _seed_body(msg)
+        return body if isinstance(body, str) else seed_body(msg)
 
     def summary(self, msg: Mapping[str, Any]) -> dict[str, Any]:
         """Return the wire shape of a message in a list (MessageSummary)."""
@@ -389,7 +226,7 @@ class PortalState:
             order = self._order[mailbox_id]
             if date is None:
                 newest = [self.messages[order[-1]]["date"]] if order else []
-                date = max([_SEED_NEWEST, *newest]) + timedelta(minutes=1)
+                date = max([SEED_NEWEST, *newest]) + timedelta(minutes=1)
             elif date.tzinfo is None:
                 date = date.replace(tzinfo=MSK)
             if thread_of is not None and thread_of in self.messages:
