@@ -1,8 +1,29 @@
 """Exception hierarchy and the one table that maps gateway error codes to classes.
 
-Every exception the library raises derives from :class:`MailError`. Exception texts never
-contain the API key: they are built only from the method, the path, the gateway's code and
-message, and a short excerpt of a response body.
+Every exception the library raises derives from :class:`MailError`::
+
+    MailError
+    ├── ConfigurationError              before any request: bad settings, closed client
+    ├── InvalidArgumentError            before any request: a bad argument (also ValueError)
+    ├── APIError                        the gateway answered with an error envelope
+    │   ├── AuthenticationError         401
+    │   ├── PermissionDeniedError       403
+    │   ├── InvalidParamsError          400
+    │   ├── NotFoundError               404
+    │   ├── BitrixError                 422
+    │   ├── RateLimitedError            429, after the retry budget
+    │   │   └── ErrorLoopDetectedError  429 ERROR_LOOP_DETECTED, raised at once
+    │   └── UpstreamUnavailableError    5xx, after retries
+    │       ├── QueueTimeoutError       504 QUEUE_TIMEOUT (not executed), after retries
+    │       └── UpstreamOutcomeUnknownError  a side effect answered 5xx (also below)
+    ├── TransportError                  connection failures
+    │   ├── TimeoutError                (also the builtin TimeoutError)
+    │   └── OutcomeUnknownError         a side effect that may have been applied
+    │       └── TimeoutOutcomeUnknownError
+    └── DecodeError                     a 2xx answer that is not the envelope or the model
+
+Exception texts never contain the API key: they are built only from the method, the path,
+the gateway's code and message, and a short excerpt of a response body.
 """
 
 from __future__ import annotations
