@@ -1,8 +1,8 @@
 """The road every call takes, as a chain of small named steps.
 
 ``request`` prepares a :class:`~bitrix_mail_async._transport.Request` and hands it to the
-:class:`~bitrix_mail_async._retry.RetryLoop`; each attempt is ``_admit`` (a concurrency slot,
-then a limiter permit) → ``Transport.send`` (one bounded HTTP exchange) → ``_hear`` (the
+:class:`~bitrix_mail_async._retry.RetryLoop`; each attempt is a concurrency slot, ``_admit``
+(a limiter permit) → ``Transport.send`` (one bounded HTTP exchange) → ``_hear`` (the
 limiter and the counters learn the outcome) → ``_envelope.read`` (data or a typed error).
 Resources only call :meth:`Pipeline.request`; they never see aiohttp, JSON or retries.
 
@@ -12,17 +12,17 @@ when to repeat) so that each of the three stays small and owns one decision.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 from bitrix_mail_async import _envelope, errors
+from bitrix_mail_async._concurrency import AdaptiveConcurrency
 from bitrix_mail_async._config import check_timeout
 from bitrix_mail_async._envelope import Answer, Reply
 from bitrix_mail_async._jsonlib import dumps
 from bitrix_mail_async._ratelimit import Limiter, Permit
-from bitrix_mail_async._retry import AttemptFailed, RetryLoop, RetryPolicy, classify
+from bitrix_mail_async._retry import AttemptFailed, Failure, RetryLoop, RetryPolicy, classify
 from bitrix_mail_async._stats import ClientStats
 from bitrix_mail_async._transport import Request, Transport
 
@@ -46,7 +46,7 @@ class Pipeline:
         self.transport = transport
         self.limiter = limiter
         self.stats = ClientStats(current_rate=limiter.current_rate)
-        self._semaphore = asyncio.Semaphore(max_concurrency)
+        self.concurrency = AdaptiveConcurrency(max_concurrency)
         self._timeout = timeout
         self._retry = RetryLoop(
             retry,
@@ -106,11 +106,14 @@ class Pipeline:
         )
 
     async def _attempt(self, request: Request, attempt: int) -> Reply:
-        async with self._semaphore:
+        generation = await self.concurrency.acquire()
+        try:
             permit = await self._admit()
             self.stats.requests += 1
             answer = await self.transport.send(request)
-        return self._hear(request, permit, answer, attempt)
+        finally:
+            self.concurrency.release()
+        return self._hear(request, permit, answer, attempt, generation)
 
     async def _admit(self) -> Permit:
         """Wait for the limiter's permit (cooldown, bucket); close() interrupts the wait."""
@@ -118,8 +121,10 @@ class Pipeline:
         self.stats.limiter_wait += permit.waited
         return permit
 
-    def _hear(self, request: Request, permit: Permit, answer: Answer, attempt: int) -> Reply:
-        """Let the limiter and the counters learn the outcome; read the envelope."""
+    def _hear(
+        self, request: Request, permit: Permit, answer: Answer, attempt: int, generation: int
+    ) -> Reply:
+        """Let the limiter, the concurrency limit and the counters learn the outcome; read."""
         status = answer.status
         self.stats.responses += 1
         log.debug("%s %s -> %d (attempt %d)", request.method, request.path, status, attempt)
@@ -127,9 +132,13 @@ class Pipeline:
         if status == 429:
             self.stats.rate_limited += 1
             err = _envelope.error_for(call, answer)
-            raise AttemptFailed(err, classify(status), err.retry_after, permit)
+            raise AttemptFailed(err, classify(status, err.code), err.retry_after, permit)
         self.limiter.report_success(permit)
         if 200 <= status < 300:
+            self.concurrency.succeeded()
             return _envelope.read(call, answer)
         err = _envelope.error_for(call, answer)
-        raise AttemptFailed(err, classify(status), err.retry_after)
+        failure = classify(status, err.code)
+        if failure is Failure.QUEUED and self.concurrency.overloaded(generation):
+            log.info("portal queue timeout: at most %d calls in flight now", self.concurrency.limit)
+        raise AttemptFailed(err, failure, err.retry_after)

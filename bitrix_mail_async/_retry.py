@@ -42,6 +42,7 @@ class Failure(enum.Enum):
 
     RATE_LIMITED = "rate_limited"  # 429: the gateway rejected the call before acting
     NOT_SENT = "not_sent"  # connect failed or timed out: the request never left
+    QUEUED = "queued"  # 504 QUEUE_TIMEOUT: waited in the portal queue, never executed
     SERVER_ERROR = "server_error"  # 502/503/504: answered, may have reached Bitrix24
     LOST = "lost"  # connection broke or read timed out after the request was written
 
@@ -97,15 +98,23 @@ class RetryPolicy:
 
 def should_retry(failure: Failure, *, idempotent: bool) -> bool:
     """Whether a failed attempt may be repeated without risking a duplicate side effect."""
-    if failure in (Failure.RATE_LIMITED, Failure.NOT_SENT):
+    if failure in (Failure.RATE_LIMITED, Failure.NOT_SENT, Failure.QUEUED):
         return True
     return idempotent
 
 
-def classify(status: int) -> Failure | None:
-    """How the retry rules see an error status: 429 and 502-504 may be retried, others not."""
+#: Wait after a QUEUE_TIMEOUT that names none: the gateway documents ``retryAfter: 10``.
+QUEUE_RETRY_AFTER = 10.0
+
+
+def classify(status: int, code: str | None) -> Failure | None:
+    """How the retry rules see an error answer; None means "raise it, never repeat"."""
     if status == 429:
-        return Failure.RATE_LIMITED
+        # The circuit breaker blocks this one request (section 1a.4): repeating it, or
+        # slowing every other call down, would only make things worse.
+        return None if code == "ERROR_LOOP_DETECTED" else Failure.RATE_LIMITED
+    if status == 504 and code == "QUEUE_TIMEOUT":
+        return Failure.QUEUED
     if status in (502, 503, 504):
         return Failure.SERVER_ERROR
     return None
@@ -152,19 +161,25 @@ class RetryLoop:
     async def run(self, request: Request, attempt: Callable[[int], Awaitable[R]]) -> R:
         """Call ``attempt(n)`` until it succeeds or the rules say stop; raise the final error."""
         attempts = 0
-        rate_limited = 0
+        refused = 0  # 429s and queue timeouts: the gateway did no work, own budget
         while True:
             attempts += 1
             try:
                 return await attempt(attempts)
             except AttemptFailed as failed:
                 if failed.failure is Failure.RATE_LIMITED:
-                    await self._after_rate_limit(request, failed, rate_limited)
-                    rate_limited += 1
-                    attempts -= 1  # 429s have their own budget
-                    continue  # the limiter's acquire() waits the cooldown out
-                delay = self._backoff_or_raise(request, failed, attempts)
-                await self._wait(asyncio.sleep(delay))
+                    await self._after_rate_limit(request, failed, refused)
+                    delay = 0.0  # the limiter's acquire() waits the cooldown out
+                elif failed.failure is Failure.QUEUED:
+                    delay = self._after_queue_timeout(request, failed, refused)
+                else:
+                    delay = self._backoff_or_raise(request, failed, attempts)
+                    await self._wait(asyncio.sleep(delay))
+                    continue
+                refused += 1
+                attempts -= 1
+                if delay:
+                    await self._wait(asyncio.sleep(delay))
 
     async def _after_rate_limit(
         self, request: Request, failed: AttemptFailed, rate_limited: int
@@ -181,6 +196,22 @@ class RetryLoop:
         if rate_limited >= policy.rate_limit_attempts:
             raise failed.error from None
         self._stats.retries += 1
+
+    def _after_queue_timeout(self, request: Request, failed: AttemptFailed, refused: int) -> float:
+        """Seconds to wait before repeating a call the portal queue never ran, or raise."""
+        policy = self.policy
+        wait = failed.retry_after if failed.retry_after is not None else QUEUE_RETRY_AFTER
+        if not policy.honor_retry_after:
+            wait = policy.backoff(refused + 1)
+        if wait > policy.max_retry_after or refused >= policy.rate_limit_attempts:
+            raise failed.error from None
+        wait += cooldown_jitter(wait)
+        self._stats.retries += 1
+        self._stats.retry_wait += wait
+        log.debug(
+            "%s %s: portal queue timeout, retrying in %.3fs", request.method, request.path, wait
+        )
+        return wait
 
     def _backoff_or_raise(self, request: Request, failed: AttemptFailed, attempts: int) -> float:
         """Seconds to wait before the next attempt; raises when the call may not be repeated."""

@@ -38,7 +38,7 @@ async def test_cancel_mid_request_frees_semaphore(mail_emulator: MailEmulator) -
         )
         assert time.monotonic() - started < 1.0
         assert [b.id for b in boxes] == [2] * 40
-        assert mail._pipeline._semaphore._value == 4
+        assert mail._pipeline.concurrency.in_flight == 0
         assert not mail._pipeline.transport._waiting
 
 
@@ -58,7 +58,7 @@ async def test_cancel_mid_backoff_frees_everything(mail_emulator: MailEmulator) 
         started = time.monotonic()
         await asyncio.gather(*(mail.mailboxes.get(1) for _ in range(10)))
         assert time.monotonic() - started < 1.0
-        assert mail._pipeline._semaphore._value == 2
+        assert mail._pipeline.concurrency.in_flight == 0
 
 
 async def test_cancel_while_queued_in_bucket_keeps_the_rate(mail_emulator: MailEmulator) -> None:
