@@ -3,7 +3,8 @@ the generated decoders agree with the ones cattrs generates.
 
 The models are every attrs class of :mod:`bitrix_mail_async.models`, found at import time: a
 new model is covered without being listed here. A generic one (``Page``) is tried with a
-model as its type argument.
+model as its type argument. The last tests show that no list exists to forget: a model
+defined only here decodes by the same rules.
 """
 
 from __future__ import annotations
@@ -238,3 +239,39 @@ def test_generated_decoder_agrees_with_cattrs(cls: Any, data: st.DataObject) -> 
     generated, reference = DECODERS[cls]
     payload = data.draw(any_payloads(cls))
     assert outcome(generated, payload, cls) == outcome(reference, payload, cls)
+
+
+# --- a model the converter was never told about ---------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class MarkResult:
+    """A model defined only in this test: listed and registered nowhere."""
+
+    success: bool = True
+    marked_count: int | None = None
+    extra: dict[str, Any] = attrs.field(factory=dict, hash=False)
+
+
+@attrs.define(kw_only=True, slots=False)
+class LooseMarkResult:
+    """The same shape, not slotted: decoded by the cattrs-generated function."""
+
+    success: bool = True
+    marked_count: int | None = attrs.field(default=None, validator=attrs.validators.ge(0))
+    extra: dict[str, Any] = attrs.field(factory=dict)
+
+
+@pytest.mark.parametrize("cls", [MarkResult, LooseMarkResult])
+def test_an_unregistered_model_decodes_like_any_other(
+    cls: type[MarkResult] | type[LooseMarkResult],
+) -> None:
+    assert (generated_decoder(cls) is not None) == (cls is MarkResult)
+    result = structure({"markedCount": "3", "foo": 1}, cls)
+    assert (result.marked_count, result.extra, result.success) == (3, {"foo": 1}, True)
+    assert structure_list([{"markedCount": 4, "success": "N"}], cls) == [
+        cls(marked_count=4, success=False)
+    ]
+    assert unstructure(result) == {"success": True, "markedCount": 3, "foo": 1}
+    with pytest.raises(errors.DecodeError, match=f"{cls.__name__}: 'markedCount'"):
+        structure({"markedCount": "three"}, cls)

@@ -10,7 +10,6 @@ import pytest
 
 from bitrix_mail_async import errors, models
 from bitrix_mail_async._convert import (
-    generated_decoder,
     split_recipients,
     structure,
     structure_list,
@@ -395,42 +394,6 @@ def test_every_model_is_public_frozen_and_keyword_only(cls: type[Any]) -> None:
     assert getattr(instance, "extra", {"someNewKey": 1}) == {"someNewKey": 1}
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         setattr(instance, attrs.fields(cls)[0].name, 2)
-
-
-# --- models the converter was never told about --------------------------------------------
-
-
-@attrs.frozen(kw_only=True)
-class MarkResult:
-    """A model defined only in this test: listed and registered nowhere."""
-
-    success: bool = True
-    marked_count: int | None = None
-    extra: dict[str, Any] = attrs.field(factory=dict, hash=False)
-
-
-@attrs.define(kw_only=True, slots=False)
-class LooseMarkResult:
-    """The same shape, not slotted: decoded by the cattrs-generated function."""
-
-    success: bool = True
-    marked_count: int | None = attrs.field(default=None, validator=attrs.validators.ge(0))
-    extra: dict[str, Any] = attrs.field(factory=dict)
-
-
-@pytest.mark.parametrize("cls", [MarkResult, LooseMarkResult])
-def test_an_unregistered_model_decodes_like_any_other(
-    cls: type[MarkResult] | type[LooseMarkResult],
-) -> None:
-    assert (generated_decoder(cls) is not None) == (cls is MarkResult)
-    result = structure({"markedCount": "3", "foo": 1}, cls)
-    assert (result.marked_count, result.extra, result.success) == (3, {"foo": 1}, True)
-    assert structure_list([{"markedCount": 4, "success": "N"}], cls) == [
-        cls(marked_count=4, success=False)
-    ]
-    assert unstructure(result) == {"success": True, "markedCount": 3, "foo": 1}
-    with pytest.raises(errors.DecodeError, match=f"{cls.__name__}: 'markedCount'"):
-        structure({"markedCount": "three"}, cls)
 
 
 def test_generic_page_uses_wire_names() -> None:
