@@ -1,13 +1,16 @@
 """What decoding a 50-item message page into models costs over plain ``json.loads``.
 
 The pager decodes every page it fetches, so the converter must stay close to raw dict handling.
-Three ways to handle the same page body are timed, interleaved round by round so that machine
+Four ways to handle the same page body are timed, interleaved round by round so that machine
 noise hits them alike, and the medians are compared:
 
 * ``json.loads`` only;
 * ``json.loads`` plus reading every field of every item from the dicts (what code without
   models would do at least);
-* ``json.loads`` plus ``structure_list(items, MessageSummary)``.
+* ``json.loads`` plus ``structure_list(items, MessageSummary)`` (what the pager runs: the
+  converter's generated straight-line decoder);
+* ``json.loads`` plus the decoder cattrs generates for the same model (``cattrs_decoder``),
+  the reference the generated one must beat to be worth keeping.
 
 Run: ``python benchmarks/decode_bench.py [--rounds N] [--pages-per-round K]``.
 """
@@ -20,7 +23,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-from bitrix_mail_async._convert import structure_list, unwrap_items
+from bitrix_mail_async._convert import cattrs_decoder, structure_list
 from bitrix_mail_async.models import MessageSummary
 
 PAGE_SIZE = 50
@@ -66,7 +69,14 @@ def loads_and_read(body: str) -> object:
 
 
 def loads_and_structure(body: str) -> object:
-    return structure_list(unwrap_items(json.loads(body)), MessageSummary)
+    return structure_list(json.loads(body)["items"], MessageSummary)
+
+
+_CATTRS_DECODE = cattrs_decoder(MessageSummary)
+
+
+def loads_and_cattrs(body: str) -> object:
+    return [_CATTRS_DECODE(item, MessageSummary) for item in json.loads(body)["items"]]
 
 
 def main() -> None:
@@ -78,11 +88,13 @@ def main() -> None:
     body = make_page_body()
     decoded = loads_and_structure(body)
     assert isinstance(decoded, list) and len(decoded) == PAGE_SIZE
+    assert loads_and_cattrs(body) == decoded
 
     contenders: dict[str, Callable[[str], object]] = {
         "json.loads only": loads_only,
         "json.loads + dict reads": loads_and_read,
         "json.loads + structure_list": loads_and_structure,
+        "json.loads + cattrs decoder": loads_and_cattrs,
     }
     samples: dict[str, list[float]] = {name: [] for name in contenders}
     for fn in contenders.values():  # warm-up
@@ -107,6 +119,10 @@ def main() -> None:
     print(f"  ratio models / loads           {models / loads:8.2f}x")
     print(f"  ratio models / dict reads      {models / reads:8.2f}x")
     print(f"  decode per item                {(models - loads) / PAGE_SIZE:8.2f} us")
+    plain = med["json.loads + cattrs decoder"]
+    print("  generated vs plain cattrs decoder (same page, same run):")
+    print(f"    decode only, cattrs / generated   {(plain - loads) / (models - loads):5.2f}x")
+    print(f"    whole page, cattrs / generated    {plain / models:5.2f}x")
 
 
 if __name__ == "__main__":

@@ -2,40 +2,51 @@
 
 Decisions kept here and nowhere else:
 
+* Every attrs class is served by hook factories on ``attrs.has`` (cattrs' documented way), so
+  there is no list of models: a class added to :mod:`~bitrix_mail_async.models` decodes and
+  encodes the first time it is used, generic ones (``Page[Message]``) included.
 * The rename rule: wire names are generated from attribute names (snake_case → camelCase, a
   trailing ``_`` dropped, so ``from_`` ↔ ``from``). No per-field table to keep in sync.
 * Lenient scalars, because Bitrix24 often sends numbers as strings and booleans as "Y"/"N":
   ints take ``123`` or ``"123"`` (not bools, fractional floats or other strings); bools take
   true/false, "Y"/"N", "true"/"false", "1"/"0", 1/0; str fields take strings and numbers;
-  datetimes take ISO 8601 (offset → aware, none → naive), ``""``/``null`` → ``None``.
-* Unknown wire keys go to the model's ``extra`` instead of failing.
-* Failures surface only as :class:`~bitrix_mail_async.errors.DecodeError`.
+  datetimes take ISO 8601 (offset → aware, none → naive). An optional int, bool or datetime
+  reads ``""`` (and a datetime also the zero date) as ``None``.
+* Unknown wire keys go to the model's ``extra`` instead of failing (a class without an
+  ``extra`` field, such as ``Page``, ignores them).
+* Failures surface only as :class:`~bitrix_mail_async.errors.DecodeError`, naming the class
+  and the wire field.
 
-Speed: each model is structured by code cattrs generates for it (``make_dict_structure_fn``
-without detailed validation). Only when that fails is the slower detailed-validation variant
-run, to name the offending field in the error.
+Speed: a model is decoded by the straight-line function :func:`generated_decoder` builds for
+it, or, for a shape that generator does not cover, by the function cattrs generates
+(:func:`cattrs_decoder`); the two agree on every model (tests/test_convert_property.py).
+Only when decoding fails is cattrs' detailed-validation variant run, to name the field.
 """
 
 from __future__ import annotations
 
+import functools
 import linecache
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from textwrap import indent
 from types import MemberDescriptorType
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, TypeVar
 
 import attrs
 import cattrs
 from cattrs.errors import ClassValidationError
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
-from cattrs.gen._consts import AttributeOverride
 
 from . import models
 from .errors import DecodeError
 
 __all__ = [
+    "cattrs_decoder",
     "converter",
+    "generated_decoder",
+    "split_recipients",
     "structure",
     "structure_list",
     "to_dict",
@@ -48,6 +59,7 @@ __all__ = [
 T = TypeVar("T")
 
 _StructureFn = Callable[[Any, Any], Any]
+_UnstructureFn = Callable[[Any], dict[str, Any]]
 
 
 class _BadValue(ValueError):
@@ -66,7 +78,9 @@ def _shown(value: object) -> str:
 _INT_TEXT: Final = re.compile(r"[+-]?[0-9]+")
 
 
-def _int_slow(value: object) -> int:
+def _int(value: Any, _: object) -> int:
+    if value.__class__ is int:
+        return value
     # Bitrix24 sends most ids as decimal strings; isascii() keeps out digits int() would
     # accept from other scripts ("١٢").
     if value.__class__ is str and value.isascii() and value.isdigit() and len(value) <= 40:
@@ -86,34 +100,12 @@ def _int_slow(value: object) -> int:
     raise _BadValue(f"expected an integer, got {_shown(value)}")
 
 
-def _int(value: Any, _: object) -> int:
-    return value if value.__class__ is int else _int_slow(value)
-
-
-def _opt_int(value: Any, _: object) -> int | None:
-    if value.__class__ is int or value is None:
-        return value
-    if value == "":
-        return None
-    return _int_slow(value)
-
-
-def _str_slow(value: object) -> str:
+def _str(value: Any, _: object) -> str:
     if isinstance(value, str):
-        return str(value)
+        return value if value.__class__ is str else str(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     raise _BadValue(f"expected a string, got {type(value).__name__}")
-
-
-def _str(value: Any, _: object) -> str:
-    return value if value.__class__ is str else _str_slow(value)
-
-
-def _opt_str(value: Any, _: object) -> str | None:
-    if value.__class__ is str or value is None:
-        return value
-    return _str_slow(value)
 
 
 _TRUE: Final = frozenset({"y", "yes", "true", "1"})
@@ -121,7 +113,9 @@ _FALSE: Final = frozenset({"n", "no", "false", "0"})
 _BOOL_TEXT: Final = {"Y": True, "N": False, "true": True, "false": False, "1": True, "0": False}
 
 
-def _bool_slow(value: object) -> bool:
+def _bool(value: Any, _: object) -> bool:
+    if value is True or value is False:
+        return value
     if value.__class__ is str and value in _BOOL_TEXT:
         return _BOOL_TEXT[value]
     if isinstance(value, str):
@@ -135,16 +129,20 @@ def _bool_slow(value: object) -> bool:
     raise _BadValue(f"expected a boolean, got {_shown(value)}")
 
 
-def _bool(value: Any, _: object) -> bool:
-    return value if value is True or value is False else _bool_slow(value)
+def _or_none(hook: Callable[[Any, object], T], *, blank: bool) -> Callable[[Any, object], T | None]:
+    """The hook of ``X | None``: null, and ``""`` too when ``blank``, read as None."""
+
+    def optional(value: Any, field_type: object) -> T | None:
+        if value is None or (blank and value == ""):
+            return None
+        return hook(value, field_type)
+
+    return optional
 
 
-def _opt_bool(value: Any, _: object) -> bool | None:
-    if value is True or value is False or value is None:
-        return value
-    if value == "":
-        return None
-    return _bool_slow(value)
+_opt_int: Final = _or_none(_int, blank=True)
+_opt_str: Final = _or_none(_str, blank=False)
+_opt_bool: Final = _or_none(_bool, blank=True)
 
 
 def _datetime(value: Any, _: object) -> datetime:
@@ -157,11 +155,6 @@ def _datetime(value: Any, _: object) -> datetime:
 
 
 def _opt_datetime(value: Any, _: object) -> datetime | None:
-    if value.__class__ is str and value[:1] not in ("", "0"):
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError:
-            pass
     # Bitrix24 (PHP/MySQL) writes an unset date as "" or the zero date, not null.
     if value is None or value == "" or (isinstance(value, str) and value.startswith("0000-00-00")):
         return None
@@ -222,26 +215,38 @@ def _recipients(value: Any, _: object) -> tuple[str, ...]:
 
 converter: Final = cattrs.Converter(unstruct_collection_overrides={tuple: list})
 
-for _type, _scalar_hook in (
-    (int, _int),
-    (int | None, _opt_int),
-    (str, _str),
-    (str | None, _opt_str),
-    (bool, _bool),
-    (bool | None, _opt_bool),
-    (datetime, _datetime),
-    (datetime | None, _opt_datetime),
-):
-    converter.register_structure_hook(_type, _scalar_hook)
+# Per field type: its structure hook (registered below, so cattrs calls it too) and the code
+# the generated decoder runs instead: it turns the wire value `v` into the field's value and
+# calls HOOK for whatever it does not take inline. A class with a field type missing here is
+# decoded by cattrs_decoder.
+_FIELD_TYPES: Final[dict[Any, tuple[_StructureFn, str]]] = {
+    int: (_int, "if v.__class__ is not int: v = HOOK"),
+    int | None: (_opt_int, "if v.__class__ is not int and v is not None: v = HOOK"),
+    str: (_str, "if v.__class__ is not str: v = HOOK"),
+    str | None: (_opt_str, "if v.__class__ is not str and v is not None: v = HOOK"),
+    bool: (_bool, "if v is not True and v is not False: v = HOOK"),
+    bool | None: (_opt_bool, "if v is not True and v is not False and v is not None: v = HOOK"),
+    datetime: (_datetime, "v = HOOK"),
+    datetime | None: (
+        _opt_datetime,
+        "if v.__class__ is str and v[:1] not in ('', '0'):\n"
+        "    try: v = __fromiso(v)\n"
+        "    except ValueError: v = HOOK\n"
+        "elif v is not None: v = HOOK",
+    ),
+    tuple[Any, ...]: (
+        _json_tuple,
+        "if v.__class__ is list: v = __tuple(v)\nelif v is None: v = ()\nelse: v = HOOK",
+    ),
+}
+_RECIPIENTS_CODE: Final = "if v is None: v = ()\nelse: v = HOOK"
+
+for _type, (_hook, _) in _FIELD_TYPES.items():
+    if _type != tuple[Any, ...]:
+        converter.register_structure_hook(_type, _hook)
 # Parametrised tuples are not classes, so singledispatch cannot take them.
 converter.register_structure_hook_func(lambda t: t == tuple[Any, ...], _json_tuple)
-
-
-def _unstructure_datetime(value: datetime) -> str:
-    return value.isoformat()
-
-
-converter.register_unstructure_hook(datetime, _unstructure_datetime)
+converter.register_unstructure_hook(datetime, datetime.isoformat)
 
 
 def wire_name(attribute: str) -> str:
@@ -250,198 +255,161 @@ def wire_name(attribute: str) -> str:
     return head + "".join(word[:1].upper() + word[1:] for word in rest)
 
 
-@attrs.frozen
-class _ModelCodec:
-    """Per-model generated functions and the wire names they know."""
-
-    cls: type[Any]
-    fast: _StructureFn
-    detailed: _StructureFn
-    unstructure: Callable[[Any], dict[str, Any]]
-    known: frozenset[str]
-    attr_of: Mapping[str, str]  # attribute name → wire name, for error messages
+def _is_recipients(field: attrs.Attribute[Any]) -> bool:
+    return bool(field.metadata.get(models.RECIPIENTS))
 
 
-# The generators take overrides as **kwargs next to bool flags; mypy cannot match a dict there.
-_gen_structure: Callable[..., _StructureFn] = make_dict_structure_fn
-_gen_unstructure: Callable[..., Callable[[Any], dict[str, Any]]] = make_dict_unstructure_fn
-
-
-def _build_codec(cls: type[Any]) -> _ModelCodec:
-    overrides: dict[str, AttributeOverride] = {}
+def _overrides(cls: Any) -> dict[str, Any]:
+    """cattrs overrides for a model: every field under its wire name, ``extra`` left out."""
+    result: dict[str, Any] = {}
     for field in attrs.fields(cls):
         if field.name == "extra":
-            overrides["extra"] = override(omit=True)
-        elif field.metadata.get(models.RECIPIENTS):
-            overrides[field.name] = override(rename=wire_name(field.name), struct_hook=_recipients)
+            result["extra"] = override(omit=True)
         else:
-            overrides[field.name] = override(rename=wire_name(field.name))
-    renames = {name: o.rename for name, o in overrides.items() if o.rename is not None}
-    return _ModelCodec(
-        cls=cls,
-        fast=_gen_structure(cls, converter, _cattrs_detailed_validation=False, **overrides),
-        detailed=_gen_structure(cls, converter, _cattrs_detailed_validation=True, **overrides),
-        unstructure=_gen_unstructure(cls, converter, **overrides),
-        known=frozenset(renames.values()),
-        attr_of=renames,
+            hook = _recipients if _is_recipients(field) else None
+            result[field.name] = override(rename=wire_name(field.name), struct_hook=hook)
+    return result
+
+
+def _wire_names(cls: Any) -> frozenset[str]:
+    return frozenset(wire_name(f.name) for f in attrs.fields(cls) if f.name != "extra")
+
+
+def _has_extra(cls: Any) -> bool:
+    return any(field.name == "extra" for field in attrs.fields(cls))
+
+
+def _as_dict(data: Any) -> dict[Any, Any]:
+    if data.__class__ is dict:
+        return data
+    if not isinstance(data, Mapping):
+        raise _BadValue(f"expected a JSON object, got {type(data).__name__}")
+    return dict(data)
+
+
+def cattrs_decoder(cls: Any) -> _StructureFn:
+    """Build the decoder cattrs generates for a model, plus the ``extra`` bookkeeping."""
+    generated = make_dict_structure_fn(
+        cls, converter, _cattrs_detailed_validation=False, **_overrides(cls)
     )
+    known = _wire_names(cls)
+    keeps_extra = _has_extra(cls)
 
-
-def _make_structure_hook(codec: _ModelCodec) -> _StructureFn:
-    fast, known = codec.fast, codec.known
-
-    def structure_model(data: Any, _: object) -> Any:
-        if data.__class__ is not dict:
-            if not isinstance(data, Mapping):
-                raise _BadValue(f"expected a JSON object, got {type(data).__name__}")
-            data = dict(data)
-        if data.keys() <= known:
-            return fast(data, None)
-        instance = fast(data, None)
-        # `extra` came from its factory, so it is this instance's own fresh dict.
-        instance.extra.update({k: v for k, v in data.items() if k not in known})
+    def structure_model(data: Any, _: object = None) -> Any:
+        data = _as_dict(data)
+        instance = generated(data, None)
+        if keeps_extra and not data.keys() <= known:
+            # `extra` came from its factory, so it is this instance's own fresh dict.
+            instance.extra.update({k: v for k, v in data.items() if k not in known})
         return instance
 
     return structure_model
 
 
+@functools.cache
+def _detailed_decoder(cls: Any) -> _StructureFn:
+    # Run only after a failure, to name every offending field.
+    return make_dict_structure_fn(
+        cls, converter, _cattrs_detailed_validation=True, **_overrides(cls)
+    )
+
+
 # --- generated straight-line decoders --------------------------------------------------------
-# cattrs' generated function calls one Python hook per field and then the frozen attrs
-# ``__init__`` (keyword parsing plus ``object.__setattr__`` per field): ~7 us for a message.
-# The decoder generated below does the same work in one function: each field's value is
-# checked inline against the common, already-right wire types (``v.__class__ is int``, ...)
-# and the hook runs only when that check fails; the instance is made with ``object.__new__``
-# and filled through the slots' own descriptors (what ``__init__`` ends up doing). It accepts,
-# converts and rejects exactly what the cattrs function does: every non-trivial value goes to
-# the same hook, and a missing key takes the attrs default.
+# Why a second generator: cattrs' function calls one Python hook per field and then the frozen
+# attrs ``__init__`` (keyword parsing plus one ``object.__setattr__`` per field). The decoder
+# below handles each field's common, already-right wire values inline and passes anything
+# else to the very hook cattrs would call; it makes the instance with ``object.__new__`` and
+# fills the slots through their own descriptors, which is what ``__init__`` ends up doing.
+# benchmarks/decode_bench.py prints both side by side; it is well over 10 % faster per page.
 
-_MISSING: Final = object()
-
-# Inline "already right" checks per field type; `v` is the wire value.
-_FAST_CHECK: Final[dict[Any, str]] = {
-    int: "v.__class__ is int",
-    int | None: "v.__class__ is int or v is None",
-    str: "v.__class__ is str",
-    str | None: "v.__class__ is str or v is None",
-    bool: "v is True or v is False",
-    bool | None: "v is True or v is False or v is None",
-    datetime | None: "v is None",
-}
-_DATETIMES: Final = (datetime, datetime | None)
+_EXTRA_CODE: Final = (
+    "v = {} if o.keys() <= __known else {k: x for k, x in o.items() if k not in __known}"
+)
+_INLINE_ENV: Final[dict[str, Any]] = {"__fromiso": datetime.fromisoformat, "__tuple": tuple}
 
 
-def _generated_decoder(cls: type[Any], known: frozenset[str]) -> _StructureFn | None:
-    """A straight-line structure function for ``cls``; None when one cannot be made safely."""
-    if hasattr(cls, "__attrs_post_init__") or hasattr(cls, "__attrs_pre_init__"):
+def _decodes_to(value: object, default: object, hook: _StructureFn, field_type: Any) -> bool:
+    try:
+        result = hook(value, field_type)
+    except Exception:
+        return False
+    return type(result) is type(default) and bool(result == default)
+
+
+def _field_code(field: attrs.Attribute[Any], index: int, env: dict[str, Any]) -> str | None:
+    """Source that decodes one field into `v`; None when the field is not covered."""
+    hook: _StructureFn
+    if _is_recipients(field):
+        hook, code = _recipients, _RECIPIENTS_CODE
+    elif field.type in _FIELD_TYPES:
+        hook, code = _FIELD_TYPES[field.type]
+    else:
         return None
-    if cls.__dictoffset__ != 0:  # not slotted all the way down
+    wire, default = wire_name(field.name), field.default
+    if default is attrs.NOTHING:
+        fetch = f"v = o[{wire!r}]"  # KeyError: "required field missing"
+    elif _decodes_to(None, default, hook, field.type):
+        fetch = f"v = o.get({wire!r})"  # a missing key and null decode alike: one lookup
+    elif _decodes_to(default, default, hook, field.type):
+        fetch = f"v = o.get({wire!r}, __d{index})"
+        env[f"__d{index}"] = default
+    else:  # e.g. a factory default
+        return None
+    env[f"__h{index}"], env[f"__t{index}"] = hook, field.type
+    return f"{fetch}\n{code.replace('HOOK', f'__h{index}(v, __t{index})')}"
+
+
+def _covered(cls: Any) -> bool:
+    """Whether filling the slots of ``cls`` directly does what its attrs ``__init__`` would."""
+    if not isinstance(cls, type) or getattr(cls, "__parameters__", None):
+        return False  # a generic class: its field types need the type arguments
+    if hasattr(cls, "__attrs_pre_init__") or hasattr(cls, "__attrs_post_init__"):
+        return False
+    fields = attrs.fields(cls)
+    slots = {s for c in cls.__mro__ for s in getattr(c, "__slots__", ())} - {"__weakref__"}
+    # Every slot is a field (a cached hash would stay unset) and every field a slot.
+    return slots == {f.name for f in fields} and all(
+        f.init
+        and f.validator is None
+        and f.converter is None
+        and isinstance(getattr(cls, f.name, None), MemberDescriptorType)
+        for f in fields
+    )
+
+
+def generated_decoder(cls: Any) -> _StructureFn | None:
+    """Build a straight-line decoder for a model; None when it has a shape not covered here."""
+    if not _covered(cls):
         return None
     attrs.resolve_types(cls)
-    env: dict[str, Any] = {
-        "__cls": cls,
-        "__new": object.__new__,
-        "__dict": dict,
-        "__Mapping": Mapping,
-        "__isinstance": isinstance,
-        "__BadValue": _BadValue,
-        "__MISSING": _MISSING,
-        "__known": known,
-        "__fromiso": datetime.fromisoformat,
-        "__tuple": tuple,
-    }
-    lines = [
-        "def decode(o, _=None):",
-        "    if o.__class__ is not __dict:",
-        "        if not __isinstance(o, __Mapping):",
-        "            raise __BadValue(f'expected a JSON object, got {type(o).__name__}')",
-        "        o = __dict(o)",
-        "    self = __new(__cls)",
-    ]
+    known = _wire_names(cls)
+    env: dict[str, Any] = {**_INLINE_ENV, "__cls": cls, "__new": object.__new__}
+    env.update(__dict=dict, __as_dict=_as_dict, __known=known)
+    lines = ["if o.__class__ is not __dict: o = __as_dict(o)", "self = __new(__cls)"]
     for index, field in enumerate(attrs.fields(cls)):
-        if field.validator is not None or field.converter is not None or not field.init:
-            return None
-        descriptor = getattr(cls, field.name, None)
-        if not isinstance(descriptor, MemberDescriptorType):
-            return None
-        env[f"__set{index}"] = descriptor.__set__
-        default = field.default
         if field.name == "extra":
-            lines += [
-                "    if o.keys() <= __known:",
-                "        v = {}",
-                "    else:",
-                "        v = {k: x for k, x in o.items() if k not in __known}",
-                f"    __set{index}(self, v)",
-            ]
-            continue
-        wire = wire_name(field.name)
-        special = field.metadata.get(models.RECIPIENTS) or field.type == tuple[Any, ...]
-        check = _FAST_CHECK.get(field.type)
-        # Where a missing key and null decode alike (the default), one dict.get does both.
-        none_is_default = (default is None and check is not None and "v is None" in check) or (
-            special and default == ()
-        )
-        if default is attrs.NOTHING:
-            fetch = [f"    v = o[{wire!r}]"]  # KeyError -> "required field missing"
-            first = "if"
-        elif isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            code = _EXTRA_CODE if field.default == attrs.Factory(dict) else None
+        else:
+            code = _field_code(field, index, env)
+        if code is None:
             return None
-        elif none_is_default:
-            env[f"__default{index}"] = default
-            fetch = [f"    v = o.get({wire!r})"]
-            first = "if"
-        else:
-            env[f"__default{index}"] = default
-            fetch = [
-                f"    v = o.get({wire!r}, __MISSING)",
-                "    if v is __MISSING:",
-                f"        v = __default{index}",
-            ]
-            first = "elif"
-        if field.metadata.get(models.RECIPIENTS):
-            hook: _StructureFn = _recipients
-            branches = [
-                f"    {first} v.__class__ is str and ',' not in v:",
-                "        v = v.strip()",
-                "        v = (v,) if v else ()",
-            ]
-        elif field.type == tuple[Any, ...]:
-            hook = _json_tuple
-            branches = [f"    {first} v.__class__ is list:", "        v = __tuple(v)"]
-        else:
-            hook = converter.get_structure_hook(field.type)
-            branches = [f"    {first} {check}:", "        pass"] if check else []
-            if field.type in _DATETIMES:
-                nxt = "elif" if branches else first
-                branches += [
-                    f"    {nxt} v.__class__ is str and v[:1] not in ('', '0'):",
-                    "        try:",
-                    "            v = __fromiso(v)",
-                    "        except ValueError:",
-                    f"            v = __hook{index}(v, __type{index})",
-                ]
-        if special and none_is_default:
-            branches += ["    elif v is None:", f"        v = __default{index}"]
-        env[f"__hook{index}"] = hook
-        env[f"__type{index}"] = field.type
-        fallback = "else" if branches or first == "elif" else None
-        body = [*fetch, *branches]
-        if fallback is None:
-            body.append(f"    v = __hook{index}(v, __type{index})")
-        else:
-            body += [f"    {fallback}:", f"        v = __hook{index}(v, __type{index})"]
-        lines += [*body, f"    __set{index}(self, v)"]
-    lines.append("    return self")
-    source = "\n".join(lines) + "\n"
-    filename = f"<bitrix_mail_async generated decoder {cls.__qualname__}>"
+        env[f"__s{index}"] = getattr(cls, field.name).__set__
+        lines += [code, f"__s{index}(self, v)"]
+    lines.append("return self")
+    source = "def decode(o, _=None):\n" + indent("\n".join(lines), "    ") + "\n"
+    filename = f"<generated decoder {cls.__module__}.{cls.__qualname__}>"
+    # In linecache, so that a traceback through the decoder shows its lines.
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    exec(compile(source, filename, "exec"), env)  # our own generated source
+    exec(compile(source, filename, "exec"), env)
     decode: _StructureFn = env["decode"]
     decode.__name__ = decode.__qualname__ = f"decode_{cls.__name__}"
     return decode
 
 
-def _make_crm_hook(model_hook: _StructureFn) -> _StructureFn:
+# --- the hook factories ---------------------------------------------------------------------
+
+
+def _bare_success(model_hook: _StructureFn) -> _StructureFn:
     def structure_crm(data: Any, cls: object) -> Any:
         # REST 3.0 answers a bare boolean; the gateway may wrap it in an object.
         if isinstance(data, Mapping):
@@ -451,11 +419,23 @@ def _make_crm_hook(model_hook: _StructureFn) -> _StructureFn:
     return structure_crm
 
 
-def _make_unstructure_hook(codec: _ModelCodec) -> Callable[[Any], dict[str, Any]]:
-    gen = codec.unstructure
+@functools.cache
+def _model_decoder(cls: Any) -> _StructureFn:
+    """The structure hook of any attrs class; cached, as cattrs caches its hooks too."""
+    hook = generated_decoder(cls) or cattrs_decoder(cls)
+    if cls is models.CrmActivityCreated:
+        hook = _bare_success(hook)
+    return hook
+
+
+def _model_encoder(cls: Any) -> _UnstructureFn:
+    """The unstructure hook of any attrs class: wire names, ``extra`` merged in."""
+    generated = make_dict_unstructure_fn(cls, converter, **_overrides(cls))
+    if not _has_extra(cls):
+        return generated
 
     def unstructure_model(instance: Any) -> dict[str, Any]:
-        wire = gen(instance)
+        wire = generated(instance)
         extra: dict[str, Any] = instance.extra
         # Known fields win over a stray extra key of the same name.
         return {**extra, **wire} if extra else wire
@@ -463,34 +443,8 @@ def _make_unstructure_hook(codec: _ModelCodec) -> Callable[[Any], dict[str, Any]
     return unstructure_model
 
 
-_MODELS: Final[tuple[type[Any], ...]] = (
-    models.Mailbox,
-    models.Sender,
-    models.MessageSummary,
-    models.Message,
-    models.SendResult,
-    models.MoveResult,
-    models.TaskCreated,
-    models.CalendarEventCreated,
-    models.ChatCreated,
-    models.FeedPostCreated,
-    models.CrmActivityCreated,
-    models.Contact,
-    models.Employee,
-)
-
-_CODECS: Final[dict[type[Any], _ModelCodec]] = {}
-_HOOKS: Final[dict[type[Any], _StructureFn]] = {}
-
-for _cls in _MODELS:
-    _codec = _build_codec(_cls)
-    _model_hook = _generated_decoder(_cls, _codec.known) or _make_structure_hook(_codec)
-    if _cls is models.CrmActivityCreated:
-        _model_hook = _make_crm_hook(_model_hook)
-    _CODECS[_cls] = _codec
-    _HOOKS[_cls] = _model_hook
-    converter.register_structure_hook(_cls, _model_hook)
-    converter.register_unstructure_hook(_cls, _make_unstructure_hook(_codec))
+converter.register_structure_hook_factory(attrs.has, _model_decoder)
+converter.register_unstructure_hook_factory(attrs.has, _model_encoder)
 
 
 # --- errors ---------------------------------------------------------------------------------
@@ -504,20 +458,16 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def _explain(data: object, cls: type[Any], exc: BaseException) -> str:
+def _explain(data: object, cls: Any, exc: BaseException) -> str:
     """Name the class and the wire fields that failed (re-running detailed validation)."""
     name = getattr(cls, "__name__", repr(cls))
-    codec = _CODECS.get(cls)
-    if codec is None or not isinstance(data, Mapping):
+    if not attrs.has(cls) or not isinstance(data, Mapping):
         return f"cannot decode {name}: {_reason(exc)}"
     try:
-        codec.detailed(dict(data), None)
+        _detailed_decoder(cls)(dict(data), None)
     except ClassValidationError as detailed:
         with_notes, without = detailed.group_exceptions()
-        problems = [
-            f"{codec.attr_of.get(note.name, note.name)!r}: {_reason(sub)}"
-            for sub, note in with_notes
-        ]
+        problems = [f"{wire_name(note.name)!r}: {_reason(sub)}" for sub, note in with_notes]
         problems += [_reason(sub) for sub in without]
         return f"cannot decode {name}: " + "; ".join(problems)
     except Exception as other:  # a failure outside any field; report it as is
@@ -531,9 +481,6 @@ def _explain(data: object, cls: type[Any], exc: BaseException) -> str:
 def structure(data: object, cls: type[T]) -> T:
     """Decode one wire value into ``cls``; raises only :class:`DecodeError`."""
     try:
-        hook = _HOOKS.get(cls)
-        if hook is not None:
-            return cast(T, hook(data, cls))
         return converter.structure(data, cls)
     except Exception as exc:
         raise DecodeError(_explain(data, cls, exc)) from None
@@ -544,22 +491,21 @@ def structure_list(data: object, cls: type[T]) -> list[T]:
     if data.__class__ is not list:
         name = getattr(cls, "__name__", repr(cls))
         raise DecodeError(f"cannot decode list[{name}]: expected a JSON array, got {_kind(data)}")
-    items = data
-    hook = _HOOKS.get(cls)
-    if hook is None:
+    items: list[Any] = data
+    if not attrs.has(cls):
         return [structure(item, cls) for item in items]
+    hook = _model_decoder(cls)
     try:
         return [hook(item, cls) for item in items]
     except Exception:
         pass
     # Slow path only to find and name the failing item.
-    result: list[T] = []
     for index, item in enumerate(items):
         try:
-            result.append(hook(item, cls))
+            hook(item, cls)
         except Exception as exc:
             raise DecodeError(f"item {index}: {_explain(item, cls, exc)}") from None
-    return result
+    return [hook(item, cls) for item in items]
 
 
 def unwrap_items(data: object) -> list[Any]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import attrs
 import pytest
 
-from bitrix_mail_async import errors
+from bitrix_mail_async import errors, models
 from bitrix_mail_async._convert import (
     split_recipients,
     structure,
@@ -36,6 +37,13 @@ from bitrix_mail_async.models import (
 )
 
 MSK = timezone(timedelta(hours=3))
+
+# Every attrs class of the models module, found rather than listed: a new model is covered.
+MODELS: list[type[Any]] = [
+    obj
+    for obj in vars(models).values()
+    if isinstance(obj, type) and attrs.has(obj) and obj.__module__ == models.__name__
+]
 
 SUMMARY: dict[str, Any] = {
     "id": 1001,
@@ -362,11 +370,47 @@ def test_extra_dicts_are_not_shared() -> None:
 
 
 def test_models_are_frozen() -> None:
-    import attrs
-
     mailbox = Mailbox(id=1)
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         mailbox.id = 2  # type: ignore[misc]
+
+
+def minimal_wire(cls: type[Any]) -> dict[str, Any]:
+    """The required fields of ``cls`` under their wire names, each with a plain value."""
+    attrs.resolve_types(cls)
+    samples: dict[Any, Any] = {int: 1, bool: True}
+    required = [f for f in attrs.fields(cls) if f.default is attrs.NOTHING]
+    return {wire_name(f.name): samples.get(f.type, []) for f in required}
+
+
+@pytest.mark.parametrize("cls", MODELS, ids=lambda c: c.__name__)
+def test_every_model_is_public_frozen_and_keyword_only(cls: type[Any]) -> None:
+    assert cls.__name__ in models.__all__
+    assert "__slots__" in vars(cls)
+    assert all(field.kw_only for field in attrs.fields(cls))
+    params = getattr(cls, "__parameters__", ())
+    target: Any = cls[tuple(Mailbox for _ in params)] if params else cls
+    instance = structure({**minimal_wire(cls), "someNewKey": 1}, target)
+    assert getattr(instance, "extra", {"someNewKey": 1}) == {"someNewKey": 1}
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        setattr(instance, attrs.fields(cls)[0].name, 2)
+
+
+def test_generic_page_uses_wire_names() -> None:
+    wire = {"items": [{"id": "1", "x": 2}], "hasMore": "Y", "total": "3", "offset": 0, "limit": 50}
+    page = structure(wire, Page[Mailbox])
+    assert page == Page(
+        items=[Mailbox(id=1, extra={"x": 2})], has_more=True, total=3, offset=0, limit=50
+    )
+    assert unstructure(page) == {
+        "items": [{"id": 1, "name": None, "email": None, "senderName": None, "x": 2}],
+        "hasMore": True,
+        "total": 3,
+        "offset": 0,
+        "limit": 50,
+    }
+    with pytest.raises(errors.DecodeError, match="Page"):
+        structure({"items": [{"id": "z"}], "hasMore": True}, Page[Mailbox])
 
 
 # --- errors -------------------------------------------------------------------------------
