@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Final
 
 from bitrix_mail_async import errors
-from bitrix_mail_async._convert import split_recipients
+from bitrix_mail_async._addresses import split_recipients
 
 __all__ = [
     "MAX_BODY_CHARS",

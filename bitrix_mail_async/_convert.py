@@ -40,19 +40,17 @@ from cattrs.errors import ClassValidationError
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from . import models
+from ._addresses import split_recipients
 from .errors import DecodeError
 
 __all__ = [
     "cattrs_decoder",
     "converter",
     "generated_decoder",
-    "split_recipients",
     "structure",
     "structure_list",
     "to_dict",
     "unstructure",
-    "unwrap_item",
-    "unwrap_items",
     "wire_name",
 ]
 
@@ -168,23 +166,6 @@ def _json_tuple(value: Any, _: object) -> tuple[Any, ...]:
     if value is None:
         return ()
     return (value,)
-
-
-# One address: quoted strings (with \-escapes) and <...> may hold commas; an unterminated
-# quote or bracket runs to the end, so a malformed list is kept whole rather than mangled.
-_ADDRESS: Final = re.compile(r'(?:"(?:[^"\\]|\\.)*(?:"|\\?$)|<[^>]*(?:>|$)|[^,"<])+')
-
-
-def split_recipients(text: str) -> tuple[str, ...]:
-    """Split an address list on commas outside double quotes and angle brackets."""
-    if "," not in text:
-        one = text.strip()
-        return (one,) if one else ()
-    plain = '"' not in text and "<" not in text
-    parts = [part.strip() for part in (text.split(",") if plain else _ADDRESS.findall(text))]
-    if "" in parts:
-        parts = [part for part in parts if part]
-    return tuple(parts)
 
 
 def _recipient_item(item: object) -> str | None:
@@ -508,30 +489,6 @@ def structure_list(data: object, cls: type[T]) -> list[T]:
     return [hook(item, cls) for item in items]
 
 
-def unwrap_items(data: object) -> list[Any]:
-    """Return the list from a bare JSON array or from ``{"items": [...]}``."""
-    if data.__class__ is list:
-        return data
-    if isinstance(data, dict):
-        items = data.get("items")
-        if items.__class__ is list:
-            return items
-        raise DecodeError(f"expected a list or an object with an 'items' list, got {_keys(data)}")
-    raise DecodeError(f"expected a list or an object with an 'items' list, got {_kind(data)}")
-
-
-def unwrap_item(data: object) -> Any:
-    """Return the object from ``{"item": {...}}``, or a bare object itself."""
-    if isinstance(data, dict):
-        if "item" not in data:
-            return data
-        inner = data["item"]
-        if isinstance(inner, dict):
-            return inner
-        raise DecodeError(f"expected 'item' to be an object, got {_kind(inner)}")
-    raise DecodeError(f"expected an object, got {_kind(data)}")
-
-
 def unstructure(obj: object) -> dict[str, Any]:
     """Encode a model as a JSON-ready dict with wire (camelCase) names and ``extra`` merged in."""
     result = converter.unstructure(obj)
@@ -564,8 +521,3 @@ def _plain(value: object) -> Any:
 
 def _kind(value: object) -> str:
     return "null" if value is None else type(value).__name__
-
-
-def _keys(data: Mapping[Any, Any]) -> str:
-    keys = ", ".join(sorted(map(str, data))[:8])
-    return f"an object with keys [{keys}]"

@@ -34,6 +34,8 @@ __all__ = [
     "error_for",
     "parse_retry_after",
     "read",
+    "unwrap_item",
+    "unwrap_items",
 ]
 
 T = TypeVar("T")
@@ -186,7 +188,8 @@ def _kind(value: object) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def _unwrap_items(call: Call, data: object) -> list[Any]:
+def unwrap_items(call: Call, data: object) -> list[Any]:
+    """Return the list from a bare JSON array or from ``{"items": [...]}``."""
     # The contract allows a bare JSON array or {"items": [...]} for lists (section 3).
     if data.__class__ is list:
         return data
@@ -201,7 +204,8 @@ def _unwrap_items(call: Call, data: object) -> list[Any]:
     raise _decode_error(call, f"expected a list or an object with an 'items' list, got {got}")
 
 
-def _unwrap_item(call: Call, data: object) -> Any:
+def unwrap_item(call: Call, data: object) -> Any:
+    """Return the object from ``{"item": {...}}``, or a bare object itself."""
     # {"item": {...}} in REST 3.0, a bare object possibly from the gateway: accept both.
     if not isinstance(data, dict):
         raise _decode_error(call, f"expected an object, got {_kind(data)}")
@@ -220,7 +224,7 @@ def _named(call: Call, exc: errors.DecodeError) -> errors.DecodeError:
 def decode(call: Call, data: Any, cast_to: type[T], *, unwrap: Unwrap = None) -> T:
     """Decode one payload into ``cast_to``; ``unwrap="item"`` accepts ``{"item": {...}}``."""
     if unwrap == "item":
-        data = _unwrap_item(call, data)
+        data = unwrap_item(call, data)
     try:
         return structure(data, cast_to)
     except errors.DecodeError as exc:
@@ -229,7 +233,7 @@ def decode(call: Call, data: Any, cast_to: type[T], *, unwrap: Unwrap = None) ->
 
 def decode_list(call: Call, data: Any, cast_to: type[T]) -> list[T]:
     """Decode a list payload (a bare array or ``{"items": [...]}``) into ``list[cast_to]``."""
-    items = _unwrap_items(call, data)
+    items = unwrap_items(call, data)
     try:
         return structure_list(items, cast_to)
     except errors.DecodeError as exc:

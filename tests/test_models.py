@@ -9,16 +9,15 @@ import attrs
 import pytest
 
 from bitrix_mail_async import errors, models
+from bitrix_mail_async._addresses import split_recipients
 from bitrix_mail_async._convert import (
-    split_recipients,
     structure,
     structure_list,
     to_dict,
     unstructure,
-    unwrap_item,
-    unwrap_items,
     wire_name,
 )
+from bitrix_mail_async._envelope import Call, unwrap_item, unwrap_items
 from bitrix_mail_async.models import (
     CalendarEventCreated,
     ChatCreated,
@@ -45,6 +44,7 @@ MODELS: list[type[Any]] = [
     if isinstance(obj, type) and attrs.has(obj) and obj.__module__ == models.__name__
 ]
 
+CALL = Call("GET", "/mail/messages")
 SUMMARY: dict[str, Any] = {
     "id": 1001,
     "mailboxId": 5,
@@ -104,7 +104,7 @@ def test_message_summary_with_body_and_folder() -> None:
 
 
 def test_message_get_is_aware() -> None:
-    msg = structure(unwrap_item({"item": {**SUMMARY, "body": "Hello"}}), Message)
+    msg = structure(unwrap_item(CALL, {"item": {**SUMMARY, "body": "Hello"}}), Message)
     assert isinstance(msg, Message)
     assert isinstance(msg, MessageSummary)
     assert msg.body == "Hello"
@@ -122,7 +122,7 @@ def test_thread_item_is_naive_and_sparse() -> None:
         "date": "2026-05-25 11:30:00",
         "body": "Thanks",
     }
-    [msg] = structure_list(unwrap_items([wire]), Message)
+    [msg] = structure_list(unwrap_items(CALL, [wire]), Message)
     assert msg.date == datetime(2026, 5, 25, 11, 30)
     assert msg.date.tzinfo is None
     assert msg.mailbox_id is None
@@ -184,7 +184,7 @@ def test_crm_activity_rejects_other_values(wire: object) -> None:
 @pytest.mark.parametrize("cls", [Contact, Employee])
 def test_recipient_suggestions(cls: type[Contact] | type[Employee]) -> None:
     wire = {"items": [{"id": 1, "email": "a@example.com", "name": "A"}, {"id": "2"}]}
-    first, second = structure_list(unwrap_items(wire), cls)
+    first, second = structure_list(unwrap_items(CALL, wire), cls)
     assert first == cls(id=1, email="a@example.com", name="A")
     assert second == cls(id=2)
 
@@ -443,26 +443,26 @@ def test_structure_list_wants_a_list(data: object) -> None:
 
 def test_unwrap_items_both_shapes() -> None:
     items = [{"id": 1}]
-    assert unwrap_items(items) is items
-    assert unwrap_items({"items": items, "total": 1}) is items
+    assert unwrap_items(CALL, items) is items
+    assert unwrap_items(CALL, {"items": items, "total": 1}) is items
 
 
 @pytest.mark.parametrize("data", [None, {}, {"items": None}, {"items": {}}, "x", 3])
 def test_unwrap_items_rejects(data: object) -> None:
-    with pytest.raises(errors.DecodeError):
-        unwrap_items(data)
+    with pytest.raises(errors.DecodeError, match=r"^GET /mail/messages: "):
+        unwrap_items(CALL, data)
 
 
 def test_unwrap_item_both_shapes() -> None:
     inner = {"id": 1}
-    assert unwrap_item({"item": inner}) is inner
-    assert unwrap_item(inner) is inner
+    assert unwrap_item(CALL, {"item": inner}) is inner
+    assert unwrap_item(CALL, inner) is inner
 
 
 @pytest.mark.parametrize("data", [None, [], "x", {"item": None}, {"item": [1]}])
 def test_unwrap_item_rejects(data: object) -> None:
     with pytest.raises(errors.DecodeError):
-        unwrap_item(data)
+        unwrap_item(CALL, data)
 
 
 # --- encoding -----------------------------------------------------------------------------

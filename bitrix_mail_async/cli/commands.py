@@ -20,8 +20,9 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from bitrix_mail_async import MailClient, MessageSummary, RateLimit, errors
+from bitrix_mail_async._addresses import split_recipients
 from bitrix_mail_async._config import ENV_API_KEY, check_base_url, resolve_base_url
-from bitrix_mail_async._convert import split_recipients, to_dict
+from bitrix_mail_async._convert import to_dict
 from bitrix_mail_async.cli import output
 from bitrix_mail_async.cli.parsing import (
     Command,
