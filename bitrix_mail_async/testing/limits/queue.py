@@ -66,6 +66,11 @@ class PortalQueue:
         lane = self._lanes.get(portal)
         return lane.executing if lane is not None else 0
 
+    def waiting(self, portal: str) -> int:
+        """Return how many calls of ``portal`` wait for a slot now."""
+        lane = self._lanes.get(portal)
+        return sum(not w.done() for w in lane.waiters) if lane is not None else 0
+
     async def enter(self, portal: str) -> float:
         """Wait for a slot of ``portal``; return the seconds waited, or raise QueueTimeout."""
         lane = self._lanes.setdefault(portal, _Lane())
