@@ -6,8 +6,9 @@ gateway's limit system is there too, every part off unless asked for: the per-ke
 window with its ``X-RateLimit-*`` headers, the portal bucket its keys share, the portal queue
 (504 ``QUEUE_TIMEOUT``), the circuit breaker (429 ``ERROR_LOOP_DETECTED``) and a key's own
 token bucket (``set_rate_limit``); ``MailEmulator(limits=LimitSettings.documented())`` or
-``emu.enable_gateway_limits()`` switches the gateway's four on. The pytest plugin gives the
-``mail_emulator`` and ``mail_emulator_factory`` fixtures.
+``emu.enable_gateway_limits()`` switches the gateway's four on; ``clock=ManualClock()`` makes
+their time move only when a test says so. The pytest plugin gives the ``mail_emulator`` and
+``mail_emulator_factory`` fixtures.
 """
 
 from bitrix_mail_async.testing.app import DEFAULT_API_KEY, DEFAULT_PORTAL, KeyInfo, create_app
@@ -15,6 +16,7 @@ from bitrix_mail_async.testing.faults import Faults
 from bitrix_mail_async.testing.limits import (
     BreakerSettings,
     LimitSettings,
+    ManualClock,
     PortalRate,
     QueueSettings,
     WindowSettings,
@@ -35,6 +37,7 @@ __all__ = [
     "KeyInfo",
     "LimitSettings",
     "MailEmulator",
+    "ManualClock",
     "PortalRate",
     "PortalState",
     "QueueSettings",

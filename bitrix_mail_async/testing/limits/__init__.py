@@ -19,7 +19,7 @@ argument. The order in which a request meets them lives in
 :mod:`~bitrix_mail_async.testing.middleware`.
 """
 
-from bitrix_mail_async.testing.limits.base import Clock, Limit, RateDecision
+from bitrix_mail_async.testing.limits.base import Clock, Limit, ManualClock, RateDecision
 from bitrix_mail_async.testing.limits.breaker import (
     BreakerSettings,
     CircuitBreaker,
@@ -39,6 +39,7 @@ __all__ = [
     "Limit",
     "LimitSettings",
     "Limits",
+    "ManualClock",
     "PortalBucket",
     "PortalQueue",
     "PortalRate",

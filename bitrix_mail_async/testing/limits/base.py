@@ -7,10 +7,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["Clock", "Limit", "RateDecision", "round_up", "seconds_text"]
+__all__ = ["Clock", "Limit", "ManualClock", "RateDecision", "round_up", "seconds_text"]
 
 #: Seconds from an arbitrary origin, like :func:`time.monotonic`; tests inject a fake one.
 Clock = Callable[[], float]
+
+
+class ManualClock:
+    """A clock that only moves when told to: pass it as ``clock=`` to test limits exactly."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward by ``seconds``."""
+        self.now += seconds
 
 
 @dataclass(frozen=True)

@@ -37,22 +37,29 @@ class LimitSettings:
         """Every limit on with the documented figures, durations multiplied by ``time_scale``."""
         if not time_scale > 0:
             raise ValueError("time_scale must be positive")
-        s = time_scale
+
+        def scaled(seconds: float) -> float:
+            # Rounded so 2 s at 0.3 reads 0.6, not 0.6000000000000001, on the wire.
+            return round(seconds * time_scale, 6)
+
         rest = PortalRate.rest_per_second
         return cls(
-            window=WindowSettings(period=WindowSettings.period * s, step=WindowSettings.step * s),
+            window=WindowSettings(
+                period=scaled(WindowSettings.period), step=scaled(WindowSettings.step)
+            ),
             portal=PortalRate(
-                per_second=PortalRate.per_second / s,
-                rest_per_second=None if rest is None else rest / s,
-                retry_after=PortalRate.retry_after * s,
+                per_second=PortalRate.per_second / time_scale,
+                rest_per_second=None if rest is None else rest / time_scale,
+                retry_after=scaled(PortalRate.retry_after),
             ),
             queue=QueueSettings(
-                timeout=QueueSettings.timeout * s,
-                service_time=QueueSettings.service_time * s,
-                retry_after=QueueSettings.retry_after * s,
+                timeout=scaled(QueueSettings.timeout),
+                service_time=scaled(QueueSettings.service_time),
+                retry_after=scaled(QueueSettings.retry_after),
             ),
             breaker=BreakerSettings(
-                period=BreakerSettings.period * s, retry_after=BreakerSettings.retry_after * s
+                period=scaled(BreakerSettings.period),
+                retry_after=scaled(BreakerSettings.retry_after),
             ),
         )
 
