@@ -64,7 +64,6 @@ _ME = wire.PREFIX + "/me"
 class Ticket:
     """What the limits decided about one authenticated request."""
 
-    key: str
     portal: str
     #: The request's identity for the circuit breaker (``None`` while the breaker is off).
     identity: Fingerprint | None = None
@@ -90,7 +89,7 @@ def _expired(info: KeyInfo) -> bool:
 
 
 def authenticate(gw: Gateway, request: web.Request, *, scope: str | None = "mail") -> KeyInfo:
-    """Check the request's API key (an app key's bearer token, the scope); return the key."""
+    """Check the request's API key (an app key's bearer token, the scope); return its KeyInfo."""
     key = request.headers.get("X-Api-Key")
     if not key:
         raise GatewayError(
@@ -158,7 +157,7 @@ def _loop_detected(retry_after: float) -> GatewayError:
 def admit(gw: Gateway, request: web.Request, record: RecordedRequest, info: KeyInfo) -> Ticket:
     """Pass the breaker, the key's window and bucket and the portal bucket, or raise a refusal."""
     limits = gw.limits
-    ticket = Ticket(info.key, info.portal)
+    ticket = Ticket(info.portal)
     record.portal = info.portal
     request[_TICKET] = ticket
     loop = RateDecision(True)
