@@ -3,27 +3,31 @@
 :class:`Gateway` holds what the routes and the middleware share (portal, keys, faults, limits,
 request log, counters). Every route is one row of :data:`ROUTES`; its handler gets the gateway
 and the request, after the shared steps of :mod:`~bitrix_mail_async.testing.middleware` ran.
+A key belongs to a portal (:data:`DEFAULT_PORTAL` unless told otherwise): the portal's limits
+are shared by all its keys.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from typing import Literal
 
 from aiohttp import web
 
 from bitrix_mail_async.testing.faults import Faults
-from bitrix_mail_async.testing.limits import Limit, TokenBucketLimiter
+from bitrix_mail_async.testing.limits import Clock, Limits, LimitSettings, TokenBucketLimiter
 from bitrix_mail_async.testing.log import EmulatorStats, RequestLog
 from bitrix_mail_async.testing.middleware import gateway_middleware
-from bitrix_mail_async.testing.routes import mailboxes, messages, objects, recipients
+from bitrix_mail_async.testing.routes import account, mailboxes, messages, objects, recipients
 from bitrix_mail_async.testing.state import PortalState
 from bitrix_mail_async.testing.wire import PREFIX
 
 __all__ = [
     "DEFAULT_API_KEY",
+    "DEFAULT_PORTAL",
     "GATEWAY",
     "ROUTES",
     "Gateway",
@@ -34,19 +38,28 @@ __all__ = [
 ]
 
 DEFAULT_API_KEY = "vibe_api_emulator_test_key"
+#: The portal of every key not given another one: the host of the seeded portal's URLs.
+DEFAULT_PORTAL = "emulator.bitrix24.test"
 
 KeyStatus = Literal["active", "inactive", "expired", "no_tokens"]
 
 
 @dataclass(frozen=True)
 class KeyInfo:
-    """An API key the emulator accepts, with its scopes and state."""
+    """An API key the emulator accepts: its scopes, state, portal and expiry."""
 
     key: str
     scopes: tuple[str, ...] = ("mail",)
     status: KeyStatus = "active"
     app: bool = False
     tokens: tuple[str, ...] = ()
+    portal: str = DEFAULT_PORTAL
+    #: Reported by ``GET /v1/me``; once past, the key answers ``401 KEY_EXPIRED``.
+    expires_at: datetime | None = None
+
+    def __repr__(self) -> str:
+        # The key itself never shows in a repr (tests print these on failure).
+        return f"KeyInfo(status={self.status!r}, scopes={self.scopes!r}, portal={self.portal!r})"
 
 
 @dataclass
@@ -56,14 +69,14 @@ class Gateway:
     state: PortalState
     keys: dict[str, KeyInfo]
     faults: Faults
-    limiter: TokenBucketLimiter = field(default_factory=TokenBucketLimiter)
+    limits: Limits = field(default_factory=Limits)
     requests: RequestLog = field(default_factory=RequestLog)
     stats: EmulatorStats = field(default_factory=EmulatorStats)
 
     @property
-    def limits(self) -> tuple[Limit, ...]:
-        """The limit mechanisms every request passes, in the gateway's order."""
-        return (self.limiter,)
+    def limiter(self) -> TokenBucketLimiter:
+        """The per-key token bucket of ``set_rate_limit``."""
+        return self.limits.key_bucket
 
 
 GATEWAY = web.AppKey("bitrix_mail_gateway", Gateway)
@@ -72,6 +85,7 @@ RouteHandler = Callable[[Gateway, web.Request], Awaitable[web.Response]]
 
 #: The contract's routes: method, path under ``/v1``, handler.
 ROUTES: tuple[tuple[str, str, RouteHandler], ...] = (
+    ("GET", "/me", account.me),
     ("GET", "/mail/mailboxes", mailboxes.list_mailboxes),
     ("GET", "/mail/mailboxes/{id}", mailboxes.get_mailbox),
     ("GET", "/mail/mailboxes/{id}/senders", mailboxes.mailbox_senders),
@@ -98,8 +112,14 @@ def create_app(
     *,
     keys: Iterable[KeyInfo | str] | None = None,
     faults: Faults | None = None,
+    limits: LimitSettings | None = None,
+    clock: Clock | None = None,
 ) -> web.Application:
-    """Build the emulator's aiohttp application; its shared parts live in ``app[GATEWAY]``."""
+    """Build the emulator's aiohttp application; its shared parts live in ``app[GATEWAY]``.
+
+    ``limits`` switches on the gateway's limits (all off without it); ``clock`` is the
+    monotonic clock the window, buckets and breaker read (``time.monotonic`` by default).
+    """
     key_infos = [
         k if isinstance(k, KeyInfo) else KeyInfo(k)
         for k in (keys if keys is not None else [DEFAULT_API_KEY])
@@ -108,7 +128,10 @@ def create_app(
         state=state if state is not None else PortalState(),
         keys={k.key: k for k in key_infos},
         faults=faults if faults is not None else Faults(),
+        limits=Limits(clock) if clock is not None else Limits(),
     )
+    if limits is not None:
+        gateway.limits.apply(limits)
     app = web.Application(
         middlewares=[gateway_middleware(gateway)], client_max_size=4 * 1024 * 1024
     )

@@ -32,6 +32,15 @@ class RecordedRequest:
     fault: str | None = None
     applied: bool = False
     time: float = 0.0
+    #: The portal of the request's key (``None`` when authentication failed).
+    portal: str | None = None
+    #: The limit that refused the request, not executed: ``"breaker"``, ``"window"``,
+    #: ``"key"`` (the key's own bucket), ``"portal"`` (the portal bucket) or ``"queue"``.
+    limited_by: str | None = None
+    #: Seconds the request waited in its portal's queue.
+    queue_wait: float = 0.0
+    #: How many calls of the portal were executing when this one started, itself included.
+    concurrency: int = 0
 
     @property
     def dropped(self) -> bool:
@@ -111,13 +120,24 @@ class RequestLog:
 
 @dataclass
 class EmulatorStats:
-    """Counters of the emulator: requests, 429 answers, injected faults, answers by status."""
+    """Counters of the emulator: requests, 429 answers, faults, limits, answers by status."""
 
     requests: int = 0
+    #: Every 429 answer, whichever mechanism (or fault) gave it.
     rate_limited: int = 0
     faults: int = 0
     dropped: int = 0
     by_status: Counter[int] = field(default_factory=Counter)
+    #: 429s of the per-key sliding window.
+    window_limited: int = 0
+    #: 429 QUERY_LIMIT_EXCEEDED of the portal bucket.
+    portal_limited: int = 0
+    #: 504 QUEUE_TIMEOUT of the portal queue.
+    queue_timeouts: int = 0
+    #: 429 ERROR_LOOP_DETECTED of the circuit breaker.
+    loop_detected: int = 0
+    #: Per portal, the most calls that were executing at once.
+    max_concurrent: dict[str, int] = field(default_factory=dict)
 
     def reset(self) -> None:
         """Zero every counter."""
@@ -126,3 +146,24 @@ class EmulatorStats:
         self.faults = 0
         self.dropped = 0
         self.by_status.clear()
+        self.window_limited = 0
+        self.portal_limited = 0
+        self.queue_timeouts = 0
+        self.loop_detected = 0
+        self.max_concurrent.clear()
+
+    def refused(self, limit: str) -> None:
+        """Count a refusal by the mechanism ``limit`` (see ``RecordedRequest.limited_by``)."""
+        if limit == "window":
+            self.window_limited += 1
+        elif limit == "portal":
+            self.portal_limited += 1
+        elif limit == "queue":
+            self.queue_timeouts += 1
+        elif limit == "breaker":
+            self.loop_detected += 1
+
+    def executing(self, portal: str, count: int) -> None:
+        """Note that ``count`` calls of ``portal`` are executing at once."""
+        if count > self.max_concurrent.get(portal, 0):
+            self.max_concurrent[portal] = count

@@ -1,9 +1,28 @@
 """The steps every request shares, in the gateway's order, and the middleware that runs them.
 
-Record the request, read its JSON body, add latency, check the key (:func:`authenticate`),
-ask the limit mechanisms for a permit (:func:`admit`), inject a fault, run the route, and turn
-any error into the envelope. A new per-request step is one more small function called from
-:func:`_answer`.
+A request meets them in this order (each refusal answers at once and stops the road):
+
+1. its JSON body is read (a malformed one is answered only after auth) and latency is added;
+2. **auth** (:func:`authenticate`): the key, an app key's bearer token, the key's state and
+   expiry, the ``mail`` scope (``GET /v1/me`` needs none);
+3. **circuit breaker**: a request that failed identically too often is blocked, 429
+   ``ERROR_LOOP_DETECTED``;
+4. **per-key window**: counts the request or refuses it, 429 ``RATE_LIMITED``; from here on
+   every answer to the key carries the ``X-RateLimit-*`` headers;
+5. the key's own **token bucket** (``emu.set_rate_limit``), 429 ``RATE_LIMITED``;
+6. **portal bucket**, shared by the keys of a portal, 429 ``QUERY_LIMIT_EXCEEDED``;
+7. **portal queue**: wait for one of the portal's slots; too long a wait answers 504
+   ``QUEUE_TIMEOUT``;
+8. holding the slot for the queue's service time, **faults** are injected, then the **route**
+   runs; the breaker hears whether an executed request failed.
+
+What a refused request keeps: the window counts every request of the key it did not refuse
+itself, also those the breaker or a later step refuses (the real gateway counts every request
+of the key; a request the window refuses is not counted, so the Retry-After it gets holds). A
+request the portal bucket refuses keeps its key-bucket token (the key did ask). A queue timeout
+gives the portal bucket its token back: the call never reached Bitrix24. Nothing refused by a
+limit is executed (``RecordedRequest.applied`` stays false, ``limited_by`` names the limit), and
+a refusal is not a failure for the breaker.
 """
 
 from __future__ import annotations
@@ -11,29 +30,66 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from bitrix_mail_async.testing import wire
+from bitrix_mail_async.testing.limits import (
+    Fingerprint,
+    QueueTimeout,
+    Quota,
+    RateDecision,
+    fingerprint,
+)
 from bitrix_mail_async.testing.log import EmulatorStats, RecordedRequest, redact_headers
 from bitrix_mail_async.testing.wire import GatewayError
 
 if TYPE_CHECKING:
-    from bitrix_mail_async.testing.app import Gateway
+    from bitrix_mail_async.testing.app import Gateway, KeyInfo
 
-__all__ = ["admit", "authenticate", "gateway_middleware"]
+__all__ = ["Ticket", "admit", "authenticate", "gateway_middleware"]
 
 logger = logging.getLogger("bitrix_mail_async.testing")
 
 _PRE_ACTION = frozenset({"502", "503", "504", "429", "html", "success_false_200"})
 _POST_ACTION = frozenset({"malformed", "empty", "no_data"})
+_ME = wire.PREFIX + "/me"
+
+
+@dataclass
+class Ticket:
+    """What the limits decided about one authenticated request."""
+
+    portal: str
+    #: The request's identity for the circuit breaker (``None`` while the breaker is off).
+    identity: Fingerprint | None = None
+    #: The key's standing in its window (``None`` while the window is off).
+    quota: Quota | None = None
+    #: The request passed every limit and held a queue slot.
+    executed: bool = False
+
+
+_TICKET: web.RequestKey[Ticket] = web.RequestKey("bitrix_mail_emulator.ticket")
 
 
 # --------------------------------------------------------------------- auth
-def authenticate(gw: Gateway, request: web.Request) -> str:
-    """Check the request's API key (and an app key's bearer token); return the key."""
+def _expired(info: KeyInfo) -> bool:
+    if info.status == "expired":
+        return True
+    expires = info.expires_at
+    if expires is None:
+        return False
+    if expires.tzinfo is None:
+        expires = expires.replace(tzinfo=UTC)
+    return expires <= datetime.now(UTC)
+
+
+def authenticate(gw: Gateway, request: web.Request, *, scope: str | None = "mail") -> KeyInfo:
+    """Check the request's API key (an app key's bearer token, the scope); return its KeyInfo."""
     key = request.headers.get("X-Api-Key")
     if not key:
         raise GatewayError(
@@ -54,30 +110,74 @@ def authenticate(gw: Gateway, request: web.Request) -> str:
             )
     if info.status == "inactive":
         raise GatewayError(401, "KEY_INACTIVE", "API key is inactive")
-    if info.status == "expired":
+    if _expired(info):
         raise GatewayError(401, "KEY_EXPIRED", "API key has expired")
     if info.status == "no_tokens":
         raise GatewayError(401, "TOKEN_MISSING", "No Bitrix24 tokens are configured for this key")
-    if "mail" not in info.scopes:
+    if scope is not None and scope not in info.scopes:
         raise GatewayError(
-            403, "SCOPE_DENIED", "The key lacks the mail scope", hint="Add the mail scope"
+            403, "SCOPE_DENIED", f"The key lacks the {scope} scope", hint=f"Add the {scope} scope"
         )
-    return key
+    return info
 
 
 # --------------------------------------------------------------------- limits
-def admit(gw: Gateway, key: str) -> None:
-    """Ask every limit mechanism for a permit; the first refusal answers 429."""
-    for limit in gw.limits:
-        decision = limit.acquire(key)
-        if not decision.allowed:
-            raise GatewayError(
-                429,
-                "RATE_LIMITED",
-                "Too many requests",
-                hint="Wait 1-2 seconds before retrying",
-                retry_after=decision.retry_after,
-            )
+def _refuse(gw: Gateway, record: RecordedRequest, limit: str, error: GatewayError) -> GatewayError:
+    record.limited_by = limit
+    gw.stats.refused(limit)
+    return error
+
+
+def _too_many(retry_after: float, message: str = "Too many requests") -> GatewayError:
+    hint = "Wait 1-2 seconds before retrying"
+    return GatewayError(429, "RATE_LIMITED", message, hint=hint, retry_after=retry_after)
+
+
+def _window_refusal(quota: Quota) -> GatewayError:
+    return GatewayError(
+        429,
+        "RATE_LIMITED",
+        f"Rate limit exceeded: {quota.limit} requests per window",
+        hint="Rely on the X-RateLimit-* headers so that you never reach a refusal",
+        retry_after=quota.reset,
+    )
+
+
+def _loop_detected(retry_after: float) -> GatewayError:
+    return GatewayError(
+        429,
+        "ERROR_LOOP_DETECTED",
+        "The same request keeps failing with the same error; it is blocked "
+        "(Vibe-side block, not a Bitrix24 limit)",
+        hint="Fix the request instead of repeating it",
+        retry_after=retry_after,
+    )
+
+
+def admit(gw: Gateway, request: web.Request, record: RecordedRequest, info: KeyInfo) -> Ticket:
+    """Pass the breaker, the key's window and bucket and the portal bucket, or raise a refusal."""
+    limits = gw.limits
+    ticket = Ticket(info.portal)
+    record.portal = info.portal
+    request[_TICKET] = ticket
+    loop = RateDecision(True)
+    if limits.breaker.enabled:
+        ticket.identity = fingerprint(
+            info.key, record.method, record.path, request.query.items(), record.json
+        )
+        loop = limits.breaker.check(ticket.identity)
+    ticket.quota = limits.window.take(info.key)
+    if not loop.allowed:
+        raise _refuse(gw, record, "breaker", _loop_detected(loop.retry_after))
+    if ticket.quota is not None and not ticket.quota.allowed:
+        raise _refuse(gw, record, "window", _window_refusal(ticket.quota))
+    decision = limits.key_bucket.acquire(info.key)
+    if not decision.allowed:
+        raise _refuse(gw, record, "key", _too_many(decision.retry_after))
+    decision = limits.portal.acquire(info.portal)
+    if not decision.allowed:
+        raise _refuse(gw, record, "portal", _too_many(decision.retry_after, "QUERY_LIMIT_EXCEEDED"))
+    return ticket
 
 
 # --------------------------------------------------------------------- faults
@@ -148,15 +248,14 @@ async def _route(request: web.Request, handler: Handler, path: str) -> web.Strea
         raise GatewayError(404, "NOT_FOUND", f"Unknown action: {request.method} {path}") from None
 
 
-async def _answer(
-    gw: Gateway, request: web.Request, handler: Handler, record: RecordedRequest
+async def _run(
+    gw: Gateway,
+    request: web.Request,
+    handler: Handler,
+    record: RecordedRequest,
+    body_error: GatewayError | None,
 ) -> web.StreamResponse | None:
-    """Run the shared steps and the route; ``None`` means: drop the connection."""
-    body_error = await wire.read_json(request, record)
-    delay = gw.faults.delay()
-    if delay > 0:
-        await asyncio.sleep(delay)
-    admit(gw, authenticate(gw, request))
+    """Inject a fault and run the route; ``None`` means: drop the connection."""
     fault = _pick_fault(gw, record)
     if fault is not None:
         if fault.startswith("slow:"):
@@ -174,6 +273,76 @@ async def _answer(
     if fault in _POST_ACTION:
         return _post_action_response(fault)
     return response
+
+
+def _queue_timeout(retry_after: float) -> GatewayError:
+    return GatewayError(
+        504,
+        "QUEUE_TIMEOUT",
+        "Portal queue saturated — too many concurrent Bitrix24 calls",
+        hint="Lower the concurrency and retry after retryAfter",
+        retry_after=retry_after,
+    )
+
+
+async def _execute(
+    gw: Gateway,
+    request: web.Request,
+    handler: Handler,
+    record: RecordedRequest,
+    ticket: Ticket,
+    body_error: GatewayError | None,
+) -> web.StreamResponse | None:
+    """Take a slot of the portal's queue, hold it for the service time, run the request."""
+    queue = gw.limits.queue
+    try:
+        record.queue_wait = await queue.enter(ticket.portal)
+    except QueueTimeout as timeout:
+        gw.limits.portal.refund(ticket.portal)
+        raise _refuse(gw, record, "queue", _queue_timeout(timeout.retry_after)) from None
+    try:
+        ticket.executed = True
+        record.concurrency = queue.executing(ticket.portal)
+        gw.stats.executing(ticket.portal, record.concurrency)
+        settings = queue.settings
+        if settings is not None and settings.service_time > 0:
+            await asyncio.sleep(settings.service_time)
+        return await _run(gw, request, handler, record, body_error)
+    finally:
+        queue.leave(ticket.portal)
+
+
+async def _answer(
+    gw: Gateway, request: web.Request, handler: Handler, record: RecordedRequest
+) -> web.StreamResponse | None:
+    """Run the shared steps and the route; ``None`` means: drop the connection."""
+    body_error = await wire.read_json(request, record)
+    delay = gw.faults.delay()
+    if delay > 0:
+        await asyncio.sleep(delay)
+    info = authenticate(gw, request, scope=None if request.path == _ME else "mail")
+    ticket = admit(gw, request, record, info)
+    return await _execute(gw, request, handler, record, ticket, body_error)
+
+
+def _failed(record: RecordedRequest, response: web.StreamResponse | None) -> bool:
+    """Tell whether an executed request failed, for the circuit breaker."""
+    if response is None:
+        return record.fault == "drop_before"
+    return response.status >= 400 or record.fault == "success_false_200"
+
+
+def _settle(
+    gw: Gateway, request: web.Request, record: RecordedRequest, response: web.StreamResponse | None
+) -> None:
+    """Add the window's headers to the answer and tell the breaker how the request ended."""
+    ticket = request.get(_TICKET)
+    if ticket is None:
+        return
+    if response is not None and ticket.quota is not None:
+        response.headers.update(ticket.quota.headers())
+    if ticket.executed and ticket.identity is not None:
+        gw.limits.breaker.observe(ticket.identity, failed=_failed(record, response))
 
 
 def _record(gw: Gateway, request: web.Request) -> RecordedRequest:
@@ -218,6 +387,7 @@ def gateway_middleware(gw: Gateway) -> Middleware:
             logger.exception("emulator handler failed on %s %s", request.method, record.path)
             error = GatewayError(500, "EMULATOR_ERROR", f"{type(exc).__name__}: {exc}")
             response = error.response()
+        _settle(gw, request, record, response)
         if response is None:
             gw.stats.dropped += 1
             return _drop(request)

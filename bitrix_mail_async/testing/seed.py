@@ -1,8 +1,10 @@
 """The seed data of the emulated portal: its timezone, mailboxes, people and messages.
 
 Everything comes from one ``random.Random(seed)``, so two portals built with the same
-arguments hold the same data. Seeding stays cheap (plain dicts, bodies rendered on demand)
-because benchmarks build portals of 100,000 messages.
+arguments hold the same data. Message ids grow with the dates, as Bitrix24's auto-increment ids
+do: the oldest message is ``FIRST_MESSAGE_ID``, the newest (dated ``SEED_NEWEST``) the highest
+id. Seeding stays cheap (plain dicts, bodies rendered on demand) because benchmarks build
+portals of 100,000 messages.
 """
 
 from __future__ import annotations
@@ -143,14 +145,14 @@ def _seed_people(data: Seed, rng: random.Random) -> None:
 
 
 def _seed_messages(data: Seed, rng: random.Random, count: int) -> None:
-    # Messages are generated newest first (id 1001 is the newest): a list page of mailbox 1
-    # starts at its lowest id, which keeps examples in docs and tests readable.
+    # Generated newest first, walking back in time from SEED_NEWEST with falling ids, so every
+    # seeded date stays in the past whatever the count, and a later date has a larger id.
     contacts = data.contacts
     addresses = [f"{c['name']} <{c['email']}>" for c in contacts]
     date = SEED_NEWEST
     open_thread: dict[int, list[int]] = {}
     rand = rng.random
-    for msg_id in range(FIRST_MESSAGE_ID, FIRST_MESSAGE_ID + count):
+    for msg_id in reversed(range(FIRST_MESSAGE_ID, FIRST_MESSAGE_ID + count)):
         roll = rand()
         mailbox_id = 1 if roll < 0.6 else (2 if roll < 0.85 else 3)
         folder = _seed_folder(rand())
@@ -178,14 +180,24 @@ def _seed_messages(data: Seed, rng: random.Random, count: int) -> None:
             "bindings": [],
         }
         date -= timedelta(minutes=5 + int(rand() * 115))
-    for msg_id in reversed(range(FIRST_MESSAGE_ID, FIRST_MESSAGE_ID + count)):
+    for msg_id in range(FIRST_MESSAGE_ID, FIRST_MESSAGE_ID + count):
         data.order[data.messages[msg_id]["mailboxId"]].append(msg_id)
-    # Threads were built newest first; store them chronologically and prefix replies.
-    for ids in data.threads.values():
+    _number_threads(data)
+
+
+def _number_threads(data: Seed) -> None:
+    """Store threads chronologically, numbered from the oldest, and prefix their replies."""
+    # Threads were built newest first; their ids, like message ids, must grow with time.
+    threads = sorted(data.threads.values(), key=lambda ids: ids[-1])
+    data.threads = {}
+    for thread_id, ids in enumerate(threads, start=1):
         ids.reverse()
-        for msg_id in ids[1:]:
+        data.threads[thread_id] = ids
+        for position, msg_id in enumerate(ids):
             msg = data.messages[msg_id]
-            msg["subject"] = "Re: " + msg["baseSubject"]
+            msg["threadId"] = thread_id
+            if position:
+                msg["subject"] = "Re: " + msg["baseSubject"]
 
 
 def _seed_folder(roll: float) -> str:

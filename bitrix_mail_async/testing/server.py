@@ -1,4 +1,9 @@
-"""Run the emulator on a real socket: in the current loop, in a background thread, or forever."""
+"""Run the emulator on a real socket: in the current loop, in a background thread, or forever.
+
+:class:`MailEmulator` is the emulator's front: its portal, keys, faults, request log, counters,
+and (from :class:`~bitrix_mail_async.testing.controls.LimitControls`) the switches of the
+gateway's limits, all off unless asked for.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,23 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Iterator
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
-from bitrix_mail_async.testing.app import DEFAULT_API_KEY, GATEWAY, KeyInfo, KeyStatus, create_app
+from bitrix_mail_async.testing.app import (
+    DEFAULT_API_KEY,
+    DEFAULT_PORTAL,
+    GATEWAY,
+    KeyInfo,
+    KeyStatus,
+    create_app,
+)
+from bitrix_mail_async.testing.controls import LimitControls
 from bitrix_mail_async.testing.faults import Faults
-from bitrix_mail_async.testing.limits import TokenBucketLimiter
+from bitrix_mail_async.testing.limits import Clock, Limits, LimitSettings, TokenBucketLimiter
 from bitrix_mail_async.testing.log import EmulatorStats, RequestLog
 from bitrix_mail_async.testing.state import PortalState
 from bitrix_mail_async.testing.wire import PREFIX
@@ -24,7 +38,7 @@ __all__ = ["MailEmulator", "run", "serve_forever"]
 _SHUTDOWN_TIMEOUT = 2.0
 
 
-class MailEmulator:
+class MailEmulator(LimitControls):
     """The gateway emulator on a local port: ``async with`` it, or run it in a thread."""
 
     def __init__(
@@ -38,6 +52,8 @@ class MailEmulator:
         rate: float | None = None,
         burst: int | None = None,
         retry_after: float | None = None,
+        limits: LimitSettings | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.api_key = api_key
         self.host = host
@@ -46,6 +62,8 @@ class MailEmulator:
             PortalState(messages=messages, seed=seed),
             keys=[KeyInfo(api_key)],
             faults=Faults(seed=seed),
+            limits=limits,
+            clock=clock,
         )
         self.gateway = self.app[GATEWAY]
         if rate is not None:
@@ -82,6 +100,11 @@ class MailEmulator:
         return self.gateway.limiter
 
     @property
+    def limits(self) -> Limits:
+        """The limit mechanisms: window, portal bucket, queue, breaker, key bucket."""
+        return self.gateway.limits
+
+    @property
     def base_url(self) -> str:
         """The URL clients use, e.g. ``http://127.0.0.1:PORT/v1``."""
         if not self.port:
@@ -107,9 +130,19 @@ class MailEmulator:
         status: KeyStatus = "active",
         app: bool = False,
         tokens: tuple[str, ...] = (),
+        portal: str = DEFAULT_PORTAL,
+        expires_at: datetime | None = None,
     ) -> KeyInfo:
-        """Accept another API key (app keys also need one of ``tokens`` as a bearer token)."""
-        info = KeyInfo(key, scopes=scopes, status=status, app=app, tokens=tokens)
+        """Accept another key of ``portal`` (an app key also needs a bearer token of ``tokens``)."""
+        info = KeyInfo(
+            key,
+            scopes=scopes,
+            status=status,
+            app=app,
+            tokens=tokens,
+            portal=portal,
+            expires_at=expires_at,
+        )
         self.gateway.keys[key] = info
         return info
 
@@ -118,9 +151,9 @@ class MailEmulator:
         self.gateway.keys.pop(key, None)
 
     def reset(self) -> None:
-        """Clear faults, the rate limit, the request log and the counters (not the portal)."""
+        """Clear faults, every limit, the request log and the counters (not the portal)."""
         self.faults.reset()
-        self.set_rate_limit(None)
+        self.limits.off()
         self.requests.clear()
         self.stats.reset()
 
@@ -235,6 +268,7 @@ async def serve_forever(
     *,
     api_key: str = DEFAULT_API_KEY,
     retry_after: float | None = None,
+    limits: LimitSettings | None = None,
 ) -> None:
     """Serve the emulator until cancelled, printing its base URL and API key."""
     emulator = MailEmulator(
@@ -246,6 +280,7 @@ async def serve_forever(
         rate=rate,
         burst=burst,
         retry_after=retry_after,
+        limits=limits,
     )
     async with emulator:
         print(f"Bitrix24 mail gateway emulator at {emulator.base_url}", flush=True)
@@ -260,7 +295,9 @@ def run(
     rate: float | None = None,
     burst: int | None = None,
     seed: int = 0,
+    *,
+    limits: LimitSettings | None = None,
 ) -> None:
     """Serve the emulator in the foreground until Ctrl+C (the CLI's ``emulator`` command)."""
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_forever(host, port, messages, rate, burst, seed))
+        asyncio.run(serve_forever(host, port, messages, rate, burst, seed, limits=limits))

@@ -2,6 +2,11 @@
 
 The portal starts from :func:`~bitrix_mail_async.testing.seed.seed_portal`; this module owns
 reading it in the wire's shapes and changing it (new messages, moves, created objects).
+
+New messages get the next id and, unless a test gives a date, the portal's "now": a clock that
+starts a minute after the newest seeded message and runs with real time. It is the portal's own
+clock, not the wall clock, so seeded and new dates stay in one consistent past whatever day the
+tests run (a date filter written in a test keeps matching); pass ``now=`` to choose another.
 """
 
 from __future__ import annotations
@@ -56,8 +61,11 @@ def parse_address(value: str) -> str:
 class PortalState:
     """A seeded Bitrix24 portal: the data the emulator serves and the effects it records."""
 
-    def __init__(self, *, messages: int = 60, seed: int = 0) -> None:
+    def __init__(
+        self, *, messages: int = 60, seed: int = 0, now: Callable[[], datetime] | None = None
+    ) -> None:
         self.seed = seed
+        self._now = now if now is not None else _portal_clock()
         self.options = EmulatorOptions()
         # A lock for mutations: handlers run on the emulator's loop while tests may call the
         # helpers below from another thread.
@@ -85,6 +93,8 @@ class PortalState:
         self._filter_cache: dict[tuple[Any, ...], list[int]] = {}
         self._version = 0
         self._next_message_id = FIRST_MESSAGE_ID + messages
+        # The newest date of any message, so a message added later never sorts before it.
+        self._latest = SEED_NEWEST
         self._next_thread_id = len(seeded.threads) + 1
         self._counters: dict[str, int] = {}
         self._chat_by_message: dict[int, int] = {}
@@ -225,10 +235,10 @@ class PortalState:
             self._next_message_id += 1
             order = self._order[mailbox_id]
             if date is None:
-                newest = [self.messages[order[-1]]["date"]] if order else []
-                date = max([SEED_NEWEST, *newest]) + timedelta(minutes=1)
+                date = max(self._now().replace(microsecond=0), self._latest)
             elif date.tzinfo is None:
                 date = date.replace(tzinfo=MSK)
+            self._latest = max(self._latest, date)
             if thread_of is not None and thread_of in self.messages:
                 thread_id = self.messages[thread_of]["threadId"]
             else:
@@ -285,6 +295,13 @@ class PortalState:
 
     def _changed(self) -> None:
         self._version += 1
+
+
+def _portal_clock() -> Callable[[], datetime]:
+    """Return the default "now" of a portal: a minute after its newest seed, running on."""
+    origin = time.monotonic()
+    start = SEED_NEWEST + timedelta(minutes=1)
+    return lambda: start + timedelta(seconds=time.monotonic() - origin)
 
 
 def _join(value: str | Iterable[str] | None) -> str | None:

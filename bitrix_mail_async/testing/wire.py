@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bitrix_mail_async.testing.limits.base import seconds_text
 from bitrix_mail_async.testing.log import RecordedRequest
 from bitrix_mail_async.testing.state import MSK
 
@@ -31,6 +32,7 @@ __all__ = [
     "json_response",
     "limit",
     "not_found",
+    "number",
     "offset",
     "ok",
     "path_id",
@@ -79,19 +81,14 @@ class GatewayError(Exception):
             error["validation"] = self.validation
         headers = None
         if self.retry_after is not None:
-            error["retryAfter"] = _number(self.retry_after)
-            headers = {"Retry-After": _seconds_text(self.retry_after)}
+            error["retryAfter"] = number(self.retry_after)
+            headers = {"Retry-After": seconds_text(self.retry_after)}
         return json_response(self.status, {"success": False, "error": error}, headers=headers)
 
 
 # --------------------------------------------------------------------- answers
-def _seconds_text(value: float) -> str:
-    if float(value).is_integer():
-        return str(int(value))
-    return f"{value:.3f}".rstrip("0").rstrip(".")
-
-
-def _number(value: float) -> int | float:
+def number(value: float) -> int | float:
+    """Return a whole float as an int, so JSON says ``2``, not ``2.0``."""
     return int(value) if float(value).is_integer() else value
 
 

@@ -1,0 +1,31 @@
+"""The route describing the calling key: ``GET /v1/me`` (any valid key, no mail scope needed)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from bitrix_mail_async.testing import wire
+from bitrix_mail_async.testing.limits import PortalRate
+
+if TYPE_CHECKING:
+    from bitrix_mail_async.testing.app import Gateway
+
+__all__ = ["me"]
+
+
+async def me(gw: Gateway, request: web.Request) -> web.Response:
+    """GET /me: the key's scopes, its portal's rate, the portal and the key's expiry."""
+    info = gw.keys[request.headers["X-Api-Key"]]
+    # While the portal bucket is off the key still has a limit on the real gateway: the default.
+    rate = gw.limits.portal.rate(info.portal) or PortalRate()
+    expires = info.expires_at.isoformat() if info.expires_at is not None else None
+    return wire.ok(
+        {
+            "scopes": list(info.scopes),
+            "rateLimit": {"requestsPerSecond": wire.number(rate.per_second)},
+            "portal": info.portal,
+            "expiresAt": expires,
+        }
+    )
