@@ -24,6 +24,8 @@ from bitrix_mail_async._ratelimit import RateLimit, RateLimitConfig, Unlimited
 from bitrix_mail_async._retry import RetryPolicy
 from bitrix_mail_async._stats import ClientStats
 from bitrix_mail_async._transport import Transport
+from bitrix_mail_async.models import KeyInfo
+from bitrix_mail_async.resources.account import Account
 from bitrix_mail_async.resources.mailboxes import Mailboxes
 from bitrix_mail_async.resources.messages import Messages
 from bitrix_mail_async.resources.recipients import Recipients
@@ -92,6 +94,7 @@ class MailClient:
             retry=retry if retry is not None else RetryPolicy(),
             timeout=timeout,
         )
+        self._account = Account(self._pipeline)
         self.mailboxes = Mailboxes(self._pipeline)
         """Mailboxes of the portal: ``list``, ``get``, ``senders``."""
         self.messages = Messages(self._pipeline)
@@ -119,6 +122,13 @@ class MailClient:
     def closed(self) -> bool:
         """True once the client was closed."""
         return self._pipeline.transport.closed
+
+    async def me(self, *, timeout: float | None = None) -> KeyInfo:
+        """What the gateway knows about this key (``GET /v1/me``): scopes, rate limit, expiry.
+
+        Example: ``info = await mail.me(); print(info.rate_limit_per_second)``.
+        """
+        return await self._account.me(timeout=timeout)
 
     async def open(self) -> MailClient:
         """Open the HTTP session (done by ``async with``); returns the client."""

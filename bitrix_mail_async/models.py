@@ -33,6 +33,8 @@ __all__ = [
     "CrmActivityCreated",
     "Employee",
     "FeedPostCreated",
+    "KeyInfo",
+    "KeyRateLimit",
     "Mailbox",
     "Message",
     "MessageSummary",
@@ -214,6 +216,33 @@ class CrmActivityCreated:
     activity_id: int | None = None
     message_id: int | None = None
     extra: dict[str, Any] = attrs.field(factory=dict, hash=False)
+
+
+@attrs.frozen(kw_only=True)
+class KeyRateLimit:
+    """The request limit of a key's portal, as ``GET /v1/me`` reports it."""
+
+    requests_per_second: float | None = None
+    extra: dict[str, Any] = attrs.field(factory=dict, hash=False)
+
+
+@attrs.frozen(kw_only=True)
+class KeyInfo:
+    """What the gateway says about the API key in use (``GET /v1/me``); never the key itself.
+
+    Example: ``info = await mail.me(); print(info.scopes, info.rate_limit_per_second)``.
+    """
+
+    scopes: tuple[str, ...] = ()
+    rate_limit: KeyRateLimit | None = None
+    portal: str | None = None
+    expires_at: datetime | None = None
+    extra: dict[str, Any] = attrs.field(factory=dict, hash=False)
+
+    @property
+    def rate_limit_per_second(self) -> float | None:
+        """The portal's documented request rate for this key (``rateLimit.requestsPerSecond``)."""
+        return self.rate_limit.requests_per_second if self.rate_limit is not None else None
 
 
 @attrs.frozen(kw_only=True)
