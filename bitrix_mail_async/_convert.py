@@ -220,7 +220,14 @@ _FIELD_TYPES: Final[dict[Any, tuple[_StructureFn, str]]] = {
         "if v.__class__ is list: v = __tuple(v)\nelif v is None: v = ()\nelse: v = HOOK",
     ),
 }
-_RECIPIENTS_CODE: Final = "if v is None: v = ()\nelse: v = HOOK"
+# One address with no comma is the common case: take it inline, the hook splits the rest.
+_RECIPIENTS_CODE: Final = (
+    "if v.__class__ is str and ',' not in v:\n"
+    "    v = v.strip()\n"
+    "    v = (v,) if v else ()\n"
+    "elif v is None: v = ()\n"
+    "else: v = HOOK"
+)
 
 for _type, (_hook, _) in _FIELD_TYPES.items():
     if _type != tuple[Any, ...]:

@@ -14,9 +14,7 @@ import email.utils
 import math
 import time
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
-
-import attrs
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from bitrix_mail_async import errors
 from bitrix_mail_async._convert import structure, structure_list
@@ -42,16 +40,14 @@ T = TypeVar("T")
 Unwrap = Literal["item"] | None
 
 
-@attrs.frozen
-class Call:
+class Call(NamedTuple):
     """Which call an answer belongs to: named in every error this module raises."""
 
     method: str
     path: str
 
 
-@attrs.frozen
-class Answer:
+class Answer(NamedTuple):
     """What one attempt got back over HTTP: status, headers and the (bounded) body."""
 
     status: int
@@ -64,8 +60,7 @@ class Answer:
         return parse_retry_after(self.headers.get("Retry-After"))
 
 
-@attrs.frozen
-class Reply:
+class Reply(NamedTuple):
     """A successful answer's ``data`` and ``meta`` (None when the answer has no meta)."""
 
     data: Any

@@ -16,10 +16,9 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Coroutine, Mapping
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import aiohttp
-import attrs
 
 from bitrix_mail_async import errors
 from bitrix_mail_async._config import check_header_value, redact_key
@@ -42,8 +41,7 @@ class ClientState(enum.Enum):
     CLOSED = "closed"
 
 
-@attrs.frozen
-class Request:
+class Request(NamedTuple):
     """One logical call, ready to send: what the retry loop repeats and errors report."""
 
     method: str

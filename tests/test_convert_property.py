@@ -164,7 +164,10 @@ def wire_value(field: attrs.Attribute[Any], t: Any) -> st.SearchStrategy[Any]:
         )
     if get_origin(t) is list:  # a list of models: Page.items
         return st.lists(valid_payloads(get_args(t)[0]), max_size=2)
-    optional = t in (int | None, str | None, bool | None, datetime | None)
+    if attrs.has(t) or (get_origin(t) is not None and any(attrs.has(a) for a in get_args(t))):
+        model = next(a for a in (t, *get_args(t)) if attrs.has(a))  # a nested model (| None)
+        return st.none() | valid_payloads(model)
+    optional = t in (int | None, str | None, bool | None, datetime | None, float | None)
     base: st.SearchStrategy[Any]
     if t in (int, int | None):
         base = ints | ints.map(str)
@@ -176,6 +179,10 @@ def wire_value(field: attrs.Attribute[Any], t: Any) -> st.SearchStrategy[Any]:
         base = datetimes.map(datetime.isoformat) | datetimes.map(lambda d: f"{d:%Y-%m-%d %H:%M:%S}")
     elif t == tuple[Any, ...]:
         base = st.lists(json_values, max_size=3)
+    elif t == tuple[str, ...]:
+        base = st.lists(st.text(max_size=10), max_size=3)
+    elif t in (float, float | None):
+        base = ints | st.floats(allow_nan=False, allow_infinity=False)
     else:  # pragma: no cover - a new field type needs a strategy here
         raise AssertionError(f"no strategy for {field.name}: {t}")
     return st.none() | base if optional else base
