@@ -1,10 +1,14 @@
 """Client-side rate limiting: the limiter interface, the in-process bucket, the 429 cooldown.
 
-The transport talks to a :class:`Limiter` only through four calls (acquire a permit, report a
+The transport talks to a :class:`Limiter` only through a few calls (acquire a permit, report a
 success, report a 429 with its Retry-After, read the cooldown), so the in-process bucket here
 and the Redis-backed one in :mod:`bitrix_mail_async.redis` are two implementations of one thing.
-The adaptive part (lower the rate on unexpected 429s, creep back up when quiet) is the pure
-arithmetic of :class:`AdaptiveRate`, shared by both.
+
+This module also owns the arithmetic both backends share, so that neither keeps a copy:
+:class:`BucketShape` (the rate and burst checks, the default burst, the slot kept free in the
+gateway's bucket, a fallback's share), :data:`AIMD` and :class:`AdaptiveRate` (lower the rate on
+unexpected 429s, creep back up when quiet) and :func:`cooldown_jitter`. The Redis scripts keep
+their own server-side copy of the AIMD steps, fed with these parameters.
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ from typing import Protocol, runtime_checkable
 import attrs
 from aiolimiter import AsyncLimiter
 
-from bitrix_mail_async import errors
-from bitrix_mail_async._config import check_number
+from bitrix_mail_async._config import check_count, check_number
 
 __all__ = [
+    "AIMD",
     "AdaptiveRate",
+    "Aimd",
+    "BucketShape",
     "InProcessLimiter",
     "Limiter",
     "Permit",
@@ -88,10 +94,54 @@ class RateLimitConfig(Protocol):
         ...
 
 
-def cooldown_jitter(retry_after: float) -> float:
-    """Small random extra wait added to Retry-After so that many clients do not return at once."""
-    # Up to 10 % of the wait, never more than 250 ms: keeps "wait exactly Retry-After" honest.
-    return random.uniform(0.0, min(0.1 * retry_after, 0.25))
+# ---------------------------------------------------------------- arithmetic of both backends
+@attrs.frozen
+class BucketShape:
+    """A configured limit as a client bucket runs it: the rate and the burst, both checked.
+
+    ``BucketShape.of(per_second, burst)`` is the one check of a configured limit;
+    ``burst=None`` means one second's worth of the rate.
+    """
+
+    per_second: float
+    burst: int
+
+    @classmethod
+    def of(cls, per_second: object, burst: object) -> BucketShape:
+        """Check a configured rate and burst (None: one second's worth) and build the shape."""
+        rate = check_number("per_second", per_second)
+        if burst is None:
+            return cls(rate, max(1, math.ceil(rate)))
+        return cls(rate, check_count("burst", burst))
+
+    @property
+    def capacity(self) -> int:
+        """The bucket's capacity: the burst less one slot, at least one."""
+        # Keep one slot of the gateway's bucket free: requests admitted evenly here arrive
+        # with network jitter there, and a full bucket turns any early arrival into a 429.
+        return max(1, self.burst - 1)
+
+    def share(self, fraction: float) -> BucketShape:
+        """The same limit scaled to ``fraction`` of it (one worker's part of a shared key)."""
+        return BucketShape(self.per_second * fraction, max(1, round(self.burst * fraction)))
+
+
+@attrs.frozen
+class Aimd:
+    """The parameters of the adaptive rate (the Redis scripts receive them as arguments).
+
+    Each episode of unexpected 429s scales the rate and burst down by ``decrease`` (never
+    below ``min_scale``); after ``quiet_period`` seconds without one, the rate grows by
+    ``increase`` of itself, up to the configured rate.
+    """
+
+    decrease: float = 0.8
+    increase: float = 0.05
+    quiet_period: float = 1.0
+    min_scale: float = 0.02
+
+
+AIMD = Aimd()
 
 
 @attrs.define
@@ -100,16 +150,12 @@ class AdaptiveRate:
 
     A 429 that the bucket let through means the gateway's real limit is below ours. Each such
     episode (one generation: 429s of calls admitted before the last decrease do not count again)
-    scales the rate and burst down by ``decrease``; after ``quiet_period`` seconds without one,
-    the rate grows by ``increase`` of itself, up to the configured rate.
+    applies one decrease of :class:`Aimd`; quiet periods apply increases.
     """
 
     per_second: float
     burst: int
-    decrease: float = 0.8
-    increase: float = 0.05
-    quiet_period: float = 1.0
-    min_scale: float = 0.02
+    params: Aimd = AIMD
     scale: float = 1.0
     generation: int = 0
     last_change: float = 0.0
@@ -129,19 +175,26 @@ class AdaptiveRate:
         if generation != self.generation:
             return False
         self.generation += 1
-        self.scale = max(self.min_scale, self.scale * self.decrease)
+        self.scale = max(self.params.min_scale, self.scale * self.params.decrease)
         self.last_change = now
         return True
 
     def on_quiet(self, now: float) -> bool:
         """Apply an increase if a quiet period has passed; True when the rate changed."""
-        if self.scale >= 1.0 or now - self.last_change < self.quiet_period:
+        if self.scale >= 1.0 or now - self.last_change < self.params.quiet_period:
             return False
-        self.scale = min(1.0, self.scale * (1.0 + self.increase))
+        self.scale = min(1.0, self.scale * (1.0 + self.params.increase))
         self.last_change = now
         return True
 
 
+def cooldown_jitter(retry_after: float) -> float:
+    """Small random extra wait added to Retry-After so that many clients do not return at once."""
+    # Up to 10 % of the wait, never more than 250 ms: keeps "wait exactly Retry-After" honest.
+    return random.uniform(0.0, min(0.1 * retry_after, 0.25))
+
+
+# ---------------------------------------------------------------- the in-process bucket
 class _Bucket(AsyncLimiter):
     """aiolimiter's leaky bucket with a rate and capacity that can change while in use."""
 
@@ -167,12 +220,9 @@ class InProcessLimiter:
         self._adaptive: AdaptiveRate | None = None
         self._bucket: _Bucket | None = None
         if per_second is not None:
-            cap = burst if burst is not None else max(1, math.ceil(per_second))
-            # Keep one slot of the gateway's bucket free: requests admitted evenly here arrive
-            # with network jitter there, and a full bucket turns any early arrival into a 429.
-            cap = max(1, cap - 1)
-            self._adaptive = AdaptiveRate(per_second=per_second, burst=cap)
-            self._bucket = _Bucket(per_second, cap)
+            shape = BucketShape.of(per_second, burst)
+            self._adaptive = AdaptiveRate(per_second=shape.per_second, burst=shape.capacity)
+            self._bucket = _Bucket(shape.per_second, shape.capacity)
         self._adapt = adaptive and per_second is not None
         self._cooldown_until = 0.0
 
@@ -253,12 +303,7 @@ class RateLimit:
     adaptive: bool = True
 
     def __attrs_post_init__(self) -> None:
-        check_number("per_second", self.per_second)
-        burst = self.burst
-        if burst is not None and (
-            isinstance(burst, bool) or not isinstance(burst, int) or burst < 1
-        ):
-            raise errors.ConfigurationError(f"burst must be a positive int, got {self.burst!r}")
+        BucketShape.of(self.per_second, self.burst)
 
     def create_limiter(self, *, api_key: str) -> InProcessLimiter:
         """Build the in-process limiter for one client (the key is not needed here)."""

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from bitrix_mail_async import MailClient, RateLimit, errors
-from bitrix_mail_async._ratelimit import AdaptiveRate, InProcessLimiter
+from bitrix_mail_async._ratelimit import AdaptiveRate, BucketShape, InProcessLimiter
 from bitrix_mail_async.testing import MailEmulator
 
 
@@ -28,6 +28,16 @@ def test_adaptive_rate_decreases_once_per_episode_and_recovers() -> None:
     for step in range(100):
         rate.on_quiet(now=12.5 + step * 1.1)
     assert rate.rate == 30.0  # never above the configured rate
+
+
+def test_bucket_shape_is_the_one_check_and_default_of_a_limit() -> None:
+    assert BucketShape.of(2, None) == BucketShape(2.0, 2)  # one second's worth
+    assert BucketShape.of(0.5, None).capacity == 1
+    assert BucketShape.of(2, 50).capacity == 49  # one slot of the gateway's bucket stays free
+    assert BucketShape.of(100, 20).share(0.25) == BucketShape(25.0, 5)
+    for per_second, burst in ((0, 1), (float("nan"), 1), (True, 1), (1, 0), (1, 2.0), (1, True)):
+        with pytest.raises(errors.ConfigurationError):
+            BucketShape.of(per_second, burst)
 
 
 def test_rate_limit_validation() -> None:
