@@ -9,6 +9,9 @@ This module also owns the arithmetic both backends share, so that neither keeps 
 gateway's bucket, a fallback's share), :data:`AIMD` and :class:`AdaptiveRate` (lower the rate on
 unexpected 429s, creep back up when quiet) and :func:`cooldown_jitter`. The Redis scripts keep
 their own server-side copy of the AIMD steps, fed with these parameters.
+
+The in-process bucket is aiolimiter's :class:`~aiolimiter.AsyncLimiter`, used through its public
+API only; :class:`_Bucket` rebuilds it when the learned rate changes.
 """
 
 from __future__ import annotations
@@ -195,22 +198,111 @@ def cooldown_jitter(retry_after: float) -> float:
 
 
 # ---------------------------------------------------------------- the in-process bucket
-class _Bucket(AsyncLimiter):
-    """aiolimiter's leaky bucket with a rate and capacity that can change while in use."""
+def _free_slots(limiter: AsyncLimiter, capacity: int) -> int:
+    """Whole slots ``limiter`` could grant at once now (its level itself is not public)."""
+    low, high = 0, capacity
+    while low < high:
+        middle = (low + high + 1) // 2
+        if limiter.has_capacity(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
-    __slots__ = ()
+
+class _Bucket:
+    """aiolimiter's leaky bucket at a rate that may change while calls wait in it.
+
+    aiolimiter offers no public way to change a limiter's rate or to read its level, so a new
+    rate gets a new :class:`~aiolimiter.AsyncLimiter`. The old one's level, read through
+    ``has_capacity`` and rounded up to whole slots, is carried over and charged to the new
+    limiter by the next acquire; a level above the new capacity first drains at the new rate,
+    so a change never opens a burst. Calls queued in the old limiter are woken and queue again
+    in the new one.
+    """
 
     def __init__(self, rate: float, capacity: int) -> None:
-        super().__init__(max_rate=capacity, time_period=capacity / rate)
+        self._limiter = AsyncLimiter(capacity, capacity / rate)
+        self._rate = rate
+        self._capacity = capacity
+        # Level carried over from the previous limiter and not yet charged to this one.
+        self._carried = 0.0
+        self._carried_at = 0.0
+        # Set when this limiter is replaced, so that its queued calls move on.
+        self._replaced: asyncio.Future[None] | None = None
+        self._queued = 0
+
+    def _uncharged(self, now: float) -> float:
+        return max(0.0, self._carried - (now - self._carried_at) * self._rate)
+
+    def _replacement(self) -> asyncio.Future[None]:
+        """A future that is set when the current limiter is replaced."""
+        if self._replaced is None:
+            self._replaced = asyncio.get_running_loop().create_future()
+        return self._replaced
+
+    async def acquire(self) -> None:
+        """Take one slot; a call queued when the rate changes moves on to the new limiter."""
+        while True:
+            limiter = self._limiter
+            if self._carried and not await self._charge_carried(limiter):
+                continue
+            # Queued calls go first; a newcomer takes a free slot only when nobody waits.
+            if not self._queued and limiter.has_capacity():
+                await limiter.acquire()
+                return
+            if await self._queue(limiter):
+                return
+
+    async def _charge_carried(self, limiter: AsyncLimiter) -> bool:
+        """Charge the carried level to ``limiter``; False when it was replaced meanwhile."""
+        loop = asyncio.get_running_loop()
+        excess = self._uncharged(loop.time()) - self._capacity
+        if excess > 0:
+            # The old limiter held more than this one can: wait until the excess drained.
+            replaced = self._replacement()
+            await asyncio.wait((replaced,), timeout=excess / self._rate)
+            if replaced.done():
+                return False
+        if self._carried:  # not yet charged by a call that woke first
+            level = min(float(self._capacity), self._uncharged(loop.time()))
+            self._carried = 0.0
+            if level > 0:
+                # Nobody has used the new limiter yet: it is empty, so this never waits.
+                await limiter.acquire(level)
+        return True
+
+    async def _queue(self, limiter: AsyncLimiter) -> bool:
+        """Wait for a slot of ``limiter``; False when it was replaced first (no slot taken)."""
+        if limiter is not self._limiter:
+            return False
+        replaced = self._replacement()
+        slot = asyncio.ensure_future(limiter.acquire())
+        self._queued += 1
+        try:
+            await asyncio.wait((slot, replaced), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._queued -= 1
+            # On cancellation or replacement, leave the old limiter's queue (no-op once done).
+            slot.cancel()
+        if replaced.done():
+            if slot.done():
+                slot.exception()  # a slot of the replaced limiter counts for nothing
+            return False
+        slot.result()
+        return True
 
     def reconfigure(self, rate: float, capacity: int) -> None:
         """Switch to a new drain rate and capacity, keeping the current level."""
-        # Drain at the old rate up to now first, so the change applies only from now on.
-        self._leak()
-        self.max_rate = capacity
-        self.time_period = capacity / rate
-        self._rate_per_sec = rate
-        self._wake_next()
+        now = asyncio.get_running_loop().time()
+        used = self._capacity - _free_slots(self._limiter, self._capacity)
+        level = used + self._uncharged(now)
+        self._limiter = AsyncLimiter(capacity, capacity / rate)
+        self._rate, self._capacity = rate, capacity
+        self._carried, self._carried_at = level, now
+        replaced, self._replaced = self._replaced, None
+        if replaced is not None and not replaced.done():
+            replaced.set_result(None)
 
 
 class InProcessLimiter:
