@@ -186,24 +186,32 @@ def test_rate_limit_validation() -> None:
         RateLimit(per_second=1, burst=0)
 
 
-async def test_bucket_paces_calls() -> None:
-    limiter = InProcessLimiter(per_second=50.0, burst=6, adaptive=False)
-    started = time.monotonic()
-    for _ in range(30):
-        await limiter.acquire()
-    elapsed = time.monotonic() - started
+def test_bucket_paces_calls() -> None:
+    async def scenario() -> float:
+        loop = asyncio.get_running_loop()
+        limiter = InProcessLimiter(per_second=50.0, burst=6, adaptive=False)
+        started = loop.time()
+        for _ in range(30):
+            await limiter.acquire()
+        return loop.time() - started
+
+    elapsed = in_virtual_time(scenario)
     # Burst 6 keeps one slot free: 5 at once, then 25 at 50/s.
     assert 0.45 <= elapsed <= 0.8
 
 
-async def test_cooldown_blocks_every_caller() -> None:
-    limiter = InProcessLimiter(per_second=None, burst=None, adaptive=False)
-    permit = await limiter.acquire()
-    await limiter.report_rate_limited(permit, 0.3)
-    assert 0.25 < await limiter.cooldown_remaining() <= 0.3
-    started = time.monotonic()
-    await asyncio.gather(*(limiter.acquire() for _ in range(50)))
-    assert 0.28 <= time.monotonic() - started < 0.45
+def test_cooldown_blocks_every_caller() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        limiter = InProcessLimiter(per_second=None, burst=None, adaptive=False)
+        permit = await limiter.acquire()
+        await limiter.report_rate_limited(permit, 0.3)
+        assert 0.25 < await limiter.cooldown_remaining() <= 0.3
+        started = loop.time()
+        await asyncio.gather(*(limiter.acquire() for _ in range(50)))
+        assert 0.28 <= loop.time() - started < 0.45
+
+    in_virtual_time(scenario)
 
 
 async def test_client_configured_at_the_gateway_limit_gets_no_429(
