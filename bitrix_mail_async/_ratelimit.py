@@ -1,10 +1,17 @@
 """Client-side rate limiting: the limiter interface, the in-process bucket, the 429 cooldown.
 
-The transport talks to a :class:`Limiter` only through four calls (acquire a permit, report a
+The transport talks to a :class:`Limiter` only through a few calls (acquire a permit, report a
 success, report a 429 with its Retry-After, read the cooldown), so the in-process bucket here
 and the Redis-backed one in :mod:`bitrix_mail_async.redis` are two implementations of one thing.
-The adaptive part (lower the rate on unexpected 429s, creep back up when quiet) is the pure
-arithmetic of :class:`AdaptiveRate`, shared by both.
+
+This module also owns the arithmetic both backends share, so that neither keeps a copy:
+:class:`BucketShape` (the rate and burst checks, the default burst, the slot kept free in the
+gateway's bucket, a fallback's share), :data:`AIMD` and :class:`AdaptiveRate` (lower the rate on
+unexpected 429s, creep back up when quiet) and :func:`cooldown_jitter`. The Redis scripts keep
+their own server-side copy of the AIMD steps, fed with these parameters.
+
+The in-process bucket is aiolimiter's :class:`~aiolimiter.AsyncLimiter`, used through its public
+API only; :class:`_Bucket` rebuilds it when the learned rate changes.
 """
 
 from __future__ import annotations
@@ -18,11 +25,13 @@ from typing import Protocol, runtime_checkable
 import attrs
 from aiolimiter import AsyncLimiter
 
-from bitrix_mail_async import errors
-from bitrix_mail_async._config import check_number
+from bitrix_mail_async._config import check_count, check_number
 
 __all__ = [
+    "AIMD",
     "AdaptiveRate",
+    "Aimd",
+    "BucketShape",
     "InProcessLimiter",
     "Limiter",
     "Permit",
@@ -88,10 +97,54 @@ class RateLimitConfig(Protocol):
         ...
 
 
-def cooldown_jitter(retry_after: float) -> float:
-    """Small random extra wait added to Retry-After so that many clients do not return at once."""
-    # Up to 10 % of the wait, never more than 250 ms: keeps "wait exactly Retry-After" honest.
-    return random.uniform(0.0, min(0.1 * retry_after, 0.25))
+# ---------------------------------------------------------------- arithmetic of both backends
+@attrs.frozen
+class BucketShape:
+    """A configured limit as a client bucket runs it: the rate and the burst, both checked.
+
+    ``BucketShape.of(per_second, burst)`` is the one check of a configured limit;
+    ``burst=None`` means one second's worth of the rate.
+    """
+
+    per_second: float
+    burst: int
+
+    @classmethod
+    def of(cls, per_second: object, burst: object) -> BucketShape:
+        """Check a configured rate and burst (None: one second's worth) and build the shape."""
+        rate = check_number("per_second", per_second)
+        if burst is None:
+            return cls(rate, max(1, math.ceil(rate)))
+        return cls(rate, check_count("burst", burst))
+
+    @property
+    def capacity(self) -> int:
+        """The bucket's capacity: the burst less one slot, at least one."""
+        # Keep one slot of the gateway's bucket free: requests admitted evenly here arrive
+        # with network jitter there, and a full bucket turns any early arrival into a 429.
+        return max(1, self.burst - 1)
+
+    def share(self, fraction: float) -> BucketShape:
+        """The same limit scaled to ``fraction`` of it (one worker's part of a shared key)."""
+        return BucketShape(self.per_second * fraction, max(1, round(self.burst * fraction)))
+
+
+@attrs.frozen
+class Aimd:
+    """The parameters of the adaptive rate (the Redis scripts receive them as arguments).
+
+    Each episode of unexpected 429s scales the rate and burst down by ``decrease`` (never
+    below ``min_scale``); after ``quiet_period`` seconds without one, the rate grows by
+    ``increase`` of itself, up to the configured rate.
+    """
+
+    decrease: float = 0.8
+    increase: float = 0.05
+    quiet_period: float = 1.0
+    min_scale: float = 0.02
+
+
+AIMD = Aimd()
 
 
 @attrs.define
@@ -100,16 +153,12 @@ class AdaptiveRate:
 
     A 429 that the bucket let through means the gateway's real limit is below ours. Each such
     episode (one generation: 429s of calls admitted before the last decrease do not count again)
-    scales the rate and burst down by ``decrease``; after ``quiet_period`` seconds without one,
-    the rate grows by ``increase`` of itself, up to the configured rate.
+    applies one decrease of :class:`Aimd`; quiet periods apply increases.
     """
 
     per_second: float
     burst: int
-    decrease: float = 0.8
-    increase: float = 0.05
-    quiet_period: float = 1.0
-    min_scale: float = 0.02
+    params: Aimd = AIMD
     scale: float = 1.0
     generation: int = 0
     last_change: float = 0.0
@@ -129,35 +178,131 @@ class AdaptiveRate:
         if generation != self.generation:
             return False
         self.generation += 1
-        self.scale = max(self.min_scale, self.scale * self.decrease)
+        self.scale = max(self.params.min_scale, self.scale * self.params.decrease)
         self.last_change = now
         return True
 
     def on_quiet(self, now: float) -> bool:
         """Apply an increase if a quiet period has passed; True when the rate changed."""
-        if self.scale >= 1.0 or now - self.last_change < self.quiet_period:
+        if self.scale >= 1.0 or now - self.last_change < self.params.quiet_period:
             return False
-        self.scale = min(1.0, self.scale * (1.0 + self.increase))
+        self.scale = min(1.0, self.scale * (1.0 + self.params.increase))
         self.last_change = now
         return True
 
 
-class _Bucket(AsyncLimiter):
-    """aiolimiter's leaky bucket with a rate and capacity that can change while in use."""
+def cooldown_jitter(retry_after: float) -> float:
+    """Small random extra wait added to Retry-After so that many clients do not return at once."""
+    # Up to 10 % of the wait, never more than 250 ms: keeps "wait exactly Retry-After" honest.
+    return random.uniform(0.0, min(0.1 * retry_after, 0.25))
 
-    __slots__ = ()
+
+# ---------------------------------------------------------------- the in-process bucket
+def _free_slots(limiter: AsyncLimiter, capacity: int) -> int:
+    """Whole slots ``limiter`` could grant at once now (its level itself is not public)."""
+    low, high = 0, capacity
+    while low < high:
+        middle = (low + high + 1) // 2
+        if limiter.has_capacity(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+class _Bucket:
+    """aiolimiter's leaky bucket at a rate that may change while calls wait in it.
+
+    aiolimiter offers no public way to change a limiter's rate or to read its level, so a new
+    rate gets a new :class:`~aiolimiter.AsyncLimiter`. The old one's level, read through
+    ``has_capacity`` and rounded up to whole slots, is carried over and charged to the new
+    limiter by the next acquire; a level above the new capacity first drains at the new rate,
+    so a change never opens a burst. Calls queued in the old limiter are woken and queue again
+    in the new one.
+    """
 
     def __init__(self, rate: float, capacity: int) -> None:
-        super().__init__(max_rate=capacity, time_period=capacity / rate)
+        self._limiter = AsyncLimiter(capacity, capacity / rate)
+        self._rate = rate
+        self._capacity = capacity
+        # Level carried over from the previous limiter and not yet charged to this one.
+        self._carried = 0.0
+        self._carried_at = 0.0
+        # Set when this limiter is replaced, so that its queued calls move on.
+        self._replaced: asyncio.Future[None] | None = None
+        self._queued = 0
+
+    def _uncharged(self, now: float) -> float:
+        return max(0.0, self._carried - (now - self._carried_at) * self._rate)
+
+    def _replacement(self) -> asyncio.Future[None]:
+        """A future that is set when the current limiter is replaced."""
+        if self._replaced is None:
+            self._replaced = asyncio.get_running_loop().create_future()
+        return self._replaced
+
+    async def acquire(self) -> None:
+        """Take one slot; a call queued when the rate changes moves on to the new limiter."""
+        while True:
+            limiter = self._limiter
+            if self._carried and not await self._charge_carried(limiter):
+                continue
+            # Queued calls go first; a newcomer takes a free slot only when nobody waits.
+            if not self._queued and limiter.has_capacity():
+                await limiter.acquire()
+                return
+            if await self._queue(limiter):
+                return
+
+    async def _charge_carried(self, limiter: AsyncLimiter) -> bool:
+        """Charge the carried level to ``limiter``; False when it was replaced meanwhile."""
+        loop = asyncio.get_running_loop()
+        excess = self._uncharged(loop.time()) - self._capacity
+        if excess > 0:
+            # The old limiter held more than this one can: wait until the excess drained.
+            replaced = self._replacement()
+            await asyncio.wait((replaced,), timeout=excess / self._rate)
+            if replaced.done():
+                return False
+        if self._carried:  # not yet charged by a call that woke first
+            level = min(float(self._capacity), self._uncharged(loop.time()))
+            self._carried = 0.0
+            if level > 0:
+                # Nobody has used the new limiter yet: it is empty, so this never waits.
+                await limiter.acquire(level)
+        return True
+
+    async def _queue(self, limiter: AsyncLimiter) -> bool:
+        """Wait for a slot of ``limiter``; False when it was replaced first (no slot taken)."""
+        if limiter is not self._limiter:
+            return False
+        replaced = self._replacement()
+        slot = asyncio.ensure_future(limiter.acquire())
+        self._queued += 1
+        try:
+            await asyncio.wait((slot, replaced), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._queued -= 1
+            # On cancellation or replacement, leave the old limiter's queue (no-op once done).
+            slot.cancel()
+        if replaced.done():
+            if slot.done():
+                slot.exception()  # a slot of the replaced limiter counts for nothing
+            return False
+        slot.result()
+        return True
 
     def reconfigure(self, rate: float, capacity: int) -> None:
         """Switch to a new drain rate and capacity, keeping the current level."""
-        # Drain at the old rate up to now first, so the change applies only from now on.
-        self._leak()
-        self.max_rate = capacity
-        self.time_period = capacity / rate
-        self._rate_per_sec = rate
-        self._wake_next()
+        now = asyncio.get_running_loop().time()
+        used = self._capacity - _free_slots(self._limiter, self._capacity)
+        level = used + self._uncharged(now)
+        self._limiter = AsyncLimiter(capacity, capacity / rate)
+        self._rate, self._capacity = rate, capacity
+        self._carried, self._carried_at = level, now
+        replaced, self._replaced = self._replaced, None
+        if replaced is not None and not replaced.done():
+            replaced.set_result(None)
 
 
 class InProcessLimiter:
@@ -167,12 +312,9 @@ class InProcessLimiter:
         self._adaptive: AdaptiveRate | None = None
         self._bucket: _Bucket | None = None
         if per_second is not None:
-            cap = burst if burst is not None else max(1, math.ceil(per_second))
-            # Keep one slot of the gateway's bucket free: requests admitted evenly here arrive
-            # with network jitter there, and a full bucket turns any early arrival into a 429.
-            cap = max(1, cap - 1)
-            self._adaptive = AdaptiveRate(per_second=per_second, burst=cap)
-            self._bucket = _Bucket(per_second, cap)
+            shape = BucketShape.of(per_second, burst)
+            self._adaptive = AdaptiveRate(per_second=shape.per_second, burst=shape.capacity)
+            self._bucket = _Bucket(shape.per_second, shape.capacity)
         self._adapt = adaptive and per_second is not None
         self._cooldown_until = 0.0
 
@@ -253,12 +395,7 @@ class RateLimit:
     adaptive: bool = True
 
     def __attrs_post_init__(self) -> None:
-        check_number("per_second", self.per_second)
-        burst = self.burst
-        if burst is not None and (
-            isinstance(burst, bool) or not isinstance(burst, int) or burst < 1
-        ):
-            raise errors.ConfigurationError(f"burst must be a positive int, got {self.burst!r}")
+        BucketShape.of(self.per_second, self.burst)
 
     def create_limiter(self, *, api_key: str) -> InProcessLimiter:
         """Build the in-process limiter for one client (the key is not needed here)."""

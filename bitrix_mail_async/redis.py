@@ -18,7 +18,9 @@ Design, in short:
   resume at the sustained rate instead of in a burst.
 - **Shared adaptive rate.** The AIMD state of :class:`~bitrix_mail_async._ratelimit.AdaptiveRate`
   (scale, generation, last change) lives in ``<bucket>:rate`` and is updated by the same
-  scripts, so a decrease seen by one client slows everyone sharing the key.
+  scripts, so a decrease seen by one client slows everyone sharing the key. The scripts do the
+  AIMD steps server-side, with the parameters of :data:`~bitrix_mail_async._ratelimit.AIMD`
+  and the capacity of :class:`~bitrix_mail_async._ratelimit.BucketShape` as arguments.
 - **Keys** are ``<prefix>:{<sha256(api key)[:32]>}:gcra|cooldown|rate``: the API key never
   reaches Redis; the braces are a Redis Cluster hash tag keeping one key's state in one slot.
   Every key expires, so idle buckets vanish.
@@ -33,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import math
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
@@ -42,9 +43,10 @@ import attrs
 from bitrix_mail_async import errors
 from bitrix_mail_async._config import check_number
 from bitrix_mail_async._ratelimit import (
+    AIMD,
     DEFAULT_BURST,
     DEFAULT_PER_SECOND,
-    AdaptiveRate,
+    BucketShape,
     InProcessLimiter,
     Permit,
 )
@@ -219,11 +221,7 @@ class RedisRateLimit:
         redis_timeout: float = DEFAULT_REDIS_TIMEOUT,
         probe_interval: float = DEFAULT_PROBE_INTERVAL,
     ) -> None:
-        check_number("per_second", per_second)
-        if burst is not None and (
-            isinstance(burst, bool) or not isinstance(burst, int) or burst < 1
-        ):
-            raise errors.ConfigurationError(f"burst must be a positive int, got {burst!r}")
+        self._shape = BucketShape.of(per_second, burst)
         check_number("fallback_share", fallback_share)
         if fallback_share > 1:
             raise errors.ConfigurationError("fallback_share must be at most 1")
@@ -244,7 +242,7 @@ class RedisRateLimit:
                 f"got {type(url_or_client).__name__}"
             )
         self._target = url_or_client
-        self.per_second = float(per_second)
+        self.per_second = self._shape.per_second
         self.burst = burst
         self.prefix = prefix
         self.adaptive = adaptive
@@ -282,8 +280,7 @@ class RedisRateLimit:
         return RedisLimiter(
             client,
             bucket=bucket_name(self.prefix, api_key),
-            per_second=self.per_second,
-            burst=self.burst,
+            shape=self._shape,
             adaptive=self.adaptive,
             fallback_share=self.fallback_share,
             redis_timeout=self.redis_timeout,
@@ -301,8 +298,7 @@ class RedisLimiter:
         client: aioredis.Redis,
         *,
         bucket: str,
-        per_second: float,
-        burst: int | None,
+        shape: BucketShape,
         adaptive: bool,
         fallback_share: float,
         redis_timeout: float,
@@ -310,12 +306,7 @@ class RedisLimiter:
         owns_client: bool,
         where: str,
     ) -> None:
-        cap = burst if burst is not None else max(1, math.ceil(per_second))
-        # Keep one slot of the gateway's bucket free, as the in-process bucket does: evenly
-        # admitted requests arrive with network jitter, and a full bucket 429s an early one.
-        cap = max(1, cap - 1)
-        # Only the AIMD parameters are taken from here; the state itself lives in Redis.
-        self._aimd = AdaptiveRate(per_second=per_second, burst=cap)
+        self._shape = shape
         self._client = client
         self._owns_client = owns_client
         self._where = where
@@ -326,18 +317,17 @@ class RedisLimiter:
         self._probe_interval = probe_interval
         self._acquire_script = client.register_script(_ACQUIRE_LUA)
         self._report_script = client.register_script(_REPORT_LUA)
+        # The scripts' arguments, from the shared shape and AIMD parameters (see the scripts).
+        self._shape_args = [repr(shape.per_second), str(shape.capacity)]
         self._acquire_args = [
-            repr(per_second),
-            str(cap),
+            *self._shape_args,
             "1" if adaptive else "0",
-            repr(self._aimd.increase),
-            str(round(self._aimd.quiet_period * 1_000_000)),
+            repr(AIMD.increase),
+            str(round(AIMD.quiet_period * 1_000_000)),
             str(_STATE_TTL_MS),
         ]
-        share_burst = max(1, round((burst or math.ceil(per_second)) * fallback_share))
-        self._fallback = InProcessLimiter(
-            per_second * fallback_share, share_burst, adaptive=adaptive
-        )
+        share = shape.share(fallback_share)
+        self._fallback = InProcessLimiter(share.per_second, share.burst, adaptive=adaptive)
         self._scale = 1.0
         self._fallback_since: float | None = None
         self._next_probe = 0.0
@@ -368,7 +358,7 @@ class RedisLimiter:
             rate = self._fallback.current_rate
             if rate is not None:
                 return rate
-        return self._aimd.per_second * self._scale
+        return self._shape.per_second * self._scale
 
     def _use_redis(self) -> bool:
         if self._fallback_since is None:
@@ -458,10 +448,9 @@ class RedisLimiter:
             str(max(0, round(retry_after * 1_000_000))),
             str(generation),
             "1" if self._adaptive else "0",
-            repr(self._aimd.decrease),
-            repr(self._aimd.min_scale),
-            self._acquire_args[0],
-            self._acquire_args[1],
+            repr(AIMD.decrease),
+            repr(AIMD.min_scale),
+            *self._shape_args,
             str(_STATE_TTL_MS),
         ]
         try:

@@ -3,13 +3,77 @@
 from __future__ import annotations
 
 import asyncio
+import selectors
 import time
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import pytest
 
 from bitrix_mail_async import MailClient, RateLimit, errors
-from bitrix_mail_async._ratelimit import AdaptiveRate, InProcessLimiter
+from bitrix_mail_async._ratelimit import AdaptiveRate, BucketShape, InProcessLimiter
 from bitrix_mail_async.testing import MailEmulator
+
+T = TypeVar("T")
+
+
+class _JumpingSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+    """Instead of sleeping until the loop's next timer, moves the virtual clock there."""
+
+    # Each turn of the loop also costs a nanosecond, as real turns cost time: a timer that
+    # float rounding puts "now" (aiolimiter's wake-up for a level 1e-16 too high) then fires
+    # after the clock moved instead of again and again at the same instant.
+    TURN = 1e-9
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 0.0
+
+    def select(self, timeout: float | None = None) -> list[Any]:
+        ready: list[Any] = super().select(0)
+        if ready or timeout == 0:
+            self.now += self.TURN
+            return ready
+        if timeout is None:
+            raise RuntimeError("nothing scheduled and nothing to read: the test is stuck")
+        self.now += max(timeout, self.TURN)
+        return []
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock jumps to the next timer when every task waits."""
+
+    def __init__(self) -> None:
+        self.jumps = _JumpingSelector()
+        super().__init__(self.jumps)
+
+    def time(self) -> float:
+        return self.jumps.now
+
+
+def in_virtual_time(scenario: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``scenario`` on a fresh :class:`VirtualTimeLoop` (no wall-clock waits at all)."""
+    loop = VirtualTimeLoop()
+    try:
+        return loop.run_until_complete(scenario())
+    finally:
+        loop.close()
+
+
+async def _queue_calls(
+    limiter: InProcessLimiter, n: int
+) -> tuple[list[asyncio.Task[None]], list[float]]:
+    """Start ``n`` acquires that must queue; each logs the loop time it got through."""
+    loop = asyncio.get_running_loop()
+    through: list[float] = []
+
+    async def call() -> None:
+        await limiter.acquire()
+        through.append(loop.time())
+
+    tasks = [asyncio.create_task(call()) for _ in range(n)]
+    await asyncio.sleep(0)  # every one of them is queued in the bucket now
+    return tasks, through
 
 
 def test_adaptive_rate_decreases_once_per_episode_and_recovers() -> None:
@@ -30,6 +94,89 @@ def test_adaptive_rate_decreases_once_per_episode_and_recovers() -> None:
     assert rate.rate == 30.0  # never above the configured rate
 
 
+def test_adaptive_bucket_hands_its_queued_calls_over() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        limiter = InProcessLimiter(per_second=10.0, burst=11, adaptive=True)  # capacity 10
+        permits = [await limiter.acquire() for _ in range(10)]  # the whole burst at once
+        assert loop.time() == pytest.approx(0.0, abs=1e-4)
+        tasks, through = await _queue_calls(limiter, 4)  # 10/s would let them go every 0.1 s
+
+        # A 429 of the current generation: 8/s and capacity 8. The level (10) is kept.
+        await limiter.report_rate_limited(permits[-1], 0.0)
+        assert (limiter.current_rate, limiter.current_burst) == (pytest.approx(8.0), 8)
+        # Another 429 of a call admitted before the decrease belongs to the same episode.
+        await limiter.report_rate_limited(permits[0], 0.0)
+        assert limiter.current_rate == pytest.approx(8.0)
+        await asyncio.gather(*tasks)
+        # The queued calls moved to the new bucket and its rate, none lost: once the level
+        # has drained to the new capacity (2 slots at 8/s), one every 1/8 s.
+        assert through == pytest.approx([0.375, 0.5, 0.625, 0.75], abs=1e-4)
+
+        # Quiet for the quiet period (1 s): the next success raises the rate by 5 %.
+        await asyncio.sleep(0.5)  # half the bucket has drained
+        permits = [await limiter.acquire() for _ in range(4)]
+        assert loop.time() == pytest.approx(1.25, abs=1e-4)
+        tasks, through = await _queue_calls(limiter, 4)
+        limiter.report_success(permits[-1])
+        assert limiter.current_rate == pytest.approx(8.4)
+        await asyncio.gather(*tasks)
+        # Not the old 1/8 s: the queued calls run at the raised rate, still from a full bucket.
+        assert through == pytest.approx([1.25 + k / 8.4 for k in range(1, 5)], abs=1e-4)
+        new = await limiter.acquire()
+        assert new.generation == 1
+
+    in_virtual_time(scenario)
+
+
+def test_cancelled_calls_leave_no_trace_across_a_rate_change() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        limiter = InProcessLimiter(per_second=10.0, burst=11, adaptive=True)
+        permits = [await limiter.acquire() for _ in range(10)]
+        tasks, _ = await _queue_calls(limiter, 6)
+        await limiter.report_rate_limited(permits[-1], 0.0)  # 8/s, capacity 8, level 10
+        for task in tasks:
+            task.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert all(isinstance(r, asyncio.CancelledError) for r in results)
+        await asyncio.sleep(0)  # let the cancelled waiters' own slot tasks finish
+        assert asyncio.all_tasks() == {asyncio.current_task()}
+        # The cancelled calls took no slot: the next call waits for the level to drain to
+        # the new capacity (2 slots) and one slot more, at the new rate.
+        started = loop.time()
+        await limiter.acquire()
+        assert loop.time() - started == pytest.approx(0.375, abs=1e-4)
+
+    in_virtual_time(scenario)
+
+
+def test_a_rate_change_keeps_the_level_of_the_bucket() -> None:
+    async def scenario() -> list[float]:
+        loop = asyncio.get_running_loop()
+        limiter = InProcessLimiter(per_second=10.0, burst=11, adaptive=True)  # capacity 10
+        permits = [await limiter.acquire() for _ in range(4)]
+        await limiter.report_rate_limited(permits[-1], 0.0)  # 8/s, capacity 8, level 4
+        through = []
+        for _ in range(5):
+            await limiter.acquire()
+            through.append(loop.time())
+        return through
+
+    # Neither a fresh burst of 8 nor a full bucket: the 4 slots left, then 1/8 s.
+    assert in_virtual_time(scenario) == pytest.approx([0, 0, 0, 0, 0.125], abs=1e-4)
+
+
+def test_bucket_shape_is_the_one_check_and_default_of_a_limit() -> None:
+    assert BucketShape.of(2, None) == BucketShape(2.0, 2)  # one second's worth
+    assert BucketShape.of(0.5, None).capacity == 1
+    assert BucketShape.of(2, 50).capacity == 49  # one slot of the gateway's bucket stays free
+    assert BucketShape.of(100, 20).share(0.25) == BucketShape(25.0, 5)
+    for per_second, burst in ((0, 1), (float("nan"), 1), (True, 1), (1, 0), (1, 2.0), (1, True)):
+        with pytest.raises(errors.ConfigurationError):
+            BucketShape.of(per_second, burst)
+
+
 def test_rate_limit_validation() -> None:
     with pytest.raises(errors.ConfigurationError):
         RateLimit(per_second=0)
@@ -39,24 +186,32 @@ def test_rate_limit_validation() -> None:
         RateLimit(per_second=1, burst=0)
 
 
-async def test_bucket_paces_calls() -> None:
-    limiter = InProcessLimiter(per_second=50.0, burst=6, adaptive=False)
-    started = time.monotonic()
-    for _ in range(30):
-        await limiter.acquire()
-    elapsed = time.monotonic() - started
+def test_bucket_paces_calls() -> None:
+    async def scenario() -> float:
+        loop = asyncio.get_running_loop()
+        limiter = InProcessLimiter(per_second=50.0, burst=6, adaptive=False)
+        started = loop.time()
+        for _ in range(30):
+            await limiter.acquire()
+        return loop.time() - started
+
+    elapsed = in_virtual_time(scenario)
     # Burst 6 keeps one slot free: 5 at once, then 25 at 50/s.
     assert 0.45 <= elapsed <= 0.8
 
 
-async def test_cooldown_blocks_every_caller() -> None:
-    limiter = InProcessLimiter(per_second=None, burst=None, adaptive=False)
-    permit = await limiter.acquire()
-    await limiter.report_rate_limited(permit, 0.3)
-    assert 0.25 < await limiter.cooldown_remaining() <= 0.3
-    started = time.monotonic()
-    await asyncio.gather(*(limiter.acquire() for _ in range(50)))
-    assert 0.28 <= time.monotonic() - started < 0.45
+def test_cooldown_blocks_every_caller() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        limiter = InProcessLimiter(per_second=None, burst=None, adaptive=False)
+        permit = await limiter.acquire()
+        await limiter.report_rate_limited(permit, 0.3)
+        assert 0.25 < await limiter.cooldown_remaining() <= 0.3
+        started = loop.time()
+        await asyncio.gather(*(limiter.acquire() for _ in range(50)))
+        assert 0.28 <= loop.time() - started < 0.45
+
+    in_virtual_time(scenario)
 
 
 async def test_client_configured_at_the_gateway_limit_gets_no_429(

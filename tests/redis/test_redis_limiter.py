@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 from redisserver import RedisServer
 
 from bitrix_mail_async import MailClient, RetryPolicy, errors
+from bitrix_mail_async._ratelimit import AIMD
 from bitrix_mail_async.redis import RedisLimiter, RedisRateLimit, redact_redis_url
 from bitrix_mail_async.testing import MailEmulator
 
@@ -217,7 +218,7 @@ async def test_the_shared_rate_creeps_back_up_when_quiet(redis_url: str) -> None
     a, b = make(redis_url, per_second=30, burst=30), make(redis_url, per_second=30, burst=30)
     try:
         await a.report_rate_limited(await a.acquire(), 0.01)
-        await asyncio.sleep(1.05)  # AdaptiveRate.quiet_period
+        await asyncio.sleep(AIMD.quiet_period + 0.05)
         await b.acquire()
         assert b.current_rate == pytest.approx(24 * 1.05)
         await a.acquire()
