@@ -13,6 +13,7 @@ from bitrix_mail_async import (
     CrmActivityCreated,
     Employee,
     FeedPostCreated,
+    KeyInfo,
     Mailbox,
     MailClient,
     Message,
@@ -74,6 +75,10 @@ async def usage() -> None:
         assert_type(await mail.recipients.employees("a"), list[Employee])
         assert_type(mail.recipients.iter_contacts(), Pager[Contact])
         assert_type(mail.stats, ClientStats)
+        info = await mail.me()
+        assert_type(info, KeyInfo)
+        assert_type(info.rate_limit_per_second, float | None)
+        assert_type(info.scopes, tuple[str, ...])
         try:
             await mail.messages.get(1)
         except errors.APIError as exc:
