@@ -28,7 +28,6 @@ __all__ = [
     "check_header_value",
     "check_number",
     "check_timeout",
-    "is_timeout",
     "redact_key",
     "resolve_api_key",
     "resolve_base_url",
@@ -90,21 +89,13 @@ def check_count(
     return value
 
 
-def is_timeout(value: object) -> bool:
-    """True for a usable timeout: a positive, finite number of seconds (not a bool)."""
-    return (
-        not isinstance(value, bool)
-        and isinstance(value, int | float)
-        and math.isfinite(value)
-        and value > 0
-    )
-
-
 def check_timeout(value: object, *, error: ErrorClass = errors.ConfigurationError) -> float:
     """Return a timeout in seconds, or raise: it must be a positive finite number."""
-    if not is_timeout(value):
-        raise error("timeout must be a positive number of seconds")
-    return float(value)  # type: ignore[arg-type]
+    try:
+        return check_number("timeout", value, error=error)
+    except error:
+        # One message for every bad timeout, as the client has always said it.
+        raise error("timeout must be a positive number of seconds") from None
 
 
 def check_header_value(name: str, value: str) -> None:

@@ -89,11 +89,19 @@ class RetryPolicy:
         ceiling = min(self.backoff_cap, self.backoff_base * (2 ** (attempt - 1)))
         return random.uniform(0.0, ceiling) if self.jitter else ceiling
 
-    def rate_limit_wait(self, retry_after: float | None, attempt: int) -> float:
-        """Seconds to wait after a 429 (before jitter): Retry-After, or backoff without one."""
-        if self.honor_retry_after:
-            return retry_after if retry_after is not None else self.default_retry_after
-        return self.backoff(attempt)
+    def rate_limit_wait(
+        self, retry_after: float | None, attempt: int, default: float | None = None
+    ) -> float:
+        """Seconds to wait after a refusal (before jitter): Retry-After, else ``default``.
+
+        ``default`` falls back to ``default_retry_after``; without ``honor_retry_after``
+        the wait is the backoff of ``attempt``.
+        """
+        if not self.honor_retry_after:
+            return self.backoff(attempt)
+        if retry_after is not None:
+            return retry_after
+        return self.default_retry_after if default is None else default
 
 
 def should_retry(failure: Failure, *, idempotent: bool) -> bool:
@@ -174,10 +182,9 @@ class RetryLoop:
                     delay = self._after_queue_timeout(request, failed, refused)
                 else:
                     delay = self._backoff_or_raise(request, failed, attempts)
-                    await self._wait(asyncio.sleep(delay))
-                    continue
-                refused += 1
-                attempts -= 1
+                if failed.failure in (Failure.RATE_LIMITED, Failure.QUEUED):
+                    refused += 1
+                    attempts -= 1  # refusals do not spend the attempts of real failures
                 if delay:
                     await self._wait(asyncio.sleep(delay))
 
@@ -200,9 +207,7 @@ class RetryLoop:
     def _after_queue_timeout(self, request: Request, failed: AttemptFailed, refused: int) -> float:
         """Seconds to wait before repeating a call the portal queue never ran, or raise."""
         policy = self.policy
-        wait = failed.retry_after if failed.retry_after is not None else QUEUE_RETRY_AFTER
-        if not policy.honor_retry_after:
-            wait = policy.backoff(refused + 1)
+        wait = policy.rate_limit_wait(failed.retry_after, refused + 1, QUEUE_RETRY_AFTER)
         if wait > policy.max_retry_after or refused >= policy.rate_limit_attempts:
             raise failed.error from None
         wait += cooldown_jitter(wait)

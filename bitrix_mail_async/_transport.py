@@ -21,7 +21,7 @@ from typing import Any, NamedTuple, TypeVar
 import aiohttp
 
 from bitrix_mail_async import errors
-from bitrix_mail_async._config import check_header_value, redact_key
+from bitrix_mail_async._config import redact_key
 from bitrix_mail_async._envelope import Answer, Call
 from bitrix_mail_async._retry import AttemptFailed, Failure
 from bitrix_mail_async._version import __version__
@@ -71,10 +71,9 @@ class Transport:
         timeout: float,
         session: aiohttp.ClientSession | None,
     ) -> None:
-        check_header_value("api_key", api_key)
+        # The key and token were checked by _config.resolve_api_key/resolve_session_token.
         headers = {"X-Api-Key": api_key, "User-Agent": USER_AGENT, "Accept": "application/json"}
         if session_token is not None:
-            check_header_value("session_token", session_token)
             headers["Authorization"] = f"Bearer {session_token}"
         self._headers = headers
         self._post_headers = {**headers, "Content-Type": "application/json"}
@@ -182,9 +181,7 @@ class Transport:
             ) as resp:
                 body = await resp.read()
                 return Answer(status=resp.status, headers=resp.headers, body=body)
-        except aiohttp.ClientError as exc:
-            raise self._failed(request, exc) from None
-        except (TimeoutError, OSError) as exc:
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise self._failed(request, exc) from None
 
     def _failed(self, request: Request, exc: BaseException) -> AttemptFailed:
