@@ -1,8 +1,9 @@
 """What the ``bitrix-mail`` command line prints, and with which exit code it ends.
 
-Owns the exit codes, the tables of mailboxes, senders and messages, the text of one message,
-JSON printing, and the explanation of every library error for the person at the terminal
-(with advice for the key problems). The API key is never part of any of it.
+Owns the exit codes, the tables of mailboxes, senders and messages, the text of one message
+and of the key's description (``whoami``), JSON printing, and the explanation of every library
+error for the person at the terminal (with advice for the key problems). The API key is never
+part of any of it.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
 
-from bitrix_mail_async import Mailbox, Message, MessageSummary, Sender, errors
+from bitrix_mail_async import KeyInfo, Mailbox, Message, MessageSummary, Sender, errors
 from bitrix_mail_async._config import ENV_API_KEY
 from bitrix_mail_async._convert import to_dict
 
@@ -24,6 +26,7 @@ __all__ = [
     "UsageError",
     "describe",
     "first_error",
+    "key_text",
     "mailbox_table",
     "message_table",
     "message_text",
@@ -66,6 +69,9 @@ _OUTCOME_UNKNOWN: Final = (
     "; the request may have been applied (e.g. the message sent): "
     "check the Sent folder before repeating it"
 )
+
+# Mail routes answer 403 SCOPE_DENIED to a key without it (/v1/me does not need it).
+_MAIL_SCOPE: Final = "mail"
 
 _CELL_MAX: Final = 48
 
@@ -153,6 +159,12 @@ def message_table(messages: Sequence[MessageSummary]) -> str:
     return _table(["ID", "DATE", "FOLDER", "NEW", "FROM", "SUBJECT"], rows)
 
 
+def _fields(fields: Sequence[tuple[str, str]]) -> str:
+    """``Name: value`` lines, the values aligned."""
+    width = max(len(name) for name, _ in fields) + 1
+    return "\n".join(f"{(name + ':').ljust(width)} {value}" for name, value in fields)
+
+
 def message_text(msg: Message) -> str:
     """One message as its header fields, a blank line, and its body."""
     mailbox = str(msg.mailbox_id) if msg.mailbox_id is not None else "-"
@@ -175,9 +187,54 @@ def message_text(msg: Message) -> str:
     ]
     if msg.url:
         fields.append(("URL", msg.url))
-    width = max(len(name) for name, _ in fields) + 1
-    head = "\n".join(f"{(name + ':').ljust(width)} {value}" for name, value in fields)
-    return f"{head}\n\n{(msg.body or '').rstrip()}"
+    return f"{_fields(fields)}\n\n{(msg.body or '').rstrip()}"
+
+
+def _plural(count: int, unit: str) -> str:
+    return f"{count} {unit}" if count == 1 else f"{count} {unit}s"
+
+
+def _time_left(left: timedelta) -> str:
+    if left <= timedelta(0):
+        # The gateway still accepted the key, so the clocks disagree; ours may be wrong.
+        return "already past by this computer's clock"
+    if left.days >= 1:
+        return "in " + _plural(left.days, "day")
+    hours = int(left.total_seconds() // 3600)
+    return "in " + _plural(hours, "hour") if hours else "in less than an hour"
+
+
+def _expiry(expires: datetime | None, now: datetime) -> str:
+    if expires is None:
+        return "no expiry"
+    text = expires.replace(microsecond=0).isoformat(sep=" ")
+    if expires.tzinfo is None:
+        # A time without an offset cannot be compared with ours.
+        return text
+    return f"{text} ({_time_left(expires - now)})"
+
+
+def key_text(info: KeyInfo, *, key_hint: str, now: datetime) -> str:
+    """The key's portal, scopes, rate limit and expiry; ``key_hint`` must be redacted already.
+
+    ``now`` (aware) is the time the expiry is counted from.
+    """
+    rate = info.rate_limit_per_second
+    text = _fields(
+        [
+            ("Key", key_hint),
+            ("Portal", info.portal or "unknown"),
+            ("Scopes", ", ".join(info.scopes) or "none"),
+            ("Rate limit", f"{rate:g} requests/s" if rate is not None else "unknown"),
+            ("Expires", _expiry(info.expires_at, now)),
+        ]
+    )
+    if _MAIL_SCOPE not in info.scopes:
+        text += (
+            f"\n\nnote: without the {_MAIL_SCOPE!r} scope the gateway refuses every mail "
+            "command (SCOPE_DENIED)"
+        )
+    return text
 
 
 # ----------------------------------------------------------------------------- errors
