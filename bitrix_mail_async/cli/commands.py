@@ -3,7 +3,7 @@
 Owns building a :class:`~bitrix_mail_async.MailClient` from the connection options and the
 environment (the key comes from ``$BITRIX_MAIL_API_KEY`` only, never from argv, where ``ps``
 shows it), running a command with it and turning its failure into a message and an exit code,
-and the commands ``mailboxes``, ``senders`` and ``messages list|get|send``.
+and the commands ``whoami``, ``mailboxes``, ``senders`` and ``messages list|get|send``.
 
 Adding a command: write ``async def name(mail, args) -> int``, a function adding its
 arguments, and one :class:`~bitrix_mail_async.cli.parsing.Command` in :data:`COMMANDS`.
@@ -16,12 +16,13 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Final
 from urllib.parse import urlsplit
 
 from bitrix_mail_async import MailClient, MessageSummary, RateLimit, errors
 from bitrix_mail_async._addresses import split_recipients
-from bitrix_mail_async._config import ENV_API_KEY, check_base_url, resolve_base_url
+from bitrix_mail_async._config import ENV_API_KEY, check_base_url, redact_key, resolve_base_url
 from bitrix_mail_async._convert import to_dict
 from bitrix_mail_async.cli import output
 from bitrix_mail_async.cli.parsing import (
@@ -43,9 +44,14 @@ GatewayCommand = Callable[[MailClient, argparse.Namespace], Awaitable[int]]
 
 
 # ----------------------------------------------------------------------------- the client
+def _api_key() -> str:
+    """The key from the environment, stripped (empty when unset)."""
+    return os.environ.get(ENV_API_KEY, "").strip()
+
+
 def client_from_args(args: argparse.Namespace) -> MailClient:
     """Build the client from the connection options, checking what the user can fix first."""
-    key = os.environ.get(ENV_API_KEY, "").strip()
+    key = _api_key()
     if not key:
         raise output.UsageError(
             f"no API key: set the {ENV_API_KEY} environment variable "
@@ -97,6 +103,18 @@ def run_gateway(args: argparse.Namespace, command: GatewayCommand) -> int:
 def _on_gateway(command: GatewayCommand) -> Handler:
     """Turn a coroutine command into a parser handler that runs it with a client."""
     return lambda args: run_gateway(args, command)
+
+
+# ----------------------------------------------------------------------------- whoami
+async def whoami(mail: MailClient, args: argparse.Namespace) -> int:
+    """``whoami``: what the gateway says about the key in use (never the key itself)."""
+    info = await mail.me()
+    if args.json:
+        output.print_json(to_dict(info))
+    else:
+        hint = f"{redact_key(_api_key())} (from {ENV_API_KEY})"
+        print(output.key_text(info, key_hint=hint, now=datetime.now(UTC)))
+    return output.EXIT_OK
 
 
 # ----------------------------------------------------------------------------- mailboxes
@@ -205,6 +223,15 @@ def _send_arguments(parser: argparse.ArgumentParser) -> None:
 # ----------------------------------------------------------------------------- declarations
 #: The gateway commands, in the order ``bitrix-mail --help`` lists them.
 COMMANDS: Final[tuple[Command | Group, ...]] = (
+    Command(
+        "whoami",
+        _on_gateway(whoami),
+        help="show the key's portal, scopes, rate limit and expiry",
+        description=(
+            f"Show what the gateway knows about the key in {ENV_API_KEY}: its portal, "
+            "scopes, request rate limit and expiry (GET /v1/me). The key itself is never shown."
+        ),
+    ),
     Command(
         "mailboxes",
         _on_gateway(mailboxes),

@@ -60,6 +60,7 @@ exit codes:
 examples:
   bitrix-mail demo
   bitrix-mail emulator --port 8080
+  bitrix-mail whoami
   BITRIX_MAIL_BASE_URL=http://127.0.0.1:8080/v1 bitrix-mail messages list 1 --unseen
   bitrix-mail export 1 --out sales.jsonl --concurrency 8
 """
