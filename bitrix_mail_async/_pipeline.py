@@ -2,8 +2,11 @@
 
 ``request`` prepares a :class:`~bitrix_mail_async._transport.Request` and hands it to the
 :class:`~bitrix_mail_async._retry.RetryLoop`; each attempt is a concurrency slot, ``_admit``
-(a limiter permit) → ``Transport.send`` (one bounded HTTP exchange) → ``_hear`` (the
-limiter and the counters learn the outcome) → ``_envelope.read`` (data or a typed error).
+(a limiter permit, then room in the gateway's window) → ``Transport.send`` (one bounded HTTP
+exchange) → ``_hear`` (the window, the limiter and the counters learn the outcome) →
+``_envelope.read`` (data or a typed error). The limiter and the window budget belong to the
+API key, not to this client: they come from :data:`~bitrix_mail_async._keys.REGISTRY` when the
+client opens (or makes its first call) and go back when it closes.
 Resources only call :meth:`Pipeline.request`; they never see aiohttp, JSON or retries.
 
 This step sits outside ``_transport`` (which only knows HTTP) and ``_retry`` (which only knows
@@ -13,7 +16,7 @@ when to repeat) so that each of the three stays small and owns one decision.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from bitrix_mail_async import _envelope, errors
@@ -21,10 +24,12 @@ from bitrix_mail_async._concurrency import AdaptiveConcurrency
 from bitrix_mail_async._config import check_timeout
 from bitrix_mail_async._envelope import Answer, Reply
 from bitrix_mail_async._jsonlib import dumps
-from bitrix_mail_async._ratelimit import Limiter, Permit
+from bitrix_mail_async._keys import REGISTRY, KeyState
+from bitrix_mail_async._ratelimit import Limiter, Permit, RateLimitConfig
 from bitrix_mail_async._retry import AttemptFailed, Failure, RetryLoop, RetryPolicy, classify
 from bitrix_mail_async._stats import ClientStats
 from bitrix_mail_async._transport import Request, Transport
+from bitrix_mail_async._window import Window
 
 __all__ = ["Pipeline"]
 
@@ -38,30 +43,63 @@ class Pipeline:
         self,
         *,
         transport: Transport,
-        limiter: Limiter,
+        key: str,
+        rate_limit: RateLimitConfig,
+        create_limiter: Callable[[], Limiter],
         max_concurrency: int,
         retry: RetryPolicy,
         timeout: float,
     ) -> None:
         self.transport = transport
-        self.limiter = limiter
-        self.stats = ClientStats(current_rate=limiter.current_rate)
+        self.stats = ClientStats()
         self.concurrency = AdaptiveConcurrency(max_concurrency)
         self._timeout = timeout
+        self._key = key
+        self._rate_limit = rate_limit
+        self._create_limiter = create_limiter
+        self._shared: KeyState | None = None
         self._retry = RetryLoop(
             retry,
-            limiter=limiter,
+            report_rate_limited=self._report_rate_limited,
             stats=self.stats,
             wait=transport.wait,
             is_closed=lambda: transport.closed,
         )
 
+    def claim(self) -> KeyState:
+        """The key's shared limiter state, taken from the registry on first use."""
+        if self._shared is None:
+            self.transport.require_open()
+            self._shared = REGISTRY.claim(self._key, self._rate_limit, self._create_limiter)
+        return self._shared
+
+    @property
+    def limiter(self) -> Limiter:
+        """The limiter shared by every client of this key."""
+        return self.claim().limiter
+
+    @property
+    def window(self) -> Window:
+        """The window budget shared by every client of this key."""
+        return self.claim().window
+
+    @property
+    def current_rate(self) -> float | None:
+        """The shared limiter's rate now; None when unlimited or before the first call."""
+        return None if self._shared is None else self._shared.limiter.current_rate
+
     async def close(self) -> None:
-        """Close the transport, then the limiter (its remote connections, if any)."""
+        """Close the transport, then give the key's shared state back."""
         if self.transport.closed:
             return
         await self.transport.close()
-        await self.limiter.aclose()
+        shared, self._shared = self._shared, None
+        if shared is not None:
+            await REGISTRY.release(self._key, shared)
+
+    async def _report_rate_limited(self, permit: Permit | None, wait: float) -> None:
+        if self._shared is not None:  # None once closed: nothing left to cool down
+            await self._shared.limiter.report_rate_limited(permit, wait)
 
     async def request(
         self,
@@ -106,23 +144,40 @@ class Pipeline:
         )
 
     async def _attempt(self, request: Request, attempt: int) -> Reply:
+        shared = self._shared or self.claim()
         generation = await self.concurrency.acquire()
         try:
-            permit = await self._admit()
+            permit = await self._admit(shared)
             self.stats.requests += 1
-            answer = await self.transport.send(request)
+            try:
+                answer = await self.transport.send(request)
+            except BaseException:
+                shared.window.settle(None)
+                raise
+            reading = shared.window.settle(answer.headers)
         finally:
             self.concurrency.release()
-        return self._hear(request, permit, answer, attempt, generation)
+        if reading is not None:
+            self.stats.window = reading
+        return self._hear(shared.limiter, request, permit, answer, attempt, generation)
 
-    async def _admit(self) -> Permit:
-        """Wait for the limiter's permit (cooldown, bucket); close() interrupts the wait."""
-        permit = await self.transport.wait(self.limiter.acquire())
+    async def _admit(self, shared: KeyState) -> Permit:
+        """Wait for the limiter's permit, then for room in the window; close() interrupts."""
+        permit = await self.transport.wait(shared.limiter.acquire())
         self.stats.limiter_wait += permit.waited
+        window = shared.window
+        if not window.try_admit():
+            self.stats.window_wait += await self.transport.wait(window.admit())
         return permit
 
     def _hear(
-        self, request: Request, permit: Permit, answer: Answer, attempt: int, generation: int
+        self,
+        limiter: Limiter,
+        request: Request,
+        permit: Permit,
+        answer: Answer,
+        attempt: int,
+        generation: int,
     ) -> Reply:
         """Let the limiter, the concurrency limit and the counters learn the outcome; read."""
         status = answer.status
@@ -133,7 +188,7 @@ class Pipeline:
             self.stats.rate_limited += 1
             err = _envelope.error_for(call, answer)
             raise AttemptFailed(err, classify(status, err.code), err.retry_after, permit)
-        self.limiter.report_success(permit)
+        limiter.report_success(permit)
         if 200 <= status < 300:
             self.concurrency.succeeded()
             return _envelope.read(call, answer)

@@ -402,6 +402,7 @@ class RateLimit:
         return InProcessLimiter(self.per_second, self.burst, adaptive=self.adaptive)
 
 
+@attrs.frozen
 class Unlimited:
     """``rate_limit=None``: no bucket, but 429 cooldowns are still shared between calls."""
 

@@ -28,7 +28,7 @@ from bitrix_mail_async._ratelimit import cooldown_jitter
 from bitrix_mail_async._stats import ClientStats
 
 if TYPE_CHECKING:
-    from bitrix_mail_async._ratelimit import Limiter, Permit
+    from bitrix_mail_async._ratelimit import Permit
     from bitrix_mail_async._transport import Request
 
 __all__ = ["AttemptFailed", "Failure", "RetryLoop", "RetryPolicy", "classify", "should_retry"]
@@ -155,13 +155,13 @@ class RetryLoop:
         self,
         policy: RetryPolicy,
         *,
-        limiter: Limiter,
+        report_rate_limited: Callable[[Permit | None, float], Awaitable[None]],
         stats: ClientStats,
         wait: Sleeper,
         is_closed: Callable[[], bool],
     ) -> None:
         self.policy = policy
-        self._limiter = limiter
+        self._report_rate_limited = report_rate_limited
         self._stats = stats
         self._wait = wait
         self._is_closed = is_closed
@@ -198,7 +198,7 @@ class RetryLoop:
             # Not honoured, so not imposed on the other calls either.
             raise failed.error from None
         # Shared even when this call gives up: the others would only earn 429s.
-        await self._limiter.report_rate_limited(failed.permit, wait + cooldown_jitter(wait))
+        await self._report_rate_limited(failed.permit, wait + cooldown_jitter(wait))
         log.debug("%s %s: rate limited, shared cooldown %.3fs", request.method, request.path, wait)
         if rate_limited >= policy.rate_limit_attempts:
             raise failed.error from None

@@ -19,6 +19,7 @@ from bitrix_mail_async._config import (
     resolve_base_url,
     resolve_session_token,
 )
+from bitrix_mail_async._keys import key_id
 from bitrix_mail_async._pipeline import Pipeline
 from bitrix_mail_async._ratelimit import RateLimit, RateLimitConfig, Unlimited
 from bitrix_mail_async._retry import RetryPolicy
@@ -46,8 +47,10 @@ _DEFAULT: Final = _Default()
 class MailClient:
     """Async client for the gateway's 17 mail endpoints; use as ``async with MailClient() as mail``.
 
-    One client owns one aiohttp session, one rate limiter and one concurrency limit shared by
-    every call made through it, so thousands of concurrent tasks may share a client safely.
+    One client owns one aiohttp session and one concurrency limit shared by every call made
+    through it, so thousands of concurrent tasks may share a client safely. The rate limiter
+    and the gateway's window budget belong to the API key: every open client of one key in a
+    process shares them, and the first client's ``rate_limit`` applies to all of them.
     """
 
     def __init__(
@@ -89,7 +92,9 @@ class MailClient:
         )
         self._pipeline = Pipeline(
             transport=transport,
-            limiter=config.create_limiter(api_key=key),
+            key=key_id(key, url),
+            rate_limit=config,
+            create_limiter=lambda: config.create_limiter(api_key=key),
             max_concurrency=max_concurrency,
             retry=retry if retry is not None else RetryPolicy(),
             timeout=timeout,
@@ -115,7 +120,7 @@ class MailClient:
     def stats(self) -> ClientStats:
         """Live counters: requests, retries, 429s, limiter wait, the learned rate."""
         stats = self._pipeline.stats
-        stats.current_rate = self._pipeline.limiter.current_rate
+        stats.current_rate = self._pipeline.current_rate
         return stats
 
     @property
@@ -133,6 +138,7 @@ class MailClient:
     async def open(self) -> MailClient:
         """Open the HTTP session (done by ``async with``); returns the client."""
         await self._pipeline.transport.open()
+        self._pipeline.claim()
         return self
 
     async def close(self) -> None:
