@@ -11,6 +11,7 @@ method and path of the call.
 from __future__ import annotations
 
 import email.utils
+import logging
 import math
 import time
 from collections.abc import Mapping
@@ -37,6 +38,11 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+log = logging.getLogger("bitrix_mail_async.transport")
+
+#: A Retry-After above a day is not advice but garbage (the gateway's longest block is 10 min).
+MAX_RETRY_AFTER = 86_400.0
 Unwrap = Literal["item"] | None
 
 
@@ -68,28 +74,39 @@ class Reply(NamedTuple):
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP-date); None when unusable."""
+    """Seconds from a Retry-After header (delta-seconds or HTTP-date); None when unusable.
+
+    Negative, non-finite and absurd values (over :data:`MAX_RETRY_AFTER`) are unusable: the
+    client then waits by its own rules, and says so at DEBUG.
+    """
     if value is None:
         return None
-    value = value.strip()
+    text = value.strip()
     try:
-        seconds = float(value)
+        seconds = float(text)
     except ValueError:
         try:
-            when = email.utils.parsedate_to_datetime(value)
+            when = email.utils.parsedate_to_datetime(text)
         except (TypeError, ValueError, IndexError):
+            _unusable_retry_after(text)
             return None
-        seconds = when.timestamp() - time.time()
-    if not math.isfinite(seconds):
+        # An HTTP-date a little in the past only means "now".
+        seconds = max(0.0, when.timestamp() - time.time())
+    if not (math.isfinite(seconds) and 0.0 <= seconds <= MAX_RETRY_AFTER):
+        _unusable_retry_after(text)
         return None
-    return max(0.0, seconds)
+    return seconds
+
+
+def _unusable_retry_after(text: str) -> None:
+    log.debug("ignoring an unusable Retry-After %r: the client's own wait applies", text[:40])
 
 
 def _coerce_seconds(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return max(0.0, float(value)) if math.isfinite(value) else None
+        return parse_retry_after(repr(float(value)))
     if isinstance(value, str):
         return parse_retry_after(value)
     return None
