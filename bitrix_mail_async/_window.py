@@ -15,8 +15,9 @@ start:
   ``PROBE_HOLD`` seconds without an answer, so a silent gateway is never flooded;
 * answers arrive out of order, so a reading counts only when it is not more generous than the
   budget, or when the previous reading's ``Reset`` has passed (the window may have freed up);
-* before the first answer nothing is known: one probe goes, the others wait for its answer
-  (or ``PROBE_HOLD``); an answer without headers means the gateway sends none;
+* before the first answer of a key nothing is known: :data:`COLD_START` calls may start, the
+  rest wait for a reading (or probe one per ``PROBE_HOLD``); an answer without headers means
+  the gateway sends none;
 * absent headers leave the budget alone until its ``Reset`` has passed, then drop it; headers
   that cannot be right (non-numeric, negative, ``Remaining`` above ``Limit``, a ``Reset``
   longer than :data:`MAX_RESET`) drop it at once and say so at DEBUG. Without a budget the
@@ -36,6 +37,7 @@ from typing import Protocol, runtime_checkable
 import attrs
 
 __all__ = [
+    "COLD_START",
     "MAX_RESET",
     "PROBE_HOLD",
     "Window",
@@ -53,6 +55,10 @@ RESET = "X-RateLimit-Reset"
 
 #: The documented window is 60 s; a longer ``Reset`` describes something else, so it is ignored.
 MAX_RESET = 60.0
+#: Calls of a key that may start before its first answer: few enough that a window other
+#: processes have nearly spent costs only a few refusals, enough that one slow first call
+#: (a send, a queued call) does not hold the others back.
+COLD_START = 8
 #: Seconds between probes while ``Reset`` has passed and no answer has brought a new reading.
 PROBE_HOLD = 1.0
 # Far above the documented 300: any larger Limit is garbage, not a window to budget for.
@@ -140,10 +146,9 @@ class WindowBudget:
         self.reading: WindowReading | None = None
         """The last reading accepted (None before any, or after the budget was dropped)."""
         self.in_flight = 0
-        # Until the first answer says whether the gateway sends the headers at all, the window
-        # is treated as full with its Reset passed: one probe at a time, so a cold start of
-        # many calls cannot overrun a window that other clients of the key already spent.
-        self._budget: int | None = 0
+        # Until the first answer says whether the gateway sends the headers at all, a few
+        # calls may start: the budget's Reset is "passed", so the first reading is believed.
+        self._budget: int | None = COLD_START
         self._reset_at = 0.0
         self._next_probe = 0.0
         # Set and replaced whenever the budget may have grown, to wake waiting calls.

@@ -11,7 +11,13 @@ from multidict import CIMultiDict
 
 from bitrix_mail_async import MailClient, RateLimit, RetryPolicy, errors
 from bitrix_mail_async._keys import REGISTRY
-from bitrix_mail_async._window import PROBE_HOLD, WindowBudget, WindowReading, read_window
+from bitrix_mail_async._window import (
+    COLD_START,
+    PROBE_HOLD,
+    WindowBudget,
+    WindowReading,
+    read_window,
+)
 from bitrix_mail_async.testing import MailEmulator
 
 from .conftest import ScriptedServer
@@ -34,6 +40,7 @@ def no_window_yet() -> WindowBudget:
     budget = WindowBudget()
     budget.try_admit()
     budget.settle(CIMultiDict())
+    assert budget.budget is None
     return budget
 
 
@@ -41,8 +48,11 @@ def no_window_yet() -> WindowBudget:
 def test_a_reading_budgets_remaining_less_the_calls_in_flight() -> None:
     async def scenario() -> None:
         budget = WindowBudget()
-        assert budget.try_admit()  # the first call of a key probes
-        assert not budget.try_admit()  # the others wait for its answer
+        # Before the first answer a few calls start, then one probe; the rest wait.
+        admitted = [budget.try_admit() for _ in range(COLD_START + 2)]
+        assert admitted == [True] * (COLD_START + 1) + [False]
+        for _ in range(COLD_START):
+            budget.settle(None)  # lost answers teach nothing
         budget.settle(CIMultiDict())  # no headers: this gateway has no window
         assert budget.budget is None
         assert budget.try_admit() and budget.try_admit() and budget.try_admit()
