@@ -49,6 +49,11 @@ log = logging.getLogger("bitrix_mail_async.ratelimit")
 # allows, and the burst lets short interactive sessions run without waiting.
 DEFAULT_PER_SECOND = 2.0
 DEFAULT_BURST = 50
+# On top of the REST bucket the gateway limits each portal to about 10 requests/s (contract
+# section 1a.2), with a burst it does not publish: a burst of 50 sent at once overflows it.
+# Spending bursts no faster than this keeps them inside both limits.
+DEFAULT_PEAK_PER_SECOND = 10.0
+DEFAULT_PEAK_BURST = 10
 
 
 @attrs.frozen
@@ -305,16 +310,35 @@ class _Bucket:
             replaced.set_result(None)
 
 
-class InProcessLimiter:
-    """Token bucket (aiolimiter) plus shared 429 cooldown for the calls of one process."""
+def _peak_limiter(peak: BucketShape) -> AsyncLimiter:
+    """The peak bucket, one slot kept free (as the main bucket does)."""
+    return AsyncLimiter(peak.capacity, peak.capacity / peak.per_second)
 
-    def __init__(self, per_second: float | None, burst: int | None, *, adaptive: bool) -> None:
+
+class InProcessLimiter:
+    """Token bucket (aiolimiter) plus shared 429 cooldown for the calls of one process.
+
+    ``peak`` adds a second, fixed bucket, so that the main bucket's burst is spent no faster
+    than the gateway's per-portal rate allows.
+    """
+
+    def __init__(
+        self,
+        per_second: float | None,
+        burst: int | None,
+        *,
+        adaptive: bool,
+        peak: BucketShape | None = None,
+    ) -> None:
         self._adaptive: AdaptiveRate | None = None
         self._bucket: _Bucket | None = None
+        self._peak: AsyncLimiter | None = None
         if per_second is not None:
             shape = BucketShape.of(per_second, burst)
             self._adaptive = AdaptiveRate(per_second=shape.per_second, burst=shape.capacity)
             self._bucket = _Bucket(shape.per_second, shape.capacity)
+            if peak is not None:
+                self._peak = _peak_limiter(peak)
         self._adapt = adaptive and per_second is not None
         self._cooldown_until = 0.0
 
@@ -339,6 +363,8 @@ class InProcessLimiter:
                 continue
             if self._bucket is not None:
                 await self._bucket.acquire()
+            if self._peak is not None:
+                await self._peak.acquire()
             # A 429 may have started a cooldown while this call queued for the bucket: the
             # slot is spent, but sending now would only earn another 429.
             if self._cooldown_until <= loop.time():
@@ -388,18 +414,38 @@ class RateLimit:
     Example: ``MailClient(rate_limit=RateLimit(per_second=5, burst=250))`` for Enterprise plans.
     With ``adaptive=True`` (the default) the client lowers its rate when the gateway answers
     429 although the bucket allowed the call, and creeps back up after quiet periods.
+    ``peak_per_second`` and ``peak_burst`` (default 10 and 10: the gateway's per-portal rate,
+    whose burst is not published; ``peak_per_second=None``: no peak) bound how fast a burst
+    is spent; a ``per_second`` at or above ``peak_per_second`` has no peak.
     """
 
     per_second: float = DEFAULT_PER_SECOND
     burst: int | None = DEFAULT_BURST
     adaptive: bool = True
+    peak_per_second: float | None = DEFAULT_PEAK_PER_SECOND
+    peak_burst: int = DEFAULT_PEAK_BURST
 
     def __attrs_post_init__(self) -> None:
         BucketShape.of(self.per_second, self.burst)
+        self.peak  # noqa: B018 - checks the peak's figures
+
+    @property
+    def peak(self) -> BucketShape | None:
+        """The checked peak bucket; None without one, or when ``per_second`` is not below it."""
+        if self.peak_per_second is None:
+            return None
+        peak = BucketShape.of(self.peak_per_second, self.peak_burst)
+        # A sustained rate at or above the peak says the caller knows the portal's limit.
+        return peak if peak.per_second > self.per_second else None
 
     def create_limiter(self, *, api_key: str) -> InProcessLimiter:
         """Build the in-process limiter for one client (the key is not needed here)."""
-        return InProcessLimiter(self.per_second, self.burst, adaptive=self.adaptive)
+        return InProcessLimiter(
+            self.per_second,
+            self.burst,
+            adaptive=self.adaptive,
+            peak=self.peak,
+        )
 
 
 @attrs.frozen

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bitrix_mail_async import MailClient, RetryPolicy, TaskCreated, errors
+from bitrix_mail_async import MailClient, RateLimit, RetryPolicy, TaskCreated, errors
 from bitrix_mail_async.testing import MailEmulator
 
 
@@ -78,3 +78,32 @@ async def test_a_queue_timeout_past_its_budget_is_a_queue_timeout_error(
         assert not isinstance(caught.value, errors.OutcomeUnknownError)
         await slow
     assert not mail_emulator.state.tasks
+
+
+async def test_every_limit_on_four_clients_of_one_key_lose_nothing_send_nothing_twice(
+    mail_emulator: MailEmulator,
+) -> None:
+    # The documented figures, 20 times faster; the client's default limits scaled alike.
+    scale = 0.05
+    mail_emulator.enable_gateway_limits(time_scale=scale)
+    # A queue that overflows at the start: the burst of calls waits longer than its timeout.
+    mail_emulator.set_queue(concurrency=2, timeout=0.25, service_time=0.01, retry_after=0.05)
+    url, key = mail_emulator.base_url, mail_emulator.api_key
+    sender = "Sales <sales@example.com>"
+
+    async def handler(n: int) -> list[object]:
+        limit = RateLimit(2 / scale, 50, peak_per_second=10 / scale)
+        async with MailClient(key, base_url=url, rate_limit=limit) as mail:
+            gets = [mail.messages.get(1001) for _ in range(40)]
+            sends = [
+                mail.messages.send(from_=sender, to="a@x.io", subject=f"s{n}-{i}", body="b")
+                for i in range(8)
+            ]
+            return await asyncio.gather(*gets, *sends, return_exceptions=True)
+
+    results = [r for batch in await asyncio.gather(*map(handler, range(4))) for r in batch]
+    assert not [r for r in results if isinstance(r, BaseException)]
+    subjects = sorted(m["request"]["subject"] for m in mail_emulator.state.sent)
+    assert subjects == sorted(f"s{n}-{i}" for n in range(4) for i in range(8))  # each once
+    stats = mail_emulator.stats
+    assert stats.rate_limited <= 4, stats  # at most 2 % of the 192 calls
