@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Final
@@ -26,10 +27,21 @@ _MAX_ID: Final = 2**63 - 1
 # No limit is documented; this guards against sending a runaway string (e.g. a whole file
 # read by mistake) rather than encoding a gateway rule.
 MAX_BODY_CHARS: Final = 10 * 1024 * 1024
+# A str may hold lone surrogates (e.g. undecodable argv bytes under surrogateescape), but no
+# UTF-8 can: the JSON encoder then fails untyped and the query encoder silently drops them.
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+# What may end or corrupt a header line, or drive a terminal that shows it: C0 controls but
+# TAB (ordinary header whitespace), DEL, C1 controls (NEL U+0085 and CSI U+009B among them)
+# and the Unicode line and paragraph separators U+2028/U+2029.
+_HEADER_BREAKER: Final = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def _kind(value: object) -> str:
     return type(value).__name__
+
+
+def _where(match: re.Match[str]) -> str:
+    return f"U+{ord(match.group()):04X} at index {match.start()}"
 
 
 def positive_id(name: str, value: object) -> int:
@@ -69,14 +81,27 @@ def text(name: str, value: object, *, allow_empty: bool = False) -> str:
         )
     if "\x00" in value:
         raise errors.InvalidArgumentError(f"{name} must not contain NUL characters")
+    surrogate = _SURROGATE.search(value)
+    if surrogate:
+        raise errors.InvalidArgumentError(
+            f"{name} contains a lone surrogate ({_where(surrogate)}), which UTF-8 cannot carry"
+        )
     return value
 
 
 def single_line(name: str, value: object, *, allow_empty: bool = False) -> str:
-    """Return a str that becomes a mail header: no CR/LF (header injection), bounded size."""
+    """Return a str fit for one header line, bounded in size.
+
+    Refused: every C0 control but TAB (CR, LF, VT, FF, ESC, NUL, ...), DEL, every C1 control
+    (U+0080-U+009F: NEL U+0085, CSI U+009B, ...) and U+2028/U+2029, which can end a header
+    line (header injection) or inject terminal escapes where the value is shown.
+    """
     result = text(name, value, allow_empty=allow_empty)
-    if "\r" in result or "\n" in result:
-        raise errors.InvalidArgumentError(f"{name} must not contain line breaks")
+    breaker = _HEADER_BREAKER.search(result)
+    if breaker:
+        raise errors.InvalidArgumentError(
+            f"{name} must not contain line breaks or control characters ({_where(breaker)})"
+        )
     if len(result) > 998:  # RFC 5322 line length limit
         raise errors.InvalidArgumentError(f"{name} is longer than 998 characters")
     return result
