@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Final
 
@@ -14,6 +15,7 @@ __all__ = [
     "MAX_BODY_CHARS",
     "calendar_datetime",
     "flag",
+    "id_collection",
     "iso_datetime",
     "page_size",
     "positive_id",
@@ -51,6 +53,25 @@ def positive_id(name: str, value: object) -> int:
     if value <= 0 or value > _MAX_ID:
         raise errors.InvalidArgumentError(f"{name} must be a positive int id, got {value}")
     return value
+
+
+def id_collection(name: str, value: object, *, maximum: int) -> list[int]:
+    """Return 1..maximum positive int ids from a list, tuple or set, else raise."""
+    # A dict would pass its keys and a str its characters; an iterator may never end.
+    if isinstance(value, str | bytes | bytearray | memoryview) or not isinstance(
+        value, Sequence | AbstractSet
+    ):
+        raise errors.InvalidArgumentError(
+            f"{name} must be a list, tuple or set of int ids, got {_kind(value)}"
+        )
+    if len(value) > maximum:
+        raise errors.InvalidArgumentError(
+            f"{name} holds {len(value)} ids; at most {maximum} per call, split them"
+        )
+    ids = [positive_id(f"{name}[{i}]", item) for i, item in enumerate(value)]
+    if not ids:
+        raise errors.InvalidArgumentError(f"{name} must not be empty")
+    return ids
 
 
 def page_size(name: str, value: object, maximum: int) -> int:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from bitrix_mail_async import _args, errors
 from bitrix_mail_async.models import (
@@ -22,12 +23,15 @@ from bitrix_mail_async.models import (
 from bitrix_mail_async.pagination import MessagePager
 from bitrix_mail_async.resources._base import Resource
 
-__all__ = ["Messages"]
+__all__ = ["MAX_MOVE_IDS", "Messages"]
 
 _DEFAULT_PAGE = 25
 _MAX_PAGE = 200
 _MAX_THREAD = 50
 _MOVE_ACTIONS = ("move", "spam", "delete")
+#: Ids one ``move()`` call takes. The contract states no maximum: this is the client's own
+#: bound on one call's work (Bitrix24 must finish a request within 60 s); split longer lists.
+MAX_MOVE_IDS: Final = 100
 T = TypeVar("T")
 
 Recipients = str | Sequence[str]
@@ -196,7 +200,7 @@ class Messages(Resource):
 
     async def move(
         self,
-        message_ids: Iterable[int],
+        message_ids: Sequence[int] | AbstractSet[int],
         *,
         action: str = "move",
         folder: str | None = None,
@@ -204,13 +208,10 @@ class Messages(Resource):
     ) -> MoveResult:
         """Move messages (one mailbox and folder per call) to ``folder``, to spam, or delete them.
 
+        ``message_ids`` is a list, tuple or set of 1 to :data:`MAX_MOVE_IDS` (100) ids.
         Example: ``await mail.messages.move([1001, 1002], folder="Archive")``.
         """
-        if isinstance(message_ids, int | str | bytes) or not isinstance(message_ids, Iterable):
-            raise errors.InvalidArgumentError("message_ids must be a sequence of int ids")
-        ids = [_args.positive_id(f"message_ids[{i}]", v) for i, v in enumerate(message_ids)]
-        if not ids:
-            raise errors.InvalidArgumentError("message_ids must not be empty")
+        ids = _args.id_collection("message_ids", message_ids, maximum=MAX_MOVE_IDS)
         if action not in _MOVE_ACTIONS:
             raise errors.InvalidArgumentError(
                 f"action must be one of {', '.join(_MOVE_ACTIONS)}, got {action!r}"

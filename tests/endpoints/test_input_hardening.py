@@ -10,6 +10,7 @@ import pytest
 
 from bitrix_mail_async import MailClient, errors
 from bitrix_mail_async.cli import main
+from bitrix_mail_async.resources.messages import MAX_MOVE_IDS
 from bitrix_mail_async.testing import MailEmulator
 
 S = "Sales Team <sales@emulator.bitrix24.test>"
@@ -119,3 +120,46 @@ async def test_tab_in_a_subject_and_controls_in_a_body_still_go_out(
     await mail.messages.send(from_=S, to="b@x.io", subject="a\tb", body="line\r\nnext\x0cpage")
     assert mail_emulator.requests[-1].json["subject"] == "a\tb"
     assert mail_emulator.requests[-1].json["body"] == "line\r\nnext\x0cpage"
+
+
+# --------------------------------------------------------------------- 12. move ids
+NOT_A_COLLECTION = "list, tuple or set"
+BAD_MOVE_IDS: dict[str, tuple[Any, str]] = {
+    "dict": ({1001: "a", 1002: "b"}, NOT_A_COLLECTION),  # used to move its keys
+    "str": ("1001", NOT_A_COLLECTION),
+    "bytes": (b"\x01", NOT_A_COLLECTION),
+    "int": (1001, NOT_A_COLLECTION),
+    "iterator": (iter([1001]), NOT_A_COLLECTION),
+    "generator": ((x for x in [1001]), NOT_A_COLLECTION),
+    "one too many": ([1001] * (MAX_MOVE_IDS + 1), f"at most {MAX_MOVE_IDS}"),
+    "huge range": (range(1, 10**9), f"at most {MAX_MOVE_IDS}"),  # used to be listed whole
+    "str id": ([1001, "1002"], r"message_ids\[1\]"),
+    "bool id": ([1001, True], r"message_ids\[1\]"),
+}
+
+
+@pytest.mark.parametrize(("ids", "fragment"), BAD_MOVE_IDS.values(), ids=BAD_MOVE_IDS.keys())
+async def test_move_takes_a_bounded_collection_of_ids(
+    mail: MailClient, mail_emulator: MailEmulator, ids: Any, fragment: str
+) -> None:
+    with pytest.raises(errors.InvalidArgumentError, match=fragment):
+        await mail.messages.move(ids, action="spam")
+    assert sent(mail_emulator) == []
+
+
+@pytest.mark.parametrize("ids", [[1006, 1007], (1006, 1007), {1006, 1007}, frozenset({1008})])
+async def test_move_accepts_lists_tuples_and_sets(
+    mail: MailClient, mail_emulator: MailEmulator, ids: Any
+) -> None:
+    result = await mail.messages.move(ids, action="spam")
+    assert sorted(mail_emulator.requests[-1].json["messageIds"]) == sorted(ids)
+    assert result.moved_count == len(ids)
+
+
+async def test_move_of_the_maximum_goes_out_in_one_call(
+    mail: MailClient, mail_emulator: MailEmulator
+) -> None:
+    ids = list(range(1001, 1001 + MAX_MOVE_IDS))
+    with pytest.raises(errors.NotFoundError):  # the seed has fewer messages: the gateway says so
+        await mail.messages.move(ids, action="delete")
+    assert mail_emulator.requests[-1].json["messageIds"] == ids
