@@ -1,23 +1,32 @@
-"""Argument checks shared by the resources: bad input raises before anything is sent."""
+"""Argument checks shared by the resources: bad input raises before anything is sent.
+
+Owns what a value must be to reach the wire: ids and id collections, page sizes, flags, text
+(UTF-8-encodable, bounded, header-safe where it becomes a header line), recipient lists, the
+list filters' ISO 8601 dates, the calendar's portal-local ``Y-m-d H:i:s`` times, and the
+``portal_timezone`` those are converted to.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
-from datetime import datetime
+from datetime import date, datetime, tzinfo
 from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bitrix_mail_async import errors
 from bitrix_mail_async._addresses import split_recipients
 
 __all__ = [
     "MAX_BODY_CHARS",
-    "calendar_datetime",
+    "calendar_range",
+    "calendar_time",
     "flag",
     "id_collection",
     "iso_datetime",
     "page_size",
+    "portal_timezone",
     "positive_id",
     "recipients",
     "single_line",
@@ -169,21 +178,76 @@ def iso_datetime(name: str, value: object) -> str:
     )
 
 
-_CALENDAR_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
+def portal_timezone(value: object) -> ZoneInfo | None:
+    """Resolve ``MailClient(portal_timezone=...)``; an unknown name is a ConfigurationError."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise errors.ConfigurationError(
+            f"portal_timezone must be a zoneinfo name such as 'Europe/Moscow', got {_kind(value)}"
+        )
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise errors.ConfigurationError(
+            f"portal_timezone {value[:60]!r} is not a known zoneinfo name (e.g. 'Europe/Moscow'; "
+            "without system time zone data, install the tzdata package)"
+        ) from None
 
 
-def calendar_datetime(name: str, value: object) -> str:
-    """Format a datetime as ``Y-m-d H:i:s`` (its own wall-clock time); check a str, pass it on."""
-    if isinstance(value, datetime):
-        return value.strftime(_CALENDAR_FORMAT)
+_CALENDAR_HINT: Final = "'YYYY-MM-DD HH:MM:SS' or ISO 8601"
+
+
+def _calendar_parse(name: str, value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise errors.InvalidArgumentError(
+            f"{name} must look like {_CALENDAR_HINT}, got {value[:40]!r}"
+        ) from None
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return parsed
+    # A bare date would silently become midnight: the start or end of that day?
+    raise errors.InvalidArgumentError(f"{name} needs a time of day, got {value!r}")
+
+
+def calendar_time(name: str, value: object, zone: tzinfo | None) -> datetime:
+    """Return a calendar time as naive portal-local time, to the second.
+
+    A naive datetime (or a str without offset) already is portal time; an aware one (or a
+    str with an offset) is converted to ``zone``, and refused when there is none.
+    """
     if isinstance(value, str):
-        try:
-            datetime.strptime(value, _CALENDAR_FORMAT)
-        except ValueError:
+        value = _calendar_parse(name, value)
+    elif not isinstance(value, datetime):
+        raise errors.InvalidArgumentError(
+            f"{name} must be a datetime or a {_CALENDAR_HINT} str, got {_kind(value)}"
+        )
+    if value.utcoffset() is not None:
+        if zone is None:
             raise errors.InvalidArgumentError(
-                f"{name} must look like 'YYYY-MM-DD HH:MM:SS', got {value[:40]!r}"
-            ) from None
-        return value
-    raise errors.InvalidArgumentError(
-        f"{name} must be a datetime or a 'YYYY-MM-DD HH:MM:SS' str, got {_kind(value)}"
-    )
+                f"{name} has a UTC offset, but the wire takes the portal's local time and the "
+                "portal's zone is unknown: set MailClient(portal_timezone='Europe/Moscow') "
+                "(its zoneinfo name) or pass a naive datetime in portal time"
+            )
+        value = value.astimezone(zone)
+    return value.replace(tzinfo=None, microsecond=0)
+
+
+def _calendar_wire(value: datetime) -> str:
+    # isoformat, not strftime: %Y does not zero-pad years before 1000 on every platform.
+    return value.isoformat(" ", "seconds")
+
+
+def calendar_range(date_from: object, date_to: object, zone: tzinfo | None) -> tuple[str, str]:
+    """Check an event's start and end; return both as the wire's ``Y-m-d H:i:s``."""
+    start = calendar_time("date_from", date_from, zone)
+    end = calendar_time("date_to", date_to, zone)
+    if end < start:
+        raise errors.InvalidArgumentError(
+            f"date_to ({_calendar_wire(end)}) is before date_from ({_calendar_wire(start)}) "
+            "in the portal's local time"
+        )
+    return _calendar_wire(start), _calendar_wire(end)

@@ -7,8 +7,10 @@ from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Any, Final, TypeVar
+from zoneinfo import ZoneInfo
 
 from bitrix_mail_async import _args, errors
+from bitrix_mail_async._pipeline import Pipeline
 from bitrix_mail_async.models import (
     CalendarEventCreated,
     ChatCreated,
@@ -68,7 +70,11 @@ class Messages(Resource):
     then raises :class:`errors.OutcomeUnknownError` instead of risking a duplicate message.
     """
 
-    __slots__ = ()
+    __slots__ = ("_portal_timezone",)
+
+    def __init__(self, pipeline: Pipeline, *, portal_timezone: ZoneInfo | None = None) -> None:
+        super().__init__(pipeline)
+        self._portal_timezone = portal_timezone
 
     def list(
         self,
@@ -273,14 +279,18 @@ class Messages(Resource):
         description: str | None = None,
         timeout: float | None = None,
     ) -> CalendarEventCreated:
-        """Create a calendar event from a message; datetimes go out as ``Y-m-d H:i:s``.
+        """Create a calendar event from a message; times go out as ``Y-m-d H:i:s``, portal-local.
 
-        A ``datetime`` is formatted in its own wall-clock time; a str passes unchanged.
+        The wire has no zone: a naive ``datetime`` (or a ``'YYYY-MM-DD HH:MM:SS'`` or ISO 8601
+        str without offset) is sent as is; an aware one (or a str with an offset) is converted
+        to ``MailClient(portal_timezone=...)`` and refused without it. Seconds precision; an
+        end before the start is refused.
         Example: ``await mail.messages.create_calendar_event(1001, date_from=a, date_to=b)``.
         """
+        start, end = _args.calendar_range(date_from, date_to, self._portal_timezone)
         fields = {
-            "dateFrom": _args.calendar_datetime("date_from", date_from),
-            "dateTo": _args.calendar_datetime("date_to", date_to),
+            "dateFrom": start,
+            "dateTo": end,
             "name": None if name is None else _args.single_line("name", name),
             "description": None if description is None else _args.text("description", description),
         }

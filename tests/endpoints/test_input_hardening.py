@@ -3,8 +3,10 @@ calendar times with offsets, and the ids of a move are refused before anything i
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -120,6 +122,142 @@ async def test_tab_in_a_subject_and_controls_in_a_body_still_go_out(
     await mail.messages.send(from_=S, to="b@x.io", subject="a\tb", body="line\r\nnext\x0cpage")
     assert mail_emulator.requests[-1].json["subject"] == "a\tb"
     assert mail_emulator.requests[-1].json["body"] == "line\r\nnext\x0cpage"
+
+
+# ------------------------------------------------------------ 11. calendar times
+@pytest.fixture
+async def msk_mail(mail_emulator: MailEmulator) -> AsyncIterator[MailClient]:
+    """A client that knows the emulated portal runs on Moscow time."""
+    async with MailClient(
+        mail_emulator.api_key,
+        base_url=mail_emulator.base_url,
+        rate_limit=None,
+        portal_timezone="Europe/Moscow",
+    ) as client:
+        yield client
+
+
+async def event(mail: MailClient, emu: MailEmulator, start: Any, end: Any) -> tuple[str, str]:
+    await mail.messages.create_calendar_event(1001, date_from=start, date_to=end)
+    body = emu.requests[-1].json
+    return body["dateFrom"], body["dateTo"]
+
+
+async def test_one_instant_in_three_zones_is_one_portal_time(
+    msk_mail: MailClient, mail_emulator: MailEmulator
+) -> None:
+    instant = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
+    zones = [UTC, ZoneInfo("Europe/Moscow"), ZoneInfo("America/New_York")]
+    got = [
+        await event(msk_mail, mail_emulator, instant.astimezone(z), instant + timedelta(hours=1))
+        for z in zones
+    ]
+    assert got == [("2026-06-01 13:00:00", "2026-06-01 14:00:00")] * 3
+    assert len(mail_emulator.state.events) == 3
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        "2026-06-01T10:00:00+00:00",
+        "2026-06-01T10:00:00Z",
+        "2026-06-01 06:00:00-04:00",
+        "2026-06-01T13:00:00.250+03:00",
+    ],
+)
+async def test_iso_strings_with_an_offset_are_converted(
+    msk_mail: MailClient, mail_emulator: MailEmulator, start: str
+) -> None:
+    got = await event(msk_mail, mail_emulator, start, "2026-06-01 14:00:00")
+    assert got == ("2026-06-01 13:00:00", "2026-06-01 14:00:00")
+
+
+@pytest.mark.parametrize(
+    ("start", "wire"),
+    [
+        (datetime(2026, 6, 1, 10, 0), "2026-06-01 10:00:00"),
+        ("2026-06-01 10:00:00", "2026-06-01 10:00:00"),
+        ("2026-06-01T10:00:00", "2026-06-01 10:00:00"),
+        ("2026-06-01T10:00", "2026-06-01 10:00:00"),
+    ],
+)
+@pytest.mark.parametrize("zoned", [False, True])
+async def test_times_without_an_offset_are_portal_time_as_is(
+    mail: MailClient,
+    msk_mail: MailClient,
+    mail_emulator: MailEmulator,
+    start: Any,
+    wire: str,
+    zoned: bool,
+) -> None:
+    client = msk_mail if zoned else mail
+    got = await event(client, mail_emulator, start, "2026-06-01 11:00:00")
+    assert got == (wire, "2026-06-01 11:00:00")
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        (datetime(2026, 6, 1, 10, 0, tzinfo=UTC), "2026-06-01 14:00:00"),
+        ("2026-06-01 10:00:00", "2026-06-01T11:00:00+03:00"),
+    ],
+)
+async def test_an_offset_without_a_portal_timezone_is_refused(
+    mail: MailClient, mail_emulator: MailEmulator, start: Any, end: Any
+) -> None:
+    with pytest.raises(errors.InvalidArgumentError, match="portal_timezone"):
+        await mail.messages.create_calendar_event(1001, date_from=start, date_to=end)
+    assert sent(mail_emulator) == []
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        ("2026-06-01 11:00:00", "2026-06-01 10:59:59"),
+        (datetime(2026, 6, 2), datetime(2026, 6, 1, 23, 0)),
+        # 07:30 UTC is 10:30 in Moscow: before the start once both are portal time.
+        ("2026-06-01 11:00:00", datetime(2026, 6, 1, 7, 30, tzinfo=UTC)),
+    ],
+)
+async def test_an_end_before_the_start_is_refused(
+    msk_mail: MailClient, mail_emulator: MailEmulator, start: Any, end: Any
+) -> None:
+    with pytest.raises(errors.InvalidArgumentError, match="before date_from"):
+        await msk_mail.messages.create_calendar_event(1001, date_from=start, date_to=end)
+    assert sent(mail_emulator) == []
+
+
+async def test_an_event_may_end_when_it_starts(
+    msk_mail: MailClient, mail_emulator: MailEmulator
+) -> None:
+    got = await event(msk_mail, mail_emulator, "2026-06-01 10:00:00", "2026-06-01 10:00:00")
+    assert got == ("2026-06-01 10:00:00", "2026-06-01 10:00:00")
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ("2026-06-01", "time of day"),
+        ("tomorrow", "YYYY-MM-DD"),
+        ("2026-02-30 10:00:00", "YYYY-MM-DD"),
+        (datetime(2026, 6, 1).date(), "datetime or"),
+        (1767261600, "datetime or"),
+    ],
+)
+async def test_bad_calendar_times_are_refused(
+    msk_mail: MailClient, mail_emulator: MailEmulator, value: Any, fragment: str
+) -> None:
+    with pytest.raises(errors.InvalidArgumentError, match=fragment):
+        await msk_mail.messages.create_calendar_event(
+            1001, date_from=value, date_to="2026-06-02 10:00:00"
+        )
+    assert sent(mail_emulator) == []
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "europe/moscow", "", "../etc/passwd", 3, LONE])
+def test_unknown_portal_timezone_is_a_configuration_error(zone: Any) -> None:
+    with pytest.raises(errors.ConfigurationError, match="portal_timezone"):
+        MailClient("vibe_api_" + "x" * 20, portal_timezone=zone)
 
 
 # --------------------------------------------------------------------- 12. move ids
