@@ -1,20 +1,32 @@
-"""Argument checks shared by the resources: bad input raises before anything is sent."""
+"""Argument checks shared by the resources: bad input raises before anything is sent.
+
+Owns what a value must be to reach the wire: ids and id collections, page sizes, flags, text
+(UTF-8-encodable, bounded, header-safe where it becomes a header line), recipient lists, the
+list filters' ISO 8601 dates, the calendar's portal-local ``Y-m-d H:i:s`` times, and the
+``portal_timezone`` those are converted to.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
+import re
+from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
+from datetime import date, datetime, tzinfo
 from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bitrix_mail_async import errors
 from bitrix_mail_async._addresses import split_recipients
 
 __all__ = [
     "MAX_BODY_CHARS",
-    "calendar_datetime",
+    "calendar_range",
+    "calendar_time",
     "flag",
+    "id_collection",
     "iso_datetime",
     "page_size",
+    "portal_timezone",
     "positive_id",
     "recipients",
     "single_line",
@@ -26,10 +38,21 @@ _MAX_ID: Final = 2**63 - 1
 # No limit is documented; this guards against sending a runaway string (e.g. a whole file
 # read by mistake) rather than encoding a gateway rule.
 MAX_BODY_CHARS: Final = 10 * 1024 * 1024
+# A str may hold lone surrogates (e.g. undecodable argv bytes under surrogateescape), but no
+# UTF-8 can: the JSON encoder then fails untyped and the query encoder silently drops them.
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+# What may end or corrupt a header line, or drive a terminal that shows it: C0 controls but
+# TAB (ordinary header whitespace), DEL, C1 controls (NEL U+0085 and CSI U+009B among them)
+# and the Unicode line and paragraph separators U+2028/U+2029.
+_HEADER_BREAKER: Final = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def _kind(value: object) -> str:
     return type(value).__name__
+
+
+def _where(match: re.Match[str]) -> str:
+    return f"U+{ord(match.group()):04X} at index {match.start()}"
 
 
 def positive_id(name: str, value: object) -> int:
@@ -39,6 +62,25 @@ def positive_id(name: str, value: object) -> int:
     if value <= 0 or value > _MAX_ID:
         raise errors.InvalidArgumentError(f"{name} must be a positive int id, got {value}")
     return value
+
+
+def id_collection(name: str, value: object, *, maximum: int) -> list[int]:
+    """Return 1..maximum positive int ids from a list, tuple or set, else raise."""
+    # A dict would pass its keys and a str its characters; an iterator may never end.
+    if isinstance(value, str | bytes | bytearray | memoryview) or not isinstance(
+        value, Sequence | AbstractSet
+    ):
+        raise errors.InvalidArgumentError(
+            f"{name} must be a list, tuple or set of int ids, got {_kind(value)}"
+        )
+    if len(value) > maximum:
+        raise errors.InvalidArgumentError(
+            f"{name} holds {len(value)} ids; at most {maximum} per call, split them"
+        )
+    ids = [positive_id(f"{name}[{i}]", item) for i, item in enumerate(value)]
+    if not ids:
+        raise errors.InvalidArgumentError(f"{name} must not be empty")
+    return ids
 
 
 def page_size(name: str, value: object, maximum: int) -> int:
@@ -69,14 +111,27 @@ def text(name: str, value: object, *, allow_empty: bool = False) -> str:
         )
     if "\x00" in value:
         raise errors.InvalidArgumentError(f"{name} must not contain NUL characters")
+    surrogate = _SURROGATE.search(value)
+    if surrogate:
+        raise errors.InvalidArgumentError(
+            f"{name} contains a lone surrogate ({_where(surrogate)}), which UTF-8 cannot carry"
+        )
     return value
 
 
 def single_line(name: str, value: object, *, allow_empty: bool = False) -> str:
-    """Return a str that becomes a mail header: no CR/LF (header injection), bounded size."""
+    """Return a str fit for one header line, bounded in size.
+
+    Refused: every C0 control but TAB (CR, LF, VT, FF, ESC, NUL, ...), DEL, every C1 control
+    (U+0080-U+009F: NEL U+0085, CSI U+009B, ...) and U+2028/U+2029, which can end a header
+    line (header injection) or inject terminal escapes where the value is shown.
+    """
     result = text(name, value, allow_empty=allow_empty)
-    if "\r" in result or "\n" in result:
-        raise errors.InvalidArgumentError(f"{name} must not contain line breaks")
+    breaker = _HEADER_BREAKER.search(result)
+    if breaker:
+        raise errors.InvalidArgumentError(
+            f"{name} must not contain line breaks or control characters ({_where(breaker)})"
+        )
     if len(result) > 998:  # RFC 5322 line length limit
         raise errors.InvalidArgumentError(f"{name} is longer than 998 characters")
     return result
@@ -123,21 +178,76 @@ def iso_datetime(name: str, value: object) -> str:
     )
 
 
-_CALENDAR_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
+def portal_timezone(value: object) -> ZoneInfo | None:
+    """Resolve ``MailClient(portal_timezone=...)``; an unknown name is a ConfigurationError."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise errors.ConfigurationError(
+            f"portal_timezone must be a zoneinfo name such as 'Europe/Moscow', got {_kind(value)}"
+        )
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise errors.ConfigurationError(
+            f"portal_timezone {value[:60]!r} is not a known zoneinfo name (e.g. 'Europe/Moscow'; "
+            "without system time zone data, install the tzdata package)"
+        ) from None
 
 
-def calendar_datetime(name: str, value: object) -> str:
-    """Format a datetime as ``Y-m-d H:i:s`` (its own wall-clock time); check a str, pass it on."""
-    if isinstance(value, datetime):
-        return value.strftime(_CALENDAR_FORMAT)
+_CALENDAR_HINT: Final = "'YYYY-MM-DD HH:MM:SS' or ISO 8601"
+
+
+def _calendar_parse(name: str, value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise errors.InvalidArgumentError(
+            f"{name} must look like {_CALENDAR_HINT}, got {value[:40]!r}"
+        ) from None
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return parsed
+    # A bare date would silently become midnight: the start or end of that day?
+    raise errors.InvalidArgumentError(f"{name} needs a time of day, got {value!r}")
+
+
+def calendar_time(name: str, value: object, zone: tzinfo | None) -> datetime:
+    """Return a calendar time as naive portal-local time, to the second.
+
+    A naive datetime (or a str without offset) already is portal time; an aware one (or a
+    str with an offset) is converted to ``zone``, and refused when there is none.
+    """
     if isinstance(value, str):
-        try:
-            datetime.strptime(value, _CALENDAR_FORMAT)
-        except ValueError:
+        value = _calendar_parse(name, value)
+    elif not isinstance(value, datetime):
+        raise errors.InvalidArgumentError(
+            f"{name} must be a datetime or a {_CALENDAR_HINT} str, got {_kind(value)}"
+        )
+    if value.utcoffset() is not None:
+        if zone is None:
             raise errors.InvalidArgumentError(
-                f"{name} must look like 'YYYY-MM-DD HH:MM:SS', got {value[:40]!r}"
-            ) from None
-        return value
-    raise errors.InvalidArgumentError(
-        f"{name} must be a datetime or a 'YYYY-MM-DD HH:MM:SS' str, got {_kind(value)}"
-    )
+                f"{name} has a UTC offset, but the wire takes the portal's local time and the "
+                "portal's zone is unknown: set MailClient(portal_timezone='Europe/Moscow') "
+                "(its zoneinfo name) or pass a naive datetime in portal time"
+            )
+        value = value.astimezone(zone)
+    return value.replace(tzinfo=None, microsecond=0)
+
+
+def _calendar_wire(value: datetime) -> str:
+    # isoformat, not strftime: %Y does not zero-pad years before 1000 on every platform.
+    return value.isoformat(" ", "seconds")
+
+
+def calendar_range(date_from: object, date_to: object, zone: tzinfo | None) -> tuple[str, str]:
+    """Check an event's start and end; return both as the wire's ``Y-m-d H:i:s``."""
+    start = calendar_time("date_from", date_from, zone)
+    end = calendar_time("date_to", date_to, zone)
+    if end < start:
+        raise errors.InvalidArgumentError(
+            f"date_to ({_calendar_wire(end)}) is before date_from ({_calendar_wire(start)}) "
+            "in the portal's local time"
+        )
+    return _calendar_wire(start), _calendar_wire(end)

@@ -7,7 +7,7 @@ from typing import Final
 
 import aiohttp
 
-from bitrix_mail_async import errors
+from bitrix_mail_async import _args, errors
 from bitrix_mail_async._config import (
     DEFAULT_BASE_URL,
     DEFAULT_MAX_CONCURRENCY,
@@ -65,12 +65,15 @@ class MailClient:
         timeout: float = DEFAULT_TIMEOUT,
         session: aiohttp.ClientSession | None = None,
         allow_insecure_http: bool = False,
+        portal_timezone: str | None = None,
     ) -> None:
         key = resolve_api_key(api_key)
         url = resolve_base_url(base_url, allow_insecure_http=allow_insecure_http)
         session_token = resolve_session_token(session_token)
         check_count("max_concurrency", max_concurrency, minimum=1)
         timeout = check_timeout(timeout)
+        # The calendar's wire times are portal-local: aware datetimes are converted to this zone.
+        zone = _args.portal_timezone(portal_timezone)
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise errors.ConfigurationError("session must be an aiohttp.ClientSession")
         config: RateLimitConfig
@@ -102,7 +105,7 @@ class MailClient:
         self._account = Account(self._pipeline)
         self.mailboxes = Mailboxes(self._pipeline)
         """Mailboxes of the portal: ``list``, ``get``, ``senders``."""
-        self.messages = Messages(self._pipeline)
+        self.messages = Messages(self._pipeline, portal_timezone=zone)
         """Messages: list/get/thread, send/reply/forward/move, objects created from a message."""
         self.recipients = Recipients(self._pipeline)
         """Address book searches: CRM ``contacts`` and ``employees``."""

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
+from zoneinfo import ZoneInfo
 
 from bitrix_mail_async import _args, errors
+from bitrix_mail_async._pipeline import Pipeline
 from bitrix_mail_async.models import (
     CalendarEventCreated,
     ChatCreated,
@@ -22,12 +25,15 @@ from bitrix_mail_async.models import (
 from bitrix_mail_async.pagination import MessagePager
 from bitrix_mail_async.resources._base import Resource
 
-__all__ = ["Messages"]
+__all__ = ["MAX_MOVE_IDS", "Messages"]
 
 _DEFAULT_PAGE = 25
 _MAX_PAGE = 200
 _MAX_THREAD = 50
 _MOVE_ACTIONS = ("move", "spam", "delete")
+#: Ids one ``move()`` call takes. The contract states no maximum: this is the client's own
+#: bound on one call's work (Bitrix24 must finish a request within 60 s); split longer lists.
+MAX_MOVE_IDS: Final = 100
 T = TypeVar("T")
 
 Recipients = str | Sequence[str]
@@ -64,7 +70,11 @@ class Messages(Resource):
     then raises :class:`errors.OutcomeUnknownError` instead of risking a duplicate message.
     """
 
-    __slots__ = ()
+    __slots__ = ("_portal_timezone",)
+
+    def __init__(self, pipeline: Pipeline, *, portal_timezone: ZoneInfo | None = None) -> None:
+        super().__init__(pipeline)
+        self._portal_timezone = portal_timezone
 
     def list(
         self,
@@ -196,7 +206,7 @@ class Messages(Resource):
 
     async def move(
         self,
-        message_ids: Iterable[int],
+        message_ids: Sequence[int] | AbstractSet[int],
         *,
         action: str = "move",
         folder: str | None = None,
@@ -204,13 +214,10 @@ class Messages(Resource):
     ) -> MoveResult:
         """Move messages (one mailbox and folder per call) to ``folder``, to spam, or delete them.
 
+        ``message_ids`` is a list, tuple or set of 1 to :data:`MAX_MOVE_IDS` (100) ids.
         Example: ``await mail.messages.move([1001, 1002], folder="Archive")``.
         """
-        if isinstance(message_ids, int | str | bytes) or not isinstance(message_ids, Iterable):
-            raise errors.InvalidArgumentError("message_ids must be a sequence of int ids")
-        ids = [_args.positive_id(f"message_ids[{i}]", v) for i, v in enumerate(message_ids)]
-        if not ids:
-            raise errors.InvalidArgumentError("message_ids must not be empty")
+        ids = _args.id_collection("message_ids", message_ids, maximum=MAX_MOVE_IDS)
         if action not in _MOVE_ACTIONS:
             raise errors.InvalidArgumentError(
                 f"action must be one of {', '.join(_MOVE_ACTIONS)}, got {action!r}"
@@ -272,14 +279,18 @@ class Messages(Resource):
         description: str | None = None,
         timeout: float | None = None,
     ) -> CalendarEventCreated:
-        """Create a calendar event from a message; datetimes go out as ``Y-m-d H:i:s``.
+        """Create a calendar event from a message; times go out as ``Y-m-d H:i:s``, portal-local.
 
-        A ``datetime`` is formatted in its own wall-clock time; a str passes unchanged.
+        The wire has no zone: a naive ``datetime`` (or a ``'YYYY-MM-DD HH:MM:SS'`` or ISO 8601
+        str without offset) is sent as is; an aware one (or a str with an offset) is converted
+        to ``MailClient(portal_timezone=...)`` and refused without it. Seconds precision; an
+        end before the start is refused.
         Example: ``await mail.messages.create_calendar_event(1001, date_from=a, date_to=b)``.
         """
+        start, end = _args.calendar_range(date_from, date_to, self._portal_timezone)
         fields = {
-            "dateFrom": _args.calendar_datetime("date_from", date_from),
-            "dateTo": _args.calendar_datetime("date_to", date_to),
+            "dateFrom": start,
+            "dateTo": end,
             "name": None if name is None else _args.single_line("name", name),
             "description": None if description is None else _args.text("description", description),
         }

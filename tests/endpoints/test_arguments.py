@@ -75,7 +75,7 @@ async def test_bad_send_arguments(
     ("call", "fragment"),
     [
         (lambda m: m.messages.move([], action="delete"), "empty"),
-        (lambda m: m.messages.move(5, action="delete"), "sequence"),
+        (lambda m: m.messages.move(5, action="delete"), "list, tuple or set"),
         (lambda m: m.messages.move([1001], action="archive"), "one of"),
         (lambda m: m.messages.move([1001]), "folder is required"),
         (lambda m: m.messages.move([1001], action="spam", folder="X"), "only used"),
