@@ -246,7 +246,7 @@ async def test_11_create_task(mail: MailClient, mail_emulator: MailEmulator) -> 
 
 
 async def test_12_create_calendar_event(mail: MailClient, mail_emulator: MailEmulator) -> None:
-    start = datetime(2026, 6, 1, 10, 30, tzinfo=timezone(timedelta(hours=3)))
+    start = datetime(2026, 6, 1, 10, 30)  # naive: portal-local, sent as is
     event = await mail.messages.create_calendar_event(
         1001, date_from=start, date_to="2026-06-01 11:30:00", name="Sync"
     )
