@@ -7,7 +7,9 @@ import asyncio
 import pytest
 
 from bitrix_mail_async import MailClient, RateLimit, RetryPolicy, TaskCreated, errors
-from bitrix_mail_async.testing import MailEmulator
+from bitrix_mail_async.testing import EmulatorStats, MailEmulator
+
+from .virtual_time import in_virtual_time
 
 
 async def test_error_loop_detected_raises_at_once_and_blocks_nothing_else(
@@ -80,30 +82,36 @@ async def test_a_queue_timeout_past_its_budget_is_a_queue_timeout_error(
     assert not mail_emulator.state.tasks
 
 
-async def test_every_limit_on_four_clients_of_one_key_lose_nothing_send_nothing_twice(
-    mail_emulator: MailEmulator,
-) -> None:
+def test_every_limit_on_four_clients_of_one_key_lose_nothing_send_nothing_twice() -> None:
     # The documented figures, 20 times faster; the client's default limits scaled alike.
+    # Emulator and clients share one virtual clock: the counts do not depend on the machine.
     scale = 0.05
-    mail_emulator.enable_gateway_limits(time_scale=scale)
-    # A queue that overflows at the start: the burst of calls waits longer than its timeout.
-    mail_emulator.set_queue(concurrency=2, timeout=0.25, service_time=0.01, retry_after=0.05)
-    url, key = mail_emulator.base_url, mail_emulator.api_key
     sender = "Sales <sales@example.com>"
 
-    async def handler(n: int) -> list[object]:
-        limit = RateLimit(2 / scale, 50, peak_per_second=10 / scale)
-        async with MailClient(key, base_url=url, rate_limit=limit) as mail:
-            gets = [mail.messages.get(1001) for _ in range(40)]
-            sends = [
-                mail.messages.send(from_=sender, to="a@x.io", subject=f"s{n}-{i}", body="b")
-                for i in range(8)
-            ]
-            return await asyncio.gather(*gets, *sends, return_exceptions=True)
+    async def scenario() -> tuple[list[object], list[str], EmulatorStats]:
+        loop = asyncio.get_running_loop()
+        async with MailEmulator(clock=loop.time) as emulator:
+            emulator.enable_gateway_limits(time_scale=scale)
+            # A queue that overflows at the start: the first burst waits past its timeout.
+            emulator.set_queue(concurrency=2, timeout=0.25, service_time=0.03, retry_after=0.05)
+            url, key = emulator.base_url, emulator.api_key
 
-    results = [r for batch in await asyncio.gather(*map(handler, range(4))) for r in batch]
+            async def handler(n: int) -> list[object]:
+                limit = RateLimit(2 / scale, 50, peak_per_second=10 / scale)
+                async with MailClient(key, base_url=url, rate_limit=limit) as mail:
+                    gets = [mail.messages.get(1001) for _ in range(40)]
+                    sends = [
+                        mail.messages.send(from_=sender, to="a@x.io", subject=f"s{n}-{i}", body="b")
+                        for i in range(8)
+                    ]
+                    return await asyncio.gather(*gets, *sends, return_exceptions=True)
+
+            batches = await asyncio.gather(*map(handler, range(4)))
+            subjects = [m["request"]["subject"] for m in emulator.state.sent]
+            return [r for batch in batches for r in batch], subjects, emulator.stats
+
+    results, subjects, stats = in_virtual_time(scenario)
     assert not [r for r in results if isinstance(r, BaseException)]
-    subjects = sorted(m["request"]["subject"] for m in mail_emulator.state.sent)
-    assert subjects == sorted(f"s{n}-{i}" for n in range(4) for i in range(8))  # each once
-    stats = mail_emulator.stats
+    assert sorted(subjects) == sorted(f"s{n}-{i}" for n in range(4) for i in range(8))  # once
     assert stats.rate_limited <= 4, stats  # at most 2 % of the 192 calls
+    assert stats.queue_timeouts > 0, "the scenario must overflow the portal queue"
