@@ -291,7 +291,7 @@ class RedisWindow:
         budget = reset_us = 0
         if reading is not None:
             # Calls this process admitted since the answer (or is admitting now) were not
-            # counted in its Remaining either: subtracted too, so the budget is never generous.
+            # counted in its Remaining either: subtracted too, as the in-process budget would.
             since = self._admitted - admitted + self._taking
             budget = max(0, reading.remaining - in_flight - since)
             reset_us = round(reading.reset * 1_000_000)
