@@ -21,13 +21,19 @@ Design, in short:
   scripts, so a decrease seen by one client slows everyone sharing the key. The scripts do the
   AIMD steps server-side, with the parameters of :data:`~bitrix_mail_async._ratelimit.AIMD`
   and the capacity of :class:`~bitrix_mail_async._ratelimit.BucketShape` as arguments.
-- **Keys** are ``<prefix>:{<sha256(api key)[:32]>}:gcra|cooldown|rate``: the API key never
+- **Shared window budget.** ``create_window()`` gives the key's budget of the gateway's
+  ``X-RateLimit-*`` window, kept in ``<bucket>:window`` by
+  :class:`~bitrix_mail_async._redis_window.RedisWindow`, so that all processes of a key
+  together never start more calls than the window has room for.
+- **Keys** are ``<prefix>:{<sha256(api key)[:32]>}:gcra|cooldown|rate|window``: the API key never
   reaches Redis; the braces are a Redis Cluster hash tag keeping one key's state in one slot.
   Every key expires, so idle buckets vanish.
 - **Redis faults lose nothing.** When Redis does not answer within ``redis_timeout``, the
-  limiter falls back to an in-process bucket at ``fallback_share`` of the rate, logs one
-  warning per outage, probes Redis again at most every ``probe_interval`` seconds and returns
-  to it as soon as it answers. An outage never fails a mail call by itself.
+  limiter falls back to an in-process bucket at ``fallback_share`` of the rate (and the window
+  to this process's own budget), logs one warning per outage (a
+  :class:`~bitrix_mail_async._redis_window.RedisLink` the two share), probes Redis again at
+  most every ``probe_interval`` seconds and returns to it as soon as it answers. An outage
+  never fails a mail call by itself.
 """
 
 from __future__ import annotations
@@ -55,12 +61,13 @@ try:
     import redis.asyncio as aioredis
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
-    from redis.exceptions import RedisError
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess by the tests
     raise ImportError(
         "bitrix_mail_async.redis needs the 'redis' extra: "
         "pip install 'bitrix-mail-async[redis]' (redis-py >= 5.0)"
     ) from exc
+
+from bitrix_mail_async._redis_window import REDIS_FAULTS, RedisLink, RedisWindow
 
 __all__ = ["RedisLimiter", "RedisRateLimit"]
 
@@ -158,10 +165,6 @@ end
 return {fmt(math.max(0, ends - now)), tostring(scale), generation}
 """
 )
-
-# What "Redis is not answering" looks like: the client's own errors, socket errors, and our
-# asyncio.timeout around every call (a caller's client may retry for far longer than we wait).
-_REDIS_FAULTS: Final = (RedisError, OSError, TimeoutError)
 
 
 def redact_redis_url(url: str) -> str:
@@ -314,7 +317,6 @@ class RedisLimiter:
         self._keys = [f"{bucket}:gcra", f"{bucket}:cooldown", f"{bucket}:rate"]
         self._adaptive = adaptive
         self._timeout = redis_timeout
-        self._probe_interval = probe_interval
         self._acquire_script = client.register_script(_ACQUIRE_LUA)
         self._report_script = client.register_script(_REPORT_LUA)
         # The scripts' arguments, from the shared shape and AIMD parameters (see the scripts).
@@ -329,14 +331,12 @@ class RedisLimiter:
         share = shape.share(fallback_share)
         self._fallback = InProcessLimiter(share.per_second, share.burst, adaptive=adaptive)
         self._scale = 1.0
-        self._fallback_since: float | None = None
-        self._next_probe = 0.0
+        self._link = RedisLink(where, probe_interval, lambda: self._fallback.current_rate or 0.0)
+        self._window: RedisWindow | None = None
         self._closed = False
-        self.redis_calls = 0
-        """Script calls answered by Redis (for tests and monitoring)."""
 
     def __repr__(self) -> str:
-        mode = "fallback" if self._fallback_since is not None else "redis"
+        mode = "fallback" if self._link.in_fallback else "redis"
         rate = f"{self.current_rate:.3g}/s"
         return f"<RedisLimiter {self._where} bucket={self._bucket} rate={rate} {mode}>"
 
@@ -349,51 +349,25 @@ class RedisLimiter:
     @property
     def in_fallback(self) -> bool:
         """True while Redis is unreachable and the in-process fallback bucket is used."""
-        return self._fallback_since is not None
+        return self._link.in_fallback
+
+    @property
+    def redis_calls(self) -> int:
+        """Script calls answered by Redis, the window's too (for tests and monitoring)."""
+        return self._link.answers
 
     @property
     def current_rate(self) -> float:
         """The shared learned rate from the last Redis reply (the fallback's while in fallback)."""
-        if self._fallback_since is not None:
+        if self._link.in_fallback:
             rate = self._fallback.current_rate
             if rate is not None:
                 return rate
         return self._shape.per_second * self._scale
 
-    def _use_redis(self) -> bool:
-        if self._fallback_since is None:
-            return True
-        now = asyncio.get_running_loop().time()
-        if now < self._next_probe:
-            return False
-        # This call is the probe; the others keep using the fallback until it answers.
-        self._next_probe = now + self._probe_interval
-        return True
-
-    def _redis_failed(self, exc: BaseException) -> None:
-        now = asyncio.get_running_loop().time()
-        self._next_probe = now + self._probe_interval
-        if self._fallback_since is None:
-            self._fallback_since = now
-            log.warning(
-                "Redis rate limit at %s unreachable (%s); using an in-process bucket at "
-                "%.3g/s until it answers again",
-                self._where,
-                type(exc).__name__,
-                self._fallback.current_rate or 0.0,
-            )
-        else:
-            log.debug("Redis at %s still unreachable (%s)", self._where, type(exc).__name__)
-
     def _redis_answered(self, scale: Any) -> None:
-        self.redis_calls += 1
+        self._link.answered()
         self._scale = float(scale)
-        if self._fallback_since is not None:
-            down = asyncio.get_running_loop().time() - self._fallback_since
-            self._fallback_since = None
-            log.info(
-                "Redis at %s answers again after %.1fs; shared bucket resumed", self._where, down
-            )
 
     async def _run(self, script: Any, args: list[str]) -> list[Any]:
         async with asyncio.timeout(self._timeout):
@@ -412,13 +386,13 @@ class RedisLimiter:
         loop = asyncio.get_running_loop()
         start = loop.time()
         while True:
-            if not self._use_redis():
+            if not self._link.use_redis():
                 permit = await self._fallback.acquire()
                 return _LocalPermit(generation=permit.generation, waited=loop.time() - start)
             try:
                 wait, generation = await self._reserve()
-            except _REDIS_FAULTS as exc:
-                self._redis_failed(exc)
+            except REDIS_FAULTS as exc:
+                self._link.failed(exc)
                 continue
             wait = max(wait, await self._fallback.cooldown_remaining())
             if wait <= 0:
@@ -441,7 +415,7 @@ class RedisLimiter:
         local = permit if isinstance(permit, _LocalPermit) else None
         # Kept locally too, so this process honours it even if Redis does not answer.
         await self._fallback.report_rate_limited(local, retry_after)
-        if not self._use_redis():
+        if not self._link.use_redis():
             return
         generation = permit.generation if permit is not None and local is None else -1
         args = [
@@ -455,8 +429,8 @@ class RedisLimiter:
         ]
         try:
             _left, scale, new_generation = await self._run(self._report_script, args)
-        except _REDIS_FAULTS as exc:
-            self._redis_failed(exc)
+        except REDIS_FAULTS as exc:
+            self._link.failed(exc)
             return
         self._redis_answered(scale)
         if generation >= 0 and int(new_generation) == generation + 1:
@@ -465,20 +439,33 @@ class RedisLimiter:
     async def cooldown_remaining(self) -> float:
         """Seconds left of the shared cooldown (the local one while Redis is unreachable)."""
         local = await self._fallback.cooldown_remaining()
-        if self._fallback_since is not None:
+        if self._link.in_fallback:
             return local
         try:
             async with asyncio.timeout(self._timeout):
                 pttl = await self._client.pttl(self._keys[1])
-        except _REDIS_FAULTS as exc:
-            self._redis_failed(exc)
+        except REDIS_FAULTS as exc:
+            self._link.failed(exc)
             return local
         return max(local, int(pttl) / 1000 if int(pttl) > 0 else 0.0)
 
+    def create_window(self) -> RedisWindow:
+        """The key's window budget, shared in Redis with every process of the key."""
+        if self._window is None:
+            self._window = RedisWindow(
+                self._client, key=f"{self._bucket}:window", link=self._link, timeout=self._timeout
+            )
+        return self._window
+
     async def aclose(self) -> None:
-        """Close the Redis client if this limiter created it; a caller's client stays open."""
+        """Let the window's readings reach Redis, then close the client if this limiter made it.
+
+        A caller's client stays open.
+        """
         if self._closed:
             return
         self._closed = True
+        if self._window is not None:
+            await self._window.aclose()
         if self._owns_client:
             await self._client.aclose()

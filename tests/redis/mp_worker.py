@@ -3,17 +3,23 @@
     python mp_worker.py BASE_URL REDIS_URL SYNC_DIR INDEX CALLS PER_SECOND BURST
 
 The API key comes from BITRIX_MAIL_API_KEY. Writes ``ready-INDEX`` once connected, waits for
-``go``, makes CALLS calls (8 at a time) and writes ``done-INDEX`` as JSON.
+``go``, makes CALLS calls (8 at a time) and writes ``done-INDEX`` as JSON: the counts, the end
+time, what the calls waited for the gateway's window, the client's stats. The tests start a
+group of them with :func:`run_workers`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import bitrix_mail_async
 from bitrix_mail_async import MailClient, errors
 from bitrix_mail_async.redis import RedisLimiter, RedisRateLimit
 
@@ -48,8 +54,46 @@ async def main(argv: list[str]) -> None:
                     failed += 1
 
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-        result = {"ok": ok, "failed": failed, "end": time.time(), "stats": repr(mail.stats)}
+        result = {
+            "ok": ok,
+            "failed": failed,
+            "end": time.time(),
+            "window_wait": mail.stats.window_wait,
+            "stats": repr(mail.stats),
+        }
     (sync_dir / f"done-{index}").write_text(json.dumps(result))
+
+
+def run_workers(
+    base_url: str, redis_url: str, api_key: str, sync_dir: Path, processes: int, *limits: object
+) -> tuple[float, list[dict[str, Any]]]:
+    """Run ``processes`` workers from one ``go``; (the time of ``go``, each one's result)."""
+    # The workers import the library the tests import, wherever that checkout is.
+    library = str(Path(bitrix_mail_async.__file__).parents[1])
+    path = os.pathsep.join(filter(None, [library, os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "BITRIX_MAIL_API_KEY": api_key, "PYTHONPATH": path}
+    common = [base_url, redis_url, str(sync_dir)]
+    procs = [
+        subprocess.Popen([sys.executable, __file__, *common, str(i), *map(str, limits)], env=env)
+        for i in range(processes)
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(sync_dir.glob("ready-*"))) < processes:
+            assert all(p.poll() is None for p in procs), "a worker died before it was ready"
+            assert time.monotonic() < deadline, "workers not ready in time"
+            time.sleep(0.01)
+        started = time.time()
+        (sync_dir / "go").touch()
+        for proc in procs:
+            assert proc.wait(60) == 0
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    results = [json.loads((sync_dir / f"done-{i}").read_text()) for i in range(processes)]
+    return started, results
 
 
 if __name__ == "__main__":

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -17,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from mp_worker import run_workers
 from redisserver import RedisServer
 
 from bitrix_mail_async import MailClient, RetryPolicy, errors
@@ -330,9 +329,6 @@ async def test_a_frozen_redis_times_out_into_the_fallback(
     assert sum(r.levelno == logging.WARNING for r in caplog.records) == 1
 
 
-WORKER = Path(__file__).with_name("mp_worker.py")
-
-
 def test_four_processes_share_one_limit(
     redis_server: RedisServer, mail_emulator_factory: Callable[..., MailEmulator], tmp_path: Path
 ) -> None:
@@ -342,29 +338,9 @@ def test_four_processes_share_one_limit(
         ["redis-cli", "-p", str(redis_server.port), "FLUSHALL"], capture_output=True, timeout=30
     )
     assert flush.returncode == 0, flush.stderr
-    env = {**os.environ, "BITRIX_MAIL_API_KEY": emu.api_key}
-    common = [emu.base_url, redis_server.url, str(tmp_path)]
-    limits = [str(calls), str(rate), str(burst)]
-    procs = [
-        subprocess.Popen([sys.executable, str(WORKER), *common, str(i), *limits], env=env)
-        for i in range(processes)
-    ]
-    try:
-        deadline = time.monotonic() + 60
-        while len(list(tmp_path.glob("ready-*"))) < processes:
-            assert all(p.poll() is None for p in procs), "a worker died before it was ready"
-            assert time.monotonic() < deadline, "workers not ready in time"
-            time.sleep(0.01)
-        started = time.time()
-        (tmp_path / "go").touch()
-        for proc in procs:
-            assert proc.wait(60) == 0
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    results = [json.loads((tmp_path / f"done-{i}").read_text()) for i in range(processes)]
+    started, results = run_workers(
+        emu.base_url, redis_server.url, emu.api_key, tmp_path, processes, calls, rate, burst
+    )
     total = sum(r["ok"] for r in results)
     assert total == processes * calls, results
     elapsed = max(r["end"] for r in results) - started
