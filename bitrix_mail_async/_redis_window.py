@@ -236,7 +236,7 @@ class RedisWindow:
                 continue  # Redis failed: the local mirror decides from now on
             if wait <= 0.0:
                 # Counted in the mirror too, so its readings subtract it and settle() balances it.
-                self.local.in_flight += 1
+                self.local.count_admitted()
                 self._admitted += 1
                 return waited
             start = loop.time()

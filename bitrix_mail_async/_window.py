@@ -159,6 +159,10 @@ class WindowBudget:
         """Calls that may start before the next reading; None when the gateway sends no window."""
         return self._budget
 
+    def count_admitted(self) -> None:
+        """Count one call in flight that another budget (e.g. the shared one in Redis) admitted."""
+        self.in_flight += 1
+
     def try_admit(self) -> bool:
         """Count one call in flight if the window has room for it now; False when it must wait."""
         if self._budget is None:
