@@ -2,8 +2,11 @@
 
 Every benchmark keeps the server out of the measured process: the emulator (or a canned
 aiohttp.web app) runs in a ``spawn``-ed child on a free loopback port and is stopped at the end.
-The emulator child answers commands over a pipe (``stats``, ``reset``, ``stop``) so that a
-benchmark can read the server-side 429 count.
+The emulator child answers commands over a pipe (``stats``, ``reset``, ``stop``; and, for the
+gateway's limit system, ``limit_stats``, ``apply_limits`` and ``sent``) so that a benchmark can
+read the server-side counts. The peer, the PyPI package vibecode-b24-bot, lives in a virtualenv
+of its own created on first use (:func:`ensure_peer`); its jobs run there as scripts
+(:func:`run_peer_script`) and print one JSON object.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -36,6 +40,54 @@ def free_port() -> int:
 
 
 # --------------------------------------------------------------------------- the emulator
+def _limit_stats(emulator: Any) -> dict[str, Any]:
+    stats = emulator.stats
+    return {
+        "requests": stats.requests,
+        "rate_limited": stats.rate_limited,
+        "by_status": dict(stats.by_status),
+        "window_limited": stats.window_limited,
+        "portal_limited": stats.portal_limited,
+        "queue_timeouts": stats.queue_timeouts,
+        "loop_detected": stats.loop_detected,
+        "max_concurrent": dict(stats.max_concurrent),
+    }
+
+
+def _sent_subjects(emulator: Any, prefix: str) -> dict[str, int]:
+    """How many times each send whose subject starts with ``prefix`` was applied."""
+    counts: dict[str, int] = {}
+    for entry in emulator.state.side_effects():
+        subject = str((entry.get("request") or {}).get("subject", ""))
+        if entry.get("kind") == "send" and subject.startswith(prefix):
+            counts[subject] = counts.get(subject, 0) + 1
+    return counts
+
+
+def _answer_command(emulator: Any, command: Any) -> Any:
+    """The reply to one pipe command (``stop`` is handled by the caller)."""
+    if command == "stats":
+        full = _limit_stats(emulator)
+        return {name: full[name] for name in ("requests", "rate_limited", "by_status")}
+    if command == "reset":
+        emulator.stats.reset()
+        emulator.requests.clear()
+        # Refill the bucket: a new run must not start with the previous run's debt.
+        limiter = emulator.limiter
+        limiter.configure(limiter.per_second, limiter.burst, limiter.retry_after)
+        return True
+    if command == "limit_stats":
+        return _limit_stats(emulator)
+    name, argument = command
+    if name == "apply_limits":
+        # Re-applying forgets the window's hits, the portal's tokens and the breaker's failures.
+        emulator.limits.apply(argument)
+        return True
+    if name == "sent":
+        return _sent_subjects(emulator, argument)
+    raise ValueError(f"unknown emulator command {name!r}")
+
+
 def _emulator_child(conn: multiprocessing.connection.Connection, kwargs: dict[str, Any]) -> None:
     from bitrix_mail_async.testing import MailEmulator
 
@@ -47,24 +99,9 @@ def _emulator_child(conn: multiprocessing.connection.Connection, kwargs: dict[st
                 command = conn.recv()
             except EOFError:
                 return
-            if command == "stats":
-                stats = emulator.stats
-                conn.send(
-                    {
-                        "requests": stats.requests,
-                        "rate_limited": stats.rate_limited,
-                        "by_status": dict(stats.by_status),
-                    }
-                )
-            elif command == "reset":
-                emulator.stats.reset()
-                emulator.requests.clear()
-                # Refill the bucket: a new run must not start with the previous run's debt.
-                limiter = emulator.limiter
-                limiter.configure(limiter.per_second, limiter.burst, limiter.retry_after)
-                conn.send(True)
-            elif command == "stop":
+            if command == "stop":
                 return
+            conn.send(_answer_command(emulator, command))
     finally:
         emulator.stop()
 
@@ -105,6 +142,25 @@ class EmulatorProcess:
         self._conn.send("reset")
         self._conn.recv()
 
+    def _ask(self, command: Any) -> Any:
+        assert self._conn is not None
+        self._conn.send(command)
+        return self._conn.recv()
+
+    def limit_stats(self) -> dict[str, Any]:
+        """The counters of ``stats`` plus each limit's refusals and the most calls at once."""
+        result: dict[str, Any] = self._ask("limit_stats")
+        return result
+
+    def apply_limits(self, settings: Any) -> None:
+        """Configure the gateway's limits (a ``LimitSettings``) afresh, forgetting their state."""
+        self._ask(("apply_limits", settings))
+
+    def sent(self, prefix: str) -> dict[str, int]:
+        """Subject -> times applied, for every send whose subject starts with ``prefix``."""
+        result: dict[str, int] = self._ask(("sent", prefix))
+        return result
+
     def __exit__(self, *exc: object) -> None:
         if self._conn is not None:
             with contextlib.suppress(OSError):
@@ -117,6 +173,49 @@ class EmulatorProcess:
                 self._proc.terminate()
                 self._proc.join(5)
             self._proc = None
+
+
+# --------------------------------------------------------------------------- the peer
+PEER = "vibecode-b24-bot"
+DEFAULT_VENV = Path(os.environ.get("TMPDIR", "/tmp")) / "bitrix-mail-async-peer-venv"
+
+
+def ensure_peer(venv: Path) -> tuple[Path | None, str]:
+    """The peer venv's python (creating the venv when needed) and the installed version."""
+    python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    probe = "import importlib.metadata as m; print(m.version('vibecode-b24-bot'))"
+    if python.exists():
+        done = subprocess.run([python, "-c", probe], capture_output=True, text=True)
+        if done.returncode == 0:
+            return python, done.stdout.strip()
+    print(f"creating the peer virtualenv {venv} and installing {PEER} ...", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = subprocess.run(
+        [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", PEER],
+        capture_output=True,
+        text=True,
+    )
+    if pip.returncode != 0:
+        return None, "pip install failed: " + (pip.stderr or pip.stdout).strip()[-400:]
+    done = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=True)
+    return python, done.stdout.strip()
+
+
+def run_peer_script(
+    python: Path,
+    script: str,
+    args: list[str],
+    timeout: float,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Run ``script`` (a file beside this one) with the peer's python; its last line, as JSON."""
+    cmd = [str(python), str(HERE / script), *args]
+    full_env = {**os.environ, **env} if env else None
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env)
+    if done.returncode != 0:
+        raise RuntimeError(f"peer job failed: {done.stderr.strip()[-400:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
 
 # --------------------------------------------------------------------------- any app

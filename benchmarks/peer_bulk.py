@@ -22,42 +22,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from _common import HERE, EmulatorProcess, write_json
+from _common import (
+    DEFAULT_VENV,
+    PEER,
+    EmulatorProcess,
+    ensure_peer,
+    run_peer_script,
+    write_json,
+)
 
 from bitrix_mail_async import MailClient, RateLimit
 
-PEER = "vibecode-b24-bot"
 FIRST_ID = 1001
-DEFAULT_VENV = Path(os.environ.get("TMPDIR", "/tmp")) / "bitrix-mail-async-peer-venv"
-
-
-def ensure_peer(venv: Path) -> tuple[Path | None, str]:
-    """The peer venv's python (creating the venv when needed) and the installed version."""
-    python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    probe = "import importlib.metadata as m; print(m.version('vibecode-b24-bot'))"
-    if python.exists():
-        done = subprocess.run([python, "-c", probe], capture_output=True, text=True)
-        if done.returncode == 0:
-            return python, done.stdout.strip()
-    print(f"creating the peer virtualenv {venv} and installing {PEER} ...", flush=True)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip = subprocess.run(
-        [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", PEER],
-        capture_output=True,
-        text=True,
-    )
-    if pip.returncode != 0:
-        return None, "pip install failed: " + (pip.stderr or pip.stdout).strip()[-400:]
-    done = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=True)
-    return python, done.stdout.strip()
 
 
 async def ours(base_url: str, key: str, count: int, rate: float) -> dict[str, Any]:
@@ -85,12 +66,8 @@ async def ours(base_url: str, key: str, count: int, rate: float) -> dict[str, An
 def peer(
     python: Path, base_url: str, key: str, count: int, mode: str, timeout: float
 ) -> dict[str, Any]:
-    cmd = [python, HERE / "_peer_job.py", base_url, key, str(FIRST_ID), str(count), mode]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if done.returncode != 0:
-        raise RuntimeError(f"peer job failed: {done.stderr.strip()[-400:]}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    args = [base_url, key, str(FIRST_ID), str(count), mode]
+    return run_peer_script(python, "_peer_job.py", args, timeout)
 
 
 def main(argv: list[str] | None = None) -> int:
