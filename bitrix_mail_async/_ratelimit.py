@@ -297,6 +297,10 @@ class _Bucket:
         slot.result()
         return True
 
+    def fill(self) -> None:
+        """Mark the bucket full, as if a burst had just been spent: the next call waits a slot."""
+        self._carried, self._carried_at = float(self._capacity), asyncio.get_running_loop().time()
+
     def reconfigure(self, rate: float, capacity: int) -> None:
         """Switch to a new drain rate and capacity, keeping the current level."""
         now = asyncio.get_running_loop().time()
@@ -398,6 +402,11 @@ class InProcessLimiter:
                 self._adaptive.rate,
                 self._adaptive.capacity,
             )
+
+    def fill(self) -> None:
+        """Start with no burst left (a fallback that others of the key enter at the same time)."""
+        if self._bucket is not None:
+            self._bucket.fill()
 
     async def cooldown_remaining(self) -> float:
         """Seconds left of the shared cooldown."""

@@ -129,7 +129,11 @@ class RedisLink:
     """Whether Redis answers: the fallback mode one limiter and its window share."""
 
     def __init__(
-        self, where: str, probe_interval: float, fallback_rate: Callable[[], float]
+        self,
+        where: str,
+        probe_interval: float,
+        fallback_rate: Callable[[], float],
+        on_outage: Callable[[], None] = lambda: None,
     ) -> None:
         self.where = where
         """Where Redis is, for log lines (any password redacted)."""
@@ -137,6 +141,7 @@ class RedisLink:
         """Script calls Redis answered (the limiter's and the window's)."""
         self._probe_interval = probe_interval
         self._fallback_rate = fallback_rate
+        self._on_outage = on_outage
         self._since: float | None = None
         self._next_probe = 0.0
 
@@ -162,6 +167,7 @@ class RedisLink:
         self._next_probe = now + self._probe_interval
         if self._since is None:
             self._since = now
+            self._on_outage()
             log.warning(
                 "Redis rate limit at %s unreachable (%s); using an in-process bucket at "
                 "%.3g/s until it answers again",

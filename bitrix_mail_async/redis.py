@@ -331,7 +331,12 @@ class RedisLimiter:
         share = shape.share(fallback_share)
         self._fallback = InProcessLimiter(share.per_second, share.burst, adaptive=adaptive)
         self._scale = 1.0
-        self._link = RedisLink(where, probe_interval, lambda: self._fallback.current_rate or 0.0)
+        self._link = RedisLink(
+            where,
+            probe_interval,
+            lambda: self._fallback.current_rate or 0.0,
+            on_outage=self._outage_started,
+        )
         self._window: RedisWindow | None = None
         self._closed = False
 
@@ -448,6 +453,11 @@ class RedisLimiter:
             self._link.failed(exc)
             return local
         return max(local, int(pttl) / 1000 if int(pttl) > 0 else 0.0)
+
+    def _outage_started(self) -> None:
+        # Every worker of the key falls back at the same moment: a full fallback bucket each
+        # would send a burst per worker on top of the shared rate. Start them empty.
+        self._fallback.fill()
 
     def create_window(self) -> RedisWindow:
         """The key's window budget, shared in Redis with every process of the key."""

@@ -352,3 +352,45 @@ def test_four_processes_share_one_limit(
     assert emu.stats.rate_limited <= total // 100, (emu.stats.rate_limited, results)
     # ... and most of it used: a shared bucket, not four quarter-buckets.
     assert achieved >= 0.9 * rate, (achieved, elapsed)
+
+
+async def test_a_fallback_starts_with_its_burst_spent(own_redis_server: RedisServer) -> None:
+    # Every worker of a key falls back at the same moment; a full bucket each would add one
+    # burst per worker on top of the shared rate.
+    limiter = make(own_redis_server.url, per_second=20, burst=20, probe_interval=30)
+    try:
+        await limiter.acquire()
+        own_redis_server.stop()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for _ in range(4):
+            await limiter.acquire()
+        assert limiter.in_fallback
+        # The fallback runs at 5/s (fallback_share 0.25) from an empty bucket: the four
+        # calls wait their slots. A lower bound only: a wait never ends early.
+        assert loop.time() - started >= 0.7
+    finally:
+        await limiter.aclose()
+
+
+async def test_a_restart_costs_one_outage_not_one_per_pooled_connection(
+    own_redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # redis-py checks a pooled connection when it hands it out, so the dead ones of a
+    # restarted server are replaced instead of failing (and flapping the limiter) one by one.
+    caplog.set_level(logging.INFO, logger="bitrix_mail_async.ratelimit.redis")
+    limiter = make(
+        own_redis_server.url, per_second=1000, burst=1000, redis_timeout=2, probe_interval=0.05
+    )
+    try:
+        # Many calls at once leave many connections in the pool.
+        await asyncio.gather(*(limiter.acquire() for _ in range(20)))
+        own_redis_server.restart()
+        for _ in range(6):
+            await asyncio.gather(*(limiter.acquire() for _ in range(10)))
+            await asyncio.sleep(0.06)  # past the probe interval
+        assert not limiter.in_fallback
+    finally:
+        await limiter.aclose()
+    outages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(outages) == 1, outages
