@@ -51,6 +51,9 @@ class MailClient:
     through it, so thousands of concurrent tasks may share a client safely. The rate limiter
     and the gateway's window budget belong to the API key: every open client of one key in a
     process shares them, and the first client's ``rate_limit`` applies to all of them.
+
+    A client belongs to the event loop that opened it (or made its first call): use one
+    client per loop; another loop gets ``errors.ConfigurationError``.
     """
 
     def __init__(
@@ -145,7 +148,11 @@ class MailClient:
         return self
 
     async def close(self) -> None:
-        """Close the session we own (a caller's session is left open) and the limiter."""
+        """End every call in progress, close our session (a caller's stays open), free the limiter.
+
+        Calls on the wire raise ``errors.TransportError`` (``OutcomeUnknownError`` for a side
+        effect, which may have been applied); calls still waiting raise ``ConfigurationError``.
+        """
         await self._pipeline.close()
 
     async def __aenter__(self) -> MailClient:
