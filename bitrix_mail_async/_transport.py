@@ -31,7 +31,7 @@ from typing import Any, NamedTuple, TypeVar
 import aiohttp
 
 from bitrix_mail_async import errors
-from bitrix_mail_async._config import redact_key
+from bitrix_mail_async._config import redact_key, redact_url
 from bitrix_mail_async._envelope import Answer, Call
 from bitrix_mail_async._retry import AttemptFailed, Failure
 from bitrix_mail_async._version import __version__
@@ -88,6 +88,7 @@ class Transport:
         max_connections: int,
         timeout: float,
         session: aiohttp.ClientSession | None,
+        trust_env: bool = False,
     ) -> None:
         # The key and token were checked by _config.resolve_api_key/resolve_session_token.
         headers = {"X-Api-Key": api_key, "User-Agent": USER_AGENT, "Accept": "application/json"}
@@ -99,6 +100,7 @@ class Transport:
         self._base_url = base_url
         self._max_connections = max(max_connections, 1)
         self._timeout = timeout
+        self._trust_env = trust_env
         # One ClientTimeout for the common case instead of a new object per request.
         self._default_timeout = aiohttp.ClientTimeout(total=timeout)
         self._session = session
@@ -115,7 +117,8 @@ class Transport:
         self._drained: asyncio.Event | None = None
 
     def __repr__(self) -> str:
-        return f"<Transport {self._base_url} key={self._key_hint} {self.state.value}>"
+        url = redact_url(self._base_url)
+        return f"<Transport {url} key={self._key_hint} {self.state.value}>"
 
     @property
     def closed(self) -> bool:
@@ -160,6 +163,8 @@ class Transport:
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=min(self._timeout, 10.0)),
                 raise_for_status=False,
+                # Off by default: HTTP(S)_PROXY and ~/.netrc are read only when asked for.
+                trust_env=self._trust_env,
             )
         self.state = ClientState.OPEN
 
