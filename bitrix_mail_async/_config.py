@@ -160,3 +160,17 @@ def resolve_session_token(session_token: str | None) -> str | None:
             return None
     check_header_value("session_token", session_token)
     return session_token
+
+
+def redact_url(text: str) -> str:
+    """Hide the user and password of every URL in ``text`` (``https://***@host/v1``)."""
+    parts = text.split("://")
+    for i in range(1, len(parts)):
+        rest = parts[i]
+        end = min((rest.find(c) for c in "/?#" if c in rest), default=len(rest))
+        # The last "@" of the authority ends the credentials, as urlsplit reads them: a
+        # password with an unescaped "@" is hidden whole.
+        at = rest.rfind("@", 0, end)
+        if at != -1:
+            parts[i] = "***" + rest[at:]
+    return "://".join(parts)

@@ -2,11 +2,13 @@
 
 ``request`` prepares a :class:`~bitrix_mail_async._transport.Request` and hands it to the
 :class:`~bitrix_mail_async._retry.RetryLoop`; each attempt is a concurrency slot, ``_admit``
-(a limiter permit, then room in the gateway's window) → ``Transport.send`` (one bounded HTTP
+(a limiter permit, then room in the gateway's window) → ``Transport.exchange`` (one bounded HTTP
 exchange) → ``_hear`` (the window, the limiter and the counters learn the outcome) →
 ``_envelope.read`` (data or a typed error). The limiter and the window budget belong to the
 API key, not to this client: they come from :data:`~bitrix_mail_async._keys.REGISTRY` when the
-client opens (or makes its first call) and go back when it closes.
+client opens (or makes its first call) and go back when it closes. The registry keeps them per
+event loop, and the transport binds the client to one loop before anything is claimed, so a
+client never touches another loop's state.
 Resources only call :meth:`Pipeline.request`; they never see aiohttp, JSON or retries.
 
 This step sits outside ``_transport`` (which only knows HTTP) and ``_retry`` (which only knows
@@ -89,12 +91,16 @@ class Pipeline:
         return None if self._shared is None else self._shared.limiter.current_rate
 
     async def close(self) -> None:
-        """Close the transport, then give the key's shared state back."""
-        if self.transport.closed:
+        """End the calls in progress and close the transport, then give the key's state back."""
+        transport = self.transport
+        if transport.closed:
             return
-        await self.transport.close()
+        # The registry keeps a state per loop; one whose loop has ended goes with that loop,
+        # and its limiter cannot be closed from here.
+        orphaned = transport.orphaned
+        await transport.close()
         shared, self._shared = self._shared, None
-        if shared is not None:
+        if shared is not None and not orphaned:
             await REGISTRY.release(self._key, shared)
 
     async def _report_rate_limited(self, permit: Permit | None, wait: float) -> None:
@@ -150,7 +156,7 @@ class Pipeline:
             permit = await self._admit(shared)
             self.stats.requests += 1
             try:
-                answer = await self.transport.send(request)
+                answer = await self.transport.exchange(request)
             except BaseException:
                 shared.window.settle(None)
                 raise

@@ -5,6 +5,14 @@ and returns the :class:`~bitrix_mail_async._envelope.Answer`, or raises
 :class:`~bitrix_mail_async._retry.AttemptFailed` saying how the request failed (never sent,
 or lost after it was written), which is all the retry rules need to know.
 
+Lifecycle: a client belongs to the event loop that opened it (or made its first call), since
+its session, limiter and locks do; any other loop gets a ``ConfigurationError`` instead of a
+hang. ``close()`` ends every call in progress at once: calls parked in a wait
+(:meth:`Transport.wait`) raise ``ConfigurationError``, calls on the wire
+(:meth:`Transport.exchange`) fail as lost, which the retry rules turn into a
+``TransportError``, or an ``OutcomeUnknownError`` for a side effect. aiohttp alone would leave
+those calls waiting in its pool until their own timeout.
+
 Secrets: the API key lives only in ``Transport._headers``; no local variable of this module
 holds it (tracebacks that capture locals show ``repr(self)``, which is redacted), and aiohttp
 exceptions are re-raised as ours ``from None`` so their frames, which do see the headers,
@@ -15,13 +23,15 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Coroutine, Mapping
+import logging
+import threading
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, NamedTuple, TypeVar
 
 import aiohttp
 
 from bitrix_mail_async import errors
-from bitrix_mail_async._config import redact_key
+from bitrix_mail_async._config import redact_key, redact_url
 from bitrix_mail_async._envelope import Answer, Call
 from bitrix_mail_async._retry import AttemptFailed, Failure
 from bitrix_mail_async._version import __version__
@@ -31,6 +41,14 @@ __all__ = ["ClientState", "Request", "Transport"]
 T = TypeVar("T")
 USER_AGENT = f"bitrix-mail-async/{__version__}"
 _CLOSED = "this MailClient is closed; create a new one"
+_OTHER_LOOP = (
+    "this MailClient belongs to another event loop (the one that opened it or made its first "
+    "call){}; use one client per event loop"
+)
+#: How long close() lets interrupted calls unwind before it closes the session anyway.
+CLOSE_GRACE = 1.0
+
+log = logging.getLogger("bitrix_mail_async.transport")
 
 
 class ClientState(enum.Enum):
@@ -70,6 +88,7 @@ class Transport:
         max_connections: int,
         timeout: float,
         session: aiohttp.ClientSession | None,
+        trust_env: bool = False,
     ) -> None:
         # The key and token were checked by _config.resolve_api_key/resolve_session_token.
         headers = {"X-Api-Key": api_key, "User-Agent": USER_AGENT, "Accept": "application/json"}
@@ -81,27 +100,59 @@ class Transport:
         self._base_url = base_url
         self._max_connections = max(max_connections, 1)
         self._timeout = timeout
+        self._trust_env = trust_env
         # One ClientTimeout for the common case instead of a new object per request.
         self._default_timeout = aiohttp.ClientTimeout(total=timeout)
         self._session = session
         self._owns_session = session is None
         self.state = ClientState.OPEN if session is not None else ClientState.NEW
-        # Tasks parked in a wait (limiter, cooldown, backoff) that close() must wake up.
+        # The loop the client belongs to; set once, under a lock, since two threads' loops
+        # may race for a fresh client.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._bind_lock = threading.Lock()
+        # Calls close() must end: parked in a wait (limiter, cooldown, backoff) or on the wire.
         self._waiting: set[asyncio.Task[Any]] = set()
+        self._on_wire: set[asyncio.Task[Any]] = set()
         self._woken: set[asyncio.Task[Any]] = set()
+        self._drained: asyncio.Event | None = None
 
     def __repr__(self) -> str:
-        return f"<Transport {self._base_url} key={self._key_hint} {self.state.value}>"
+        url = redact_url(self._base_url)
+        return f"<Transport {url} key={self._key_hint} {self.state.value}>"
 
     @property
     def closed(self) -> bool:
         """True once :meth:`close` was called."""
         return self.state is ClientState.CLOSED
 
+    @property
+    def orphaned(self) -> bool:
+        """True when the loop this client belongs to has ended: nothing of it can be awaited."""
+        loop = self._loop
+        return loop is not None and loop.is_closed()
+
+    def _bind(self) -> None:
+        """Tie the client to the running loop on first use; any other loop is refused."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise errors.ConfigurationError(
+                "MailClient must be used from a coroutine running in an event loop"
+            ) from None
+        if self._loop is loop:
+            return
+        with self._bind_lock:
+            if self._loop is None:
+                self._loop = loop
+                return
+        ended = " (that loop has ended)" if self.orphaned else ""
+        raise errors.ConfigurationError(_OTHER_LOOP.format(ended))
+
     async def open(self) -> None:
         """Create the owned aiohttp session (idempotent)."""
         if self.closed:
             raise errors.ConfigurationError(_CLOSED)
+        self._bind()
         if self._session is None:
             connector = aiohttp.TCPConnector(
                 limit=self._max_connections,
@@ -112,48 +163,102 @@ class Transport:
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=min(self._timeout, 10.0)),
                 raise_for_status=False,
+                # Off by default: HTTP(S)_PROXY and ~/.netrc are read only when asked for.
+                trust_env=self._trust_env,
             )
         self.state = ClientState.OPEN
 
     async def close(self) -> None:
-        """Close the owned session and wake parked calls; a caller-owned session stays open."""
+        """End every call in progress, then close the owned session (a caller's stays open)."""
         if self.closed:
             return
+        if self.orphaned:
+            # Its loop is gone, and with it every call and connection: nothing to wait for.
+            self.state = ClientState.CLOSED
+            self._session = None
+            return
+        self._bind()
         self.state = ClientState.CLOSED
-        for task in self._waiting:
+        try:
+            await self._interrupt_calls()
+        finally:
+            # Even when close() itself is cancelled: a second close() would return at once.
+            session, self._session = self._session, None
+            if session is not None and self._owns_session:
+                await session.close()
+
+    async def _interrupt_calls(self) -> None:
+        """Cancel the calls in a wait or on the wire, and let them unwind (bounded)."""
+        current = asyncio.current_task()
+        calls = [t for t in (*self._waiting, *self._on_wire) if t is not current]
+        if not calls:
+            return
+        self._drained = asyncio.Event()
+        for task in calls:
             self._woken.add(task)
             task.cancel()
-        session, self._session = self._session, None
-        if session is not None and self._owns_session:
-            await session.close()
+        try:
+            await asyncio.wait_for(self._drained.wait(), CLOSE_GRACE)
+        except TimeoutError:
+            # Only code below us that swallows a cancel gets here; close anyway.
+            log.debug("close(): some calls did not end within %gs", CLOSE_GRACE)
+
+    def _left(self, task: asyncio.Task[Any], where: set[asyncio.Task[Any]]) -> None:
+        where.discard(task)
+        if task in self._woken:
+            # close()'s cancel was swallowed below us: take it back, the call ends by itself.
+            self._woken.discard(task)
+            task.uncancel()
+        drained = self._drained
+        if drained is not None and not self._waiting and not self._on_wire:
+            drained.set()
+
+    async def _interruptible(
+        self,
+        where: set[asyncio.Task[Any]],
+        work: Coroutine[Any, Any, T],
+        on_close: Callable[[], BaseException],
+    ) -> T:
+        """Await ``work`` as a call close() can end; its cancel becomes ``on_close()``."""
+        if self.closed:
+            work.close()
+            raise errors.ConfigurationError(_CLOSED)
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - always inside a task under asyncio
+            return await work
+        where.add(task)
+        try:
+            return await work
+        except asyncio.CancelledError:
+            if task in self._woken:
+                self._woken.discard(task)
+                # A cancel of the caller's own, arriving at the same time, still wins.
+                if task.uncancel() == 0:
+                    raise on_close() from None
+            raise
+        finally:
+            self._left(task, where)
 
     async def wait(self, waiter: Coroutine[Any, Any, T]) -> T:
         """Await a wait phase (limiter, backoff) that close() can interrupt."""
-        task = asyncio.current_task()
-        if self.closed:
-            waiter.close()
-            raise errors.ConfigurationError(_CLOSED)
-        if task is None:  # pragma: no cover - always inside a task under asyncio
-            return await waiter
-        self._waiting.add(task)
-        try:
-            return await waiter
-        except asyncio.CancelledError:
-            # A cancel from close() becomes a clean error; any other cancel propagates.
-            if task in self._woken:
-                self._woken.discard(task)
-                task.uncancel()
-                raise errors.ConfigurationError(
-                    "the MailClient was closed while this call was waiting to be sent"
-                ) from None
-            raise
-        finally:
-            self._waiting.discard(task)
+        return await self._interruptible(self._waiting, waiter, _closed_while_waiting)
+
+    async def exchange(self, request: Request) -> Answer:
+        """Send one attempt that close() can interrupt: it then fails as lost on the wire."""
+
+        def closed_on_wire() -> AttemptFailed:
+            err = errors.TransportError(
+                "the client was closed during the call", method=request.method, path=request.path
+            )
+            return AttemptFailed(err, Failure.LOST)
+
+        return await self._interruptible(self._on_wire, self.send(request), closed_on_wire)
 
     def require_open(self) -> aiohttp.ClientSession:
         """The session, or a ConfigurationError saying why the client cannot send."""
         if self.closed:
             raise errors.ConfigurationError(_CLOSED)
+        self._bind()
         if self.state is ClientState.NEW or self._session is None:
             raise errors.ConfigurationError(
                 "MailClient is not open: use 'async with MailClient(...) as mail:' "
@@ -208,3 +313,9 @@ class Transport:
                 f"connection failed: {type(exc).__name__}: {exc}", method=method, path=path
             )
         return AttemptFailed(err, Failure.LOST)
+
+
+def _closed_while_waiting() -> errors.ConfigurationError:
+    return errors.ConfigurationError(
+        "the MailClient was closed while this call was waiting to be sent"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import TracebackType
 from typing import Final
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -15,6 +16,7 @@ from bitrix_mail_async._config import (
     check_count,
     check_timeout,
     redact_key,
+    redact_url,
     resolve_api_key,
     resolve_base_url,
     resolve_session_token,
@@ -44,6 +46,36 @@ class _Default:
 _DEFAULT: Final = _Default()
 
 
+def _resolve_url(base_url: str | None, *, allow_insecure_http: bool) -> str:
+    """The checked base URL; a refusal never shows the URL's user or password."""
+    try:
+        return resolve_base_url(base_url, allow_insecure_http=allow_insecure_http)
+    except errors.ConfigurationError as exc:
+        # check_base_url quotes the URL it refuses, and a URL may carry credentials.
+        raise errors.ConfigurationError(redact_url(str(exc))) from None
+
+
+def _check_credentials(url: str, session_token: str | None) -> None:
+    """A base URL's user and password cannot go with a session token: both need one header."""
+    if session_token is not None and "@" in urlsplit(url).netloc:
+        # aiohttp sends a URL's credentials as the Authorization header the token needs.
+        raise errors.ConfigurationError(
+            "base_url carries a user or password, which would replace the session token's "
+            "Authorization header; remove them from base_url"
+        )
+
+
+def _check_trust_env(trust_env: object, session: aiohttp.ClientSession | None) -> None:
+    """``trust_env`` is a bool and configures only the session the client creates itself."""
+    if not isinstance(trust_env, bool):
+        raise errors.ConfigurationError(f"trust_env must be a bool, got {type(trust_env).__name__}")
+    if trust_env and session is not None:
+        raise errors.ConfigurationError(
+            "trust_env=True applies to the client's own session; with session=..., create "
+            "that aiohttp.ClientSession with trust_env=True instead"
+        )
+
+
 class MailClient:
     """Async client for the gateway's 17 mail endpoints; use as ``async with MailClient() as mail``.
 
@@ -51,6 +83,11 @@ class MailClient:
     through it, so thousands of concurrent tasks may share a client safely. The rate limiter
     and the gateway's window budget belong to the API key: every open client of one key in a
     process shares them, and the first client's ``rate_limit`` applies to all of them.
+
+    A client belongs to the event loop that opened it (or made its first call): use one
+    client per loop; another loop gets ``errors.ConfigurationError``. Proxy settings from the
+    environment (``HTTP_PROXY``, ``HTTPS_PROXY``, ``NO_PROXY``) and ``~/.netrc`` are ignored
+    unless ``trust_env=True``.
     """
 
     def __init__(
@@ -66,16 +103,19 @@ class MailClient:
         session: aiohttp.ClientSession | None = None,
         allow_insecure_http: bool = False,
         portal_timezone: str | None = None,
+        trust_env: bool = False,
     ) -> None:
         key = resolve_api_key(api_key)
-        url = resolve_base_url(base_url, allow_insecure_http=allow_insecure_http)
+        url = _resolve_url(base_url, allow_insecure_http=allow_insecure_http)
         session_token = resolve_session_token(session_token)
+        _check_credentials(url, session_token)
         check_count("max_concurrency", max_concurrency, minimum=1)
         timeout = check_timeout(timeout)
         # The calendar's wire times are portal-local: aware datetimes are converted to this zone.
         zone = _args.portal_timezone(portal_timezone)
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise errors.ConfigurationError("session must be an aiohttp.ClientSession")
+        _check_trust_env(trust_env, session)
         config: RateLimitConfig
         if isinstance(rate_limit, _Default):
             config = RateLimit()
@@ -92,6 +132,7 @@ class MailClient:
             max_connections=max_concurrency,
             timeout=timeout,
             session=session,
+            trust_env=trust_env,
         )
         self._pipeline = Pipeline(
             transport=transport,
@@ -112,7 +153,8 @@ class MailClient:
 
     def __repr__(self) -> str:
         state = self._pipeline.transport.state.value
-        return f"<MailClient base_url={self._base_url!r} api_key={self._key_hint} {state}>"
+        url = redact_url(self._base_url)
+        return f"<MailClient base_url={url!r} api_key={self._key_hint} {state}>"
 
     @property
     def base_url(self) -> str:
@@ -145,7 +187,11 @@ class MailClient:
         return self
 
     async def close(self) -> None:
-        """Close the session we own (a caller's session is left open) and the limiter."""
+        """End every call in progress, close our session (a caller's stays open), free the limiter.
+
+        Calls on the wire raise ``errors.TransportError`` (``OutcomeUnknownError`` for a side
+        effect, which may have been applied); calls still waiting raise ``ConfigurationError``.
+        """
         await self._pipeline.close()
 
     async def __aenter__(self) -> MailClient:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import logging
 import traceback
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -172,3 +175,168 @@ async def test_session_token_from_environment(
     async with MailClient("vibe_app_envkey", base_url=mail_emulator.base_url) as mail:
         with pytest.raises(errors.AuthenticationError):
             await mail.mailboxes.get(1)
+
+
+PASSWORD = "pr0xyPa55word"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"https://user:{PASSWORD}@gateway.example/v1",
+        f"http://user:{PASSWORD}@127.0.0.1:9/v1",
+        f"https://{PASSWORD}@gateway.example/v1",
+    ],
+)
+def test_password_in_base_url_is_never_shown(url: str) -> None:
+    client = MailClient(SECRET, base_url=url)
+    text = repr(client) + repr(client._pipeline.transport)
+    assert PASSWORD not in text
+    assert "***@" in repr(client)
+
+
+@pytest.mark.parametrize(
+    ("url", "env"),
+    [
+        (f"ftp://user:{PASSWORD}@gateway.example/v1", False),
+        (f"https://user:{PASSWORD}@/v1", False),
+        (f"http://user:{PASSWORD}@gateway.example/v1", False),  # plain http refused
+        (f"https://user:{PASSWORD}@gateway.example/v1?x=1", True),
+        (f"mailto://user:{PASSWORD}@gateway.example", True),
+    ],
+)
+def test_password_in_a_refused_base_url_is_not_echoed(
+    url: str, env: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if env:
+        monkeypatch.setenv("BITRIX_MAIL_BASE_URL", url)
+    with pytest.raises(errors.ConfigurationError) as info:
+        MailClient(SECRET, base_url=None if env else url)
+    assert PASSWORD not in str(info.value) + repr(info.value)
+    assert "".join(traceback.format_exception(info.value)).count(PASSWORD) == 0
+
+
+def test_redact_url_hides_credentials_only() -> None:
+    from bitrix_mail_async._config import redact_url
+
+    assert redact_url("https://u:p@h:8443/v1?q=a@b") == "https://***@h:8443/v1?q=a@b"
+    assert redact_url("got 'http://u:p@ss@h'") == "got 'http://***@h'"
+    assert redact_url("https://gateway.example/v1") == "https://gateway.example/v1"
+    assert redact_url("a@b, no url") == "a@b, no url"
+
+
+class FakeProxy:
+    """A raw asyncio HTTP proxy that answers every request itself, recording what it saw."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict[str, str]]] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+            return
+        line, *rest = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for field in rest:
+            name, sep, value = field.partition(":")
+            if sep:
+                headers[name.strip().lower()] = value.strip()
+        self.requests.append((line, headers))
+        body = b'{"success": true, "data": {"item": {"id": 7, "name": "Via proxy"}}}'
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        await writer.drain()
+        writer.close()
+
+
+def _set_proxy(monkeypatch: pytest.MonkeyPatch, port: int) -> None:
+    """Name a loopback proxy, with credentials, in every proxy variable aiohttp reads."""
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.setenv(name, f"http://proxyuser:{PASSWORD}@127.0.0.1:{port}")
+    monkeypatch.setenv("NETRC", "/nonexistent/netrc")
+
+
+@pytest.fixture
+async def proxy(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeProxy]:
+    """A FakeProxy on loopback, named (with credentials) by HTTP_PROXY and HTTPS_PROXY."""
+    fake = FakeProxy()
+    server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    _set_proxy(monkeypatch, port)
+    yield fake
+    server.close()
+    await server.wait_closed()
+
+
+async def test_proxy_environment_is_ignored_by_default(
+    proxy: FakeProxy, mail_emulator: MailEmulator
+) -> None:
+    async with MailClient(mail_emulator.api_key, base_url=mail_emulator.base_url) as mail:
+        assert (await mail.mailboxes.get(1)).id == 1
+    assert proxy.requests == []
+
+
+async def test_trust_env_sends_through_the_environment_proxy(
+    proxy: FakeProxy, mail_emulator: MailEmulator
+) -> None:
+    async with MailClient(SECRET, base_url=mail_emulator.base_url, trust_env=True) as mail:
+        box = await mail.mailboxes.get(1)
+        shown = repr(mail)
+    assert box.id == 7  # the proxy's answer, not the emulator's
+    assert len(proxy.requests) == 1
+    line, headers = proxy.requests[0]
+    assert line == f"GET {mail_emulator.base_url}/mail/mailboxes/1 HTTP/1.1"
+    credentials = base64.b64encode(f"proxyuser:{PASSWORD}".encode()).decode()
+    assert headers["proxy-authorization"] == f"Basic {credentials}"
+    assert headers["x-api-key"] == SECRET
+    assert PASSWORD not in shown
+
+
+async def test_proxy_credentials_are_never_printed(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    _set_proxy(monkeypatch, port=9)  # nothing listens on the discard port
+    async with MailClient(
+        SECRET,
+        base_url="http://127.0.0.1:8/v1",
+        trust_env=True,
+        retry=RetryPolicy(max_attempts=1),
+    ) as mail:
+        with pytest.raises(errors.TransportError) as info:
+            await mail.mailboxes.get(1)
+        text = repr(mail) + repr(mail._pipeline.transport)
+    exc = info.value
+    text += str(exc) + repr(exc) + "".join(traceback.format_exception(exc))
+    text += "".join(traceback.TracebackException.from_exception(exc, capture_locals=True).format())
+    text += "\n".join(r.getMessage() for r in caplog.records)
+    assert PASSWORD not in text
+    assert SECRET not in text
+
+
+@pytest.mark.parametrize("value", [1, "yes", None])
+def test_trust_env_must_be_a_bool(value: object) -> None:
+    with pytest.raises(errors.ConfigurationError, match="trust_env"):
+        MailClient(SECRET, base_url="http://127.0.0.1:1/v1", trust_env=value)  # type: ignore[arg-type]
+
+
+async def test_trust_env_with_a_callers_session_is_refused() -> None:
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(errors.ConfigurationError, match="trust_env"):
+            MailClient(SECRET, base_url="http://127.0.0.1:1/v1", session=session, trust_env=True)
+
+
+def test_base_url_credentials_and_a_session_token_are_refused_together() -> None:
+    with pytest.raises(errors.ConfigurationError, match="Authorization") as info:
+        MailClient(
+            "vibe_app_key1",
+            base_url=f"https://user:{PASSWORD}@gateway.example/v1",
+            session_token="tok123",
+        )
+    assert PASSWORD not in str(info.value)
