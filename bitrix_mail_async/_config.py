@@ -29,6 +29,7 @@ __all__ = [
     "check_number",
     "check_timeout",
     "redact_key",
+    "redact_url",
     "resolve_api_key",
     "resolve_base_url",
     "resolve_session_token",
@@ -123,7 +124,7 @@ def check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise errors.ConfigurationError(
-            f"base_url must be an http(s) URL with a host, got {base_url!r}"
+            f"base_url must be an http(s) URL with a host, got {redact_url(base_url)!r}"
         )
     if parts.query or parts.fragment:
         raise errors.ConfigurationError("base_url must not carry a query or fragment")

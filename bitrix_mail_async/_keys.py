@@ -44,7 +44,8 @@ class KeyState:
 
     limiter: Limiter
     config: RateLimitConfig
-    loop: asyncio.AbstractEventLoop
+    # Weak: the registry is keyed weakly by the loop, and an ended loop must be collectable.
+    loop: weakref.ref[asyncio.AbstractEventLoop]
     window: Window
     users: int = 0
 
@@ -65,7 +66,7 @@ class KeyRegistry:
             limiter = create()
             # A limiter that shares its state beyond this process shares the window too.
             window = limiter.create_window() if isinstance(limiter, WindowSource) else None
-            state = KeyState(limiter, config, loop, window or WindowBudget())
+            state = KeyState(limiter, config, weakref.ref(loop), window or WindowBudget())
             states[name] = state
         elif state.config != config:
             log.warning(
@@ -81,7 +82,8 @@ class KeyRegistry:
         state.users -= 1
         if state.users > 0:
             return
-        states = self._states.get(state.loop)
+        loop = state.loop()
+        states = None if loop is None else self._states.get(loop)
         if states is not None and states.get(name) is state:
             del states[name]
         await state.limiter.aclose()

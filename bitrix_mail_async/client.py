@@ -46,15 +46,6 @@ class _Default:
 _DEFAULT: Final = _Default()
 
 
-def _resolve_url(base_url: str | None, *, allow_insecure_http: bool) -> str:
-    """The checked base URL; a refusal never shows the URL's user or password."""
-    try:
-        return resolve_base_url(base_url, allow_insecure_http=allow_insecure_http)
-    except errors.ConfigurationError as exc:
-        # check_base_url quotes the URL it refuses, and a URL may carry credentials.
-        raise errors.ConfigurationError(redact_url(str(exc))) from None
-
-
 def _check_credentials(url: str, session_token: str | None) -> None:
     """A base URL's user and password cannot go with a session token: both need one header."""
     if session_token is not None and "@" in urlsplit(url).netloc:
@@ -106,7 +97,7 @@ class MailClient:
         trust_env: bool = False,
     ) -> None:
         key = resolve_api_key(api_key)
-        url = _resolve_url(base_url, allow_insecure_http=allow_insecure_http)
+        url = resolve_base_url(base_url, allow_insecure_http=allow_insecure_http)
         session_token = resolve_session_token(session_token)
         _check_credentials(url, session_token)
         check_count("max_concurrency", max_concurrency, minimum=1)
