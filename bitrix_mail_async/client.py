@@ -11,7 +11,10 @@ from bitrix_mail_async import _args, errors
 from bitrix_mail_async._config import (
     DEFAULT_BASE_URL,
     DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_TIMEOUT,
+    check_byte_limit,
     check_count,
     check_timeout,
     redact_key,
@@ -66,6 +69,8 @@ class MailClient:
         session: aiohttp.ClientSession | None = None,
         allow_insecure_http: bool = False,
         portal_timezone: str | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     ) -> None:
         key = resolve_api_key(api_key)
         url = resolve_base_url(base_url, allow_insecure_http=allow_insecure_http)
@@ -92,6 +97,8 @@ class MailClient:
             max_connections=max_concurrency,
             timeout=timeout,
             session=session,
+            max_request_bytes=check_byte_limit("max_request_bytes", max_request_bytes),
+            max_response_bytes=check_byte_limit("max_response_bytes", max_response_bytes),
         )
         self._pipeline = Pipeline(
             transport=transport,
