@@ -1,9 +1,10 @@
 """Configuration: environment names, defaults, key redaction, and every configuration check.
 
 Each kind of check exists once here (a number, a count, a timeout, a header value, the base
-URL); the client, the retry policy, the limiters and the command line call these instead of
-writing their own. Checks raise :class:`~bitrix_mail_async.errors.ConfigurationError` by
-default; per-call arguments pass ``error=errors.InvalidArgumentError``.
+URL, the size caps of requests and answers); the client, the retry policy, the limiters, the
+transport and the command line call these instead of writing their own. Checks raise
+:class:`~bitrix_mail_async.errors.ConfigurationError` by default; per-call arguments pass
+``error=errors.InvalidArgumentError``, and the request check raises it.
 """
 
 from __future__ import annotations
@@ -11,22 +12,29 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+from collections.abc import Mapping
 from typing import Final
 from urllib.parse import urlsplit
 
 from bitrix_mail_async import errors
+from bitrix_mail_async._addresses import split_recipients
 
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_MAX_CONCURRENCY",
+    "DEFAULT_MAX_REQUEST_BYTES",
+    "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_TIMEOUT",
     "ENV_API_KEY",
     "ENV_BASE_URL",
     "ENV_SESSION_TOKEN",
+    "MAX_RECIPIENTS",
     "check_base_url",
+    "check_byte_limit",
     "check_count",
     "check_header_value",
     "check_number",
+    "check_request",
     "check_timeout",
     "redact_key",
     "redact_url",
@@ -41,6 +49,19 @@ ENV_BASE_URL: Final = "BITRIX_MAIL_BASE_URL"
 ENV_SESSION_TOKEN: Final = "BITRIX_MAIL_SESSION_TOKEN"
 DEFAULT_MAX_CONCURRENCY: Final = 32
 DEFAULT_TIMEOUT: Final = 30.0
+#: Largest answer body read, counted after decompression (``MailClient(max_response_bytes=)``).
+#: A page of 200 messages with bodies is a few MiB; past this, a body is a fault or an attack.
+DEFAULT_MAX_RESPONSE_BYTES: Final = 16 * 1024 * 1024
+#: Largest request body sent, counted in encoded UTF-8 bytes (``MailClient(max_request_bytes=)``).
+#: The contract states none; mail servers commonly refuse messages over 10-25 MiB.
+DEFAULT_MAX_REQUEST_BYTES: Final = 10 * 1024 * 1024
+#: Most addresses one message may name in ``to``, ``cc`` and ``bcc`` together. The contract
+#: states none; RFC 5321 only makes servers accept 100, and a runaway list (a whole address
+#: book pasted by mistake) must fail here rather than at the gateway after it was sent.
+MAX_RECIPIENTS: Final = 1000
+_RECIPIENT_FIELDS: Final = ("to", "cc", "bcc")
+# Below this an ordinary error envelope would no longer fit.
+_MIN_BYTE_LIMIT: Final = 1024
 
 _KEY_PREFIXES: Final = ("vibe_api_", "vibe_app_")
 
@@ -88,6 +109,35 @@ def check_count(
         wanted = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
         raise error(f"{name} must be an int {wanted}, got {value!r}")
     return value
+
+
+def check_byte_limit(name: str, value: object) -> int:
+    """Return a size cap in bytes: an int of at least 1 KiB."""
+    return check_count(name, value, minimum=_MIN_BYTE_LIMIT)
+
+
+def _recipient_count(value: object) -> int:
+    if isinstance(value, str):
+        return len(split_recipients(value))
+    if isinstance(value, list | tuple):
+        return len(value)
+    return 0
+
+
+def check_request(body: bytes | None, json: object, *, max_bytes: int) -> None:
+    """Refuse, before sending, a body over ``max_bytes`` encoded or naming too many recipients."""
+    if body is not None and len(body) > max_bytes:
+        raise errors.InvalidArgumentError(
+            f"the request body is {len(body)} bytes as UTF-8 JSON; the client sends at most "
+            f"{max_bytes} (MailClient(max_request_bytes=...))"
+        )
+    if isinstance(json, Mapping):
+        count = sum(_recipient_count(json.get(field)) for field in _RECIPIENT_FIELDS)
+        if count > MAX_RECIPIENTS:
+            raise errors.InvalidArgumentError(
+                f"to, cc and bcc name {count} recipients; one message may name at most "
+                f"{MAX_RECIPIENTS}: split the list into several messages"
+            )
 
 
 def check_timeout(value: object, *, error: ErrorClass = errors.ConfigurationError) -> float:

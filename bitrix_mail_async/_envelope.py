@@ -19,7 +19,7 @@ from typing import Any, Literal, NamedTuple, TypeVar
 
 from bitrix_mail_async import errors
 from bitrix_mail_async._convert import structure, structure_list
-from bitrix_mail_async._jsonlib import loads
+from bitrix_mail_async._jsonlib import MAX_DEPTH, TooDeepError, loads
 from bitrix_mail_async.models import Page
 
 __all__ = [
@@ -121,10 +121,13 @@ def read(call: Call, answer: Answer) -> Reply:
     raw = answer.body
     try:
         envelope = loads(raw)
-    except ValueError:
+    except ValueError as exc:
+        deep = isinstance(exc, TooDeepError)
         raise _decode_error(
             call,
-            "the answer is not valid JSON",
+            f"the answer is JSON nested deeper than {MAX_DEPTH} levels"
+            if deep
+            else "the answer is not valid JSON",
             status=answer.status,
             body_excerpt=errors.excerpt(raw),
         ) from None
@@ -229,6 +232,9 @@ def unwrap_item(call: Call, data: object) -> Any:
     raise _decode_error(call, f"expected 'item' to be an object, got {_kind(inner)}")
 
 
+_TOO_DEEP = "the payload is nested too deeply to decode"
+
+
 def _named(call: Call, exc: errors.DecodeError) -> errors.DecodeError:
     return _decode_error(call, exc.message)
 
@@ -241,6 +247,9 @@ def decode(call: Call, data: Any, cast_to: type[T], *, unwrap: Unwrap = None) ->
         return structure(data, cast_to)
     except errors.DecodeError as exc:
         raise _named(call, exc) from None
+    except RecursionError:
+        # loads() bounds the depth; this guards payloads built some other way.
+        raise _decode_error(call, _TOO_DEEP) from None
 
 
 def decode_list(call: Call, data: Any, cast_to: type[T]) -> list[T]:
@@ -250,6 +259,8 @@ def decode_list(call: Call, data: Any, cast_to: type[T]) -> list[T]:
         return structure_list(items, cast_to)
     except errors.DecodeError as exc:
         raise _named(call, exc) from None
+    except RecursionError:
+        raise _decode_error(call, _TOO_DEEP) from None
 
 
 def _meta_of(meta: Any) -> tuple[bool | None, int | None]:

@@ -1,17 +1,50 @@
-"""JSON encoding for the wire: orjson when installed (extra "speedups"), else the stdlib."""
+"""JSON encoding for the wire: orjson when installed (extra "speedups"), else the stdlib.
+
+Both backends behave the same at the edges: ``loads`` raises only ``ValueError`` (bad JSON,
+or nesting deeper than :data:`MAX_DEPTH`, where the stdlib would raise ``RecursionError``
+and orjson allows 1,024 levels), and ``dumps`` raises only
+:class:`~bitrix_mail_async.errors.InvalidArgumentError` for what it cannot encode.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
-__all__ = ["BACKEND", "dumps", "loads", "std_dumps", "std_loads"]
+from bitrix_mail_async import errors
+
+__all__ = ["BACKEND", "MAX_DEPTH", "TooDeepError", "dumps", "loads", "std_dumps", "std_loads"]
+
+#: Deepest nesting an answer may have. The gateway's answers are a few levels deep (envelope,
+#: data, items, item, bindings); a decoded value nested near the interpreter's recursion
+#: limit would make ``repr()`` or ``copy.deepcopy()`` of a model fail later in the caller.
+MAX_DEPTH: Final = 100
+
+
+class TooDeepError(ValueError):
+    """The JSON nests lists/objects deeper than :data:`MAX_DEPTH` (or than a parser allows)."""
+
+
+def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
+    """Raise ValueError when ``value`` nests lists/objects deeper than ``limit``."""
+    # Iterative, so the check itself cannot hit the recursion limit.
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            raise TooDeepError(f"JSON nested deeper than {limit} levels")
+        for child in node.values() if type(node) is dict else node:
+            if type(child) is dict or type(child) is list:
+                stack.append((child, depth + 1))
 
 
 def std_loads(raw: bytes) -> Any:
     """Parse JSON bytes with the standard library."""
-    return json.loads(raw)
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise TooDeepError("JSON nested too deeply to parse") from None
 
 
 def std_dumps(obj: Any) -> bytes:
@@ -19,8 +52,8 @@ def std_dumps(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-loads: Callable[[bytes], Any] = std_loads
-dumps: Callable[[Any], bytes] = std_dumps
+_loads: Callable[[bytes], Any] = std_loads
+_dumps: Callable[[Any], bytes] = std_dumps
 BACKEND = "json"
 
 try:
@@ -28,7 +61,33 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     pass
 else:
-    # Both raise subclasses of ValueError on bad input, which is all the transport catches.
-    loads = orjson.loads
-    dumps = orjson.dumps
+    # orjson raises subclasses of ValueError (decoding) and TypeError (encoding).
+    _loads = orjson.loads
+    _dumps = orjson.dumps
     BACKEND = "orjson"
+
+
+def loads(raw: bytes) -> Any:
+    """Parse an answer; any failure is a ValueError (:class:`TooDeepError` for deep nesting)."""
+    try:
+        value = _loads(raw)
+    except ValueError as exc:
+        # orjson's own limit (1,024 levels) says so only in its message.
+        if "depth limit" in str(exc):
+            raise TooDeepError(str(exc)) from None
+        raise
+    if type(value) is dict or type(value) is list:
+        check_depth(value)
+    return value
+
+
+def dumps(obj: Any) -> bytes:
+    """Encode a request body; what JSON cannot carry is an InvalidArgumentError."""
+    try:
+        return _dumps(obj)
+    # TypeError: not serialisable (orjson: also too deep); ValueError: a circular reference
+    # or (UnicodeEncodeError) a lone surrogate; RecursionError: too deep for the stdlib.
+    except (TypeError, ValueError, RecursionError) as exc:
+        message = f"the JSON body cannot be encoded: {type(exc).__name__}: {exc}"
+    # Raised outside the except block: the encoder's error (and its frames) stays out of it.
+    raise errors.InvalidArgumentError(errors.clean(message, 300))

@@ -2,8 +2,9 @@
 
 The gateway has no idempotency key (contract section 1): a repeated POST sends the message
 twice. So a call with a side effect is repeated only when the gateway provably did not act on
-it: a 429 (rejected before any work), or a connection that failed before the request was
-written. Any failure after that point raises instead, marked as "outcome unknown".
+it: a 429 (rejected before any work), a 504 QUEUE_TIMEOUT (never left the gateway's queue), or
+a connection that failed before the request was written. Any failure after that point (a 5xx,
+a lost connection, a 2xx whose body cannot be read) raises instead, marked "outcome unknown".
 
 This module owns every such decision: the kinds of failure (:class:`Failure`), the policy
 (:class:`RetryPolicy`), and the loop that repeats attempts (:class:`RetryLoop`): the separate
@@ -43,8 +44,9 @@ class Failure(enum.Enum):
     RATE_LIMITED = "rate_limited"  # 429: the gateway rejected the call before acting
     NOT_SENT = "not_sent"  # connect failed or timed out: the request never left
     QUEUED = "queued"  # 504 QUEUE_TIMEOUT: waited in the portal queue, never executed
-    SERVER_ERROR = "server_error"  # 502/503/504: answered, may have reached Bitrix24
+    SERVER_ERROR = "server_error"  # any 5xx but QUEUE_TIMEOUT: may have reached Bitrix24
     LOST = "lost"  # connection broke or read timed out after the request was written
+    UNREADABLE = "unreadable"  # a 2xx that cannot be read (broken, oversized): the call ran
 
 
 def _seconds(_inst: object, attr: attrs.Attribute[float], value: float) -> None:
@@ -108,6 +110,8 @@ def should_retry(failure: Failure, *, idempotent: bool) -> bool:
     """Whether a failed attempt may be repeated without risking a duplicate side effect."""
     if failure in (Failure.RATE_LIMITED, Failure.NOT_SENT, Failure.QUEUED):
         return True
+    if failure is Failure.UNREADABLE:
+        return False  # the same answer would come again
     return idempotent
 
 
@@ -123,7 +127,8 @@ def classify(status: int, code: str | None) -> Failure | None:
         return None if code == "ERROR_LOOP_DETECTED" else Failure.RATE_LIMITED
     if status == 504 and code == "QUEUE_TIMEOUT":
         return Failure.QUEUED
-    if status in (502, 503, 504):
+    if status >= 500:
+        # 500 INTERNAL_ERROR too: the gateway may have failed after Bitrix24 acted.
         return Failure.SERVER_ERROR
     return None
 
@@ -167,26 +172,35 @@ class RetryLoop:
         self._is_closed = is_closed
 
     async def run(self, request: Request, attempt: Callable[[int], Awaitable[R]]) -> R:
-        """Call ``attempt(n)`` until it succeeds or the rules say stop; raise the final error."""
+        """Call ``attempt(n)`` until it succeeds or the rules say stop; raise the final error.
+
+        The final error is raised outside any ``except`` block, so it has no ``__context__``:
+        an aiohttp exception there would keep frames whose locals hold the request headers.
+        """
         attempts = 0
         refused = 0  # 429s and queue timeouts: the gateway did no work, own budget
         while True:
             attempts += 1
             try:
                 return await attempt(attempts)
-            except AttemptFailed as failed:
-                if failed.failure is Failure.RATE_LIMITED:
-                    await self._after_rate_limit(request, failed, refused)
-                    delay = 0.0  # the limiter's acquire() waits the cooldown out
-                elif failed.failure is Failure.QUEUED:
-                    delay = self._after_queue_timeout(request, failed, refused)
-                else:
-                    delay = self._backoff_or_raise(request, failed, attempts)
-                if failed.failure in (Failure.RATE_LIMITED, Failure.QUEUED):
-                    refused += 1
-                    attempts -= 1  # refusals do not spend the attempts of real failures
-                if delay:
-                    await self._wait(asyncio.sleep(delay))
+            except AttemptFailed as exc:
+                failed = exc
+            except errors.DecodeError as exc:
+                # A 2xx the envelope reader could not read: the call ran, its answer is lost.
+                failed = AttemptFailed(exc, Failure.UNREADABLE)
+            if failed.failure is Failure.RATE_LIMITED:
+                await self._after_rate_limit(request, failed, refused)
+                delay = 0.0  # the limiter's acquire() waits the cooldown out
+            elif failed.failure is Failure.QUEUED:
+                delay = self._after_queue_timeout(request, failed, refused)
+            else:
+                delay = self._backoff_or_raise(request, failed, attempts)
+            if failed.failure in (Failure.RATE_LIMITED, Failure.QUEUED):
+                refused += 1
+                attempts -= 1  # refusals do not spend the attempts of real failures
+            del failed  # a cycle through this frame (its traceback): not kept across the wait
+            if delay:
+                await self._wait(asyncio.sleep(delay))
 
     async def _after_rate_limit(
         self, request: Request, failed: AttemptFailed, rate_limited: int
@@ -196,12 +210,12 @@ class RetryLoop:
         wait = policy.rate_limit_wait(failed.retry_after, rate_limited + 1)
         if wait > policy.max_retry_after:
             # Not honoured, so not imposed on the other calls either.
-            raise failed.error from None
+            raise failed.error
         # Shared even when this call gives up: the others would only earn 429s.
         await self._report_rate_limited(failed.permit, wait + cooldown_jitter(wait))
         log.debug("%s %s: rate limited, shared cooldown %.3fs", request.method, request.path, wait)
         if rate_limited >= policy.rate_limit_attempts:
-            raise failed.error from None
+            raise failed.error
         self._stats.retries += 1
 
     def _after_queue_timeout(self, request: Request, failed: AttemptFailed, refused: int) -> float:
@@ -209,7 +223,7 @@ class RetryLoop:
         policy = self.policy
         wait = policy.rate_limit_wait(failed.retry_after, refused + 1, QUEUE_RETRY_AFTER)
         if wait > policy.max_retry_after or refused >= policy.rate_limit_attempts:
-            raise failed.error from None
+            raise failed.error
         wait += cooldown_jitter(wait)
         self._stats.retries += 1
         self._stats.retry_wait += wait
@@ -229,7 +243,7 @@ class RetryLoop:
             or attempts >= policy.max_attempts
             or (failed.retry_after or 0.0) > policy.max_retry_after
         ):
-            raise self._final_error(request, failed) from None
+            raise self._final_error(request, failed)
         delay = policy.backoff(attempts)
         if failed.retry_after is not None and policy.honor_retry_after:
             delay = max(delay, failed.retry_after)
@@ -248,26 +262,46 @@ class RetryLoop:
     def _final_error(self, request: Request, failed: AttemptFailed) -> errors.MailError:
         """The error the caller sees: as is, or marked outcome-unknown for a side effect."""
         err = failed.error
-        if request.idempotent or failed.failure not in (Failure.SERVER_ERROR, Failure.LOST):
+        if request.idempotent or failed.failure not in _MAYBE_APPLIED:
             self._stats.errors += 1
             return err
         self._stats.outcome_unknown += 1
         return outcome_unknown(request, err)
 
 
+#: Failures after which a side effect may have been applied.
+_MAYBE_APPLIED = (Failure.SERVER_ERROR, Failure.LOST, Failure.UNREADABLE)
+_NOTE = " (the gateway may have applied this call; it was not retried to avoid a duplicate)"
+
+
+def _noted(message: str) -> str:
+    # The note must survive the bound every exception text gets (errors.MAX_TEXT_CHARS).
+    return errors.clean(message, errors.MAX_TEXT_CHARS - len(_NOTE)) + _NOTE
+
+
 def outcome_unknown(request: Request, err: errors.MailError) -> errors.OutcomeUnknownError:
     """Wrap the error of a side effect that may have been applied, with what was sent."""
     method, path = request.method, request.path
     sent = {"method": method, "path": path, "json": request.json}
-    note = "the gateway may have applied this call; it was not retried to avoid a duplicate"
     if isinstance(err, errors.APIError):
         return errors.UpstreamOutcomeUnknownError(
-            f"{err.message} ({note})",
+            _noted(err.message),
             request=sent,
             code=err.code,
             status=err.status,
             hint=err.hint,
             retry_after=err.retry_after,
+            method=method,
+            path=path,
+            body_excerpt=err.body_excerpt,
+            raw_message=err.raw_message,
+            raw_hint=err.raw_hint,
+        )
+    if isinstance(err, errors.DecodeError):
+        return errors.OutcomeUnknownDecodeError(
+            _noted(err.message),
+            request=sent,
+            status=err.status,
             method=method,
             path=path,
             body_excerpt=err.body_excerpt,
@@ -278,4 +312,4 @@ def outcome_unknown(request: Request, err: errors.MailError) -> errors.OutcomeUn
         else errors.OutcomeUnknownError
     )
     message = err.message if isinstance(err, errors.TransportError) else str(err)
-    return cls(f"{message} ({note})", method=method, path=path, request=sent)
+    return cls(_noted(message), method=method, path=path, request=sent)

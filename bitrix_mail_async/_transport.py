@@ -15,8 +15,8 @@ those calls waiting in its pool until their own timeout.
 
 Secrets: the API key lives only in ``Transport._headers``; no local variable of this module
 holds it (tracebacks that capture locals show ``repr(self)``, which is redacted), and aiohttp
-exceptions are re-raised as ours ``from None`` so their frames, which do see the headers,
-never reach a printed traceback.
+exceptions are replaced by ours raised outside the ``except`` block, so their frames, which
+do see the headers, are not even the ``__context__`` of what the caller gets.
 """
 
 from __future__ import annotations
@@ -31,7 +31,13 @@ from typing import Any, NamedTuple, TypeVar
 import aiohttp
 
 from bitrix_mail_async import errors
-from bitrix_mail_async._config import redact_key, redact_url
+from bitrix_mail_async._config import (
+    DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    check_request,
+    redact_key,
+    redact_url,
+)
 from bitrix_mail_async._envelope import Answer, Call
 from bitrix_mail_async._retry import AttemptFailed, Failure
 from bitrix_mail_async._version import __version__
@@ -49,6 +55,8 @@ _OTHER_LOOP = (
 CLOSE_GRACE = 1.0
 
 log = logging.getLogger("bitrix_mail_async.transport")
+# Bytes asked of the body stream at a time: small against max_response_bytes.
+_CHUNK = 64 * 1024
 
 
 class ClientState(enum.Enum):
@@ -89,6 +97,8 @@ class Transport:
         timeout: float,
         session: aiohttp.ClientSession | None,
         trust_env: bool = False,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         # The key and token were checked by _config.resolve_api_key/resolve_session_token.
         headers = {"X-Api-Key": api_key, "User-Agent": USER_AGENT, "Accept": "application/json"}
@@ -115,6 +125,9 @@ class Transport:
         self._on_wire: set[asyncio.Task[Any]] = set()
         self._woken: set[asyncio.Task[Any]] = set()
         self._drained: asyncio.Event | None = None
+        # Checked by _config.check_byte_limit in MailClient.
+        self.max_request_bytes = max_request_bytes
+        self.max_response_bytes = max_response_bytes
 
     def __repr__(self) -> str:
         url = redact_url(self._base_url)
@@ -271,8 +284,18 @@ class Transport:
             return self._default_timeout
         return aiohttp.ClientTimeout(total=request.timeout)
 
+    def check_request(self, request: Request) -> None:
+        """Refuse a request this client will not send (too large, too many recipients)."""
+        check_request(request.body, request.json, max_bytes=self.max_request_bytes)
+
     async def send(self, request: Request) -> Answer:
-        """Send one attempt and read its whole body; connection failures raise AttemptFailed."""
+        """Send one attempt and read its body (bounded); connection failures raise AttemptFailed.
+
+        The session's own ``raise_for_status`` is overridden: a caller's session made with
+        ``raise_for_status=True`` would turn a 404 into a retried transport error and a 429
+        on a send into "outcome unknown".
+        """
+        self.check_request(request)
         session = self.require_open()
         try:
             async with session.request(
@@ -283,11 +306,43 @@ class Transport:
                 headers=self._post_headers if request.body is not None else self._headers,
                 timeout=self._timeout_for(request),
                 allow_redirects=False,
+                raise_for_status=False,
             ) as resp:
-                body = await resp.read()
+                body = await self._read_body(request, resp)
                 return Answer(status=resp.status, headers=resp.headers, body=body)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise self._failed(request, exc) from None
+            failed = self._failed(request, exc)
+        # Raised outside the except block, so the aiohttp error is not even its __context__:
+        # aiohttp's frames hold the request headers, the key among them, in their locals.
+        raise failed
+
+    async def _read_body(self, request: Request, resp: aiohttp.ClientResponse) -> bytes:
+        """The body, decompressed, up to ``max_response_bytes``; a 2xx over it is unreadable.
+
+        aiohttp inflates compressed bodies as they stream, in bounded steps (aiohttp 3.13.3
+        and later), so counting the decoded chunks bounds memory for a gzip bomb too. A larger
+        error answer is cut there: its status still says what happened, the cut gives the
+        excerpt.
+        """
+        limit = self.max_response_bytes
+        success = 200 <= resp.status < 300
+        declared = resp.content_length  # compressed size when encoded, so at most the decoded
+        if success and declared is not None and declared > limit:
+            resp.close()
+            raise _too_large(request, resp.status, limit)
+        size = 0
+        chunks: list[bytes] = []
+        async for chunk in resp.content.iter_chunked(_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                # Close, not release: the rest is never read, so the connection is not reused.
+                resp.close()
+                if success:
+                    raise _too_large(request, resp.status, limit)
+                chunks.append(chunk[: len(chunk) - (size - limit)])
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _failed(self, request: Request, exc: BaseException) -> AttemptFailed:
         """Say how an attempt failed: before anything was sent, or after (outcome unknown)."""
@@ -319,3 +374,13 @@ def _closed_while_waiting() -> errors.ConfigurationError:
     return errors.ConfigurationError(
         "the MailClient was closed while this call was waiting to be sent"
     )
+
+
+def _too_large(request: Request, status: int, limit: int) -> AttemptFailed:
+    err = errors.DecodeError(
+        f"the answer is larger than max_response_bytes ({limit} bytes); it was not read further",
+        status=status,
+        method=request.method,
+        path=request.path,
+    )
+    return AttemptFailed(err, Failure.UNREADABLE)

@@ -12,7 +12,10 @@ from bitrix_mail_async import _args, errors
 from bitrix_mail_async._config import (
     DEFAULT_BASE_URL,
     DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_TIMEOUT,
+    check_byte_limit,
     check_count,
     check_timeout,
     redact_key,
@@ -95,6 +98,8 @@ class MailClient:
         allow_insecure_http: bool = False,
         portal_timezone: str | None = None,
         trust_env: bool = False,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     ) -> None:
         key = resolve_api_key(api_key)
         url = resolve_base_url(base_url, allow_insecure_http=allow_insecure_http)
@@ -124,6 +129,8 @@ class MailClient:
             timeout=timeout,
             session=session,
             trust_env=trust_env,
+            max_request_bytes=check_byte_limit("max_request_bytes", max_request_bytes),
+            max_response_bytes=check_byte_limit("max_response_bytes", max_response_bytes),
         )
         self._pipeline = Pipeline(
             transport=transport,

@@ -19,18 +19,23 @@ Every exception the library raises derives from :class:`MailError`::
     ├── TransportError                  connection failures
     │   ├── TimeoutError                (also the builtin TimeoutError)
     │   └── OutcomeUnknownError         a side effect that may have been applied
-    │       └── TimeoutOutcomeUnknownError
+    │       ├── TimeoutOutcomeUnknownError
+    │       └── OutcomeUnknownDecodeError   a side effect answered 2xx, unreadable (also below)
     └── DecodeError                     a 2xx answer that is not the envelope or the model
 
 Exception texts never contain the API key: they are built only from the method, the path,
-the gateway's code and message, and a short excerpt of a response body.
+the gateway's code and message, and a short excerpt of a response body. Text that comes from
+the server (messages, hints, codes, excerpts) is bounded to :data:`MAX_TEXT_CHARS` and its
+control characters are escaped (:func:`clean`), so an answer cannot flood or forge log lines;
+:class:`APIError` keeps the unescaped text, bounded too, in ``raw_message``/``raw_hint``.
 """
 
 from __future__ import annotations
 
 import builtins
+import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 __all__ = [
     "APIError",
@@ -43,6 +48,7 @@ __all__ = [
     "InvalidParamsError",
     "MailError",
     "NotFoundError",
+    "OutcomeUnknownDecodeError",
     "OutcomeUnknownError",
     "PermissionDeniedError",
     "QueueTimeoutError",
@@ -57,16 +63,60 @@ __all__ = [
 
 #: How many characters of an unexpected body an exception text may quote.
 BODY_EXCERPT_CHARS = 200
+#: How many characters of one server text (message, hint, ...) an exception keeps for its text.
+MAX_TEXT_CHARS: Final = 1000
+#: How many characters of the unescaped server text ``raw_message``/``raw_hint`` keep.
+MAX_RAW_TEXT_CHARS: Final = 10_000
+# Gateway codes are short identifiers (QUEUE_TIMEOUT); anything longer is not one.
+_CODE_CHARS: Final = 100
+# What could end, hide or forge a log line, or drive the terminal that shows it: C0 controls
+# (ESC, CR, LF, TAB...), DEL, C1 controls, the Unicode line/paragraph separators, the bidi
+# controls (Trojan Source) and lone surrogates (which no UTF-8 log stream can even write).
+_UNSAFE: Final = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+_SHORT_ESCAPES: Final = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    if code < 0x100:
+        return _SHORT_ESCAPES.get(char, f"\\x{code:02x}")
+    return f"\\u{code:04x}"
+
+
+def clean(text: object, limit: int = MAX_TEXT_CHARS) -> str:
+    """Return ``text`` as a str fit for one log line: controls escaped, at most ``limit`` chars.
+
+    A cut text ends with "…". Escaping is idempotent (an escaped text has no controls left),
+    so text cleaned twice reads the same.
+    """
+    value = text if isinstance(text, str) else str(text)
+    cut = len(value) > limit
+    escaped = _UNSAFE.sub(_escape, value[:limit])
+    if cut or len(escaped) > limit:
+        return escaped[: limit - 1] + "…"
+    return escaped
+
+
+def clip(text: str | None, limit: int = MAX_RAW_TEXT_CHARS) -> str | None:
+    """Bound ``text`` to ``limit`` characters (marked "…"), leaving its characters as they are."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
 
 
 def excerpt(body: str | bytes | None, limit: int = BODY_EXCERPT_CHARS) -> str:
     """Return a short, single-line excerpt of a response body for an error message."""
     if body is None:
         return ""
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", errors="replace")
-    flat = " ".join(body.split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+    if isinstance(body, bytes | bytearray):
+        # Only the head can appear: never decode a whole (up to max_response_bytes) body.
+        body = bytes(body[: limit * 4]).decode("utf-8", errors="replace")
+    flat = " ".join(body[: limit * 4].split())
+    flat = flat if len(flat) <= limit else flat[: limit - 3] + "..."
+    return clean(flat, limit)
 
 
 class MailError(Exception):
@@ -93,7 +143,12 @@ class InvalidArgumentError(MailError, ValueError):
 
 
 class APIError(MailError):
-    """The gateway answered ``success: false`` (or an HTTP error status)."""
+    """The gateway answered ``success: false`` (or an HTTP error status).
+
+    ``message``, ``hint``, ``code`` and ``user_message`` are the gateway's, with control
+    characters escaped and at most :data:`MAX_TEXT_CHARS` characters (a cut ends with "…");
+    ``raw_message`` and ``raw_hint`` keep the text unescaped, cut at :data:`MAX_RAW_TEXT_CHARS`.
+    """
 
     def __init__(
         self,
@@ -108,17 +163,23 @@ class APIError(MailError):
         body_excerpt: str | None = None,
         validation: list[dict[str, Any]] | None = None,
         user_message: str | None = None,
+        raw_message: str | None = None,
+        raw_hint: str | None = None,
     ) -> None:
-        self.message = message
-        self.code = code
+        # Server text is bounded and escaped here, once, whoever builds the error; the
+        # unescaped text stays reachable, bounded too, for callers that want it verbatim.
+        self.raw_message = clip(message if raw_message is None else raw_message)
+        self.raw_hint = clip(hint if raw_hint is None else raw_hint)
+        self.message = clean(message)
+        self.code = None if code is None else clean(code, _CODE_CHARS)
         self.status = status
-        self.hint = hint
+        self.hint = None if hint is None else clean(hint)
         self.retry_after = retry_after
         self.method = method
         self.path = path
-        self.body_excerpt = body_excerpt
+        self.body_excerpt = None if body_excerpt is None else clean(body_excerpt)
         self.validation = validation or []
-        self.user_message = user_message
+        self.user_message = None if user_message is None else clean(user_message)
         # Not cooperative on purpose: the outcome-unknown hybrids below inherit from both
         # APIError and TransportError, whose constructors must not chain into each other.
         MailError.__init__(self, self._render())
@@ -194,25 +255,27 @@ class DecodeError(MailError):
         path: str | None = None,
         body_excerpt: str | None = None,
     ) -> None:
-        self.message = message
+        # Messages may quote the server (keys of an unexpected object, a model's field).
+        self.message = message = clean(message)
         self.status = status
         self.method = method
         self.path = path
-        self.body_excerpt = body_excerpt
+        self.body_excerpt = body_excerpt = None if body_excerpt is None else clean(body_excerpt)
         where = f"{method} {path}: " if method and path else ""
         text = f"{where}{message}"
         if status:
             text += f" (HTTP {status})"
         if body_excerpt:
             text += f" [body: {body_excerpt}]"
-        super().__init__(text)
+        MailError.__init__(self, text)
 
 
 class TransportError(MailError):
     """The request could not be completed: connection failure, reset, or timeout."""
 
     def __init__(self, message: str, *, method: str | None = None, path: str | None = None) -> None:
-        self.message = message
+        # aiohttp's texts may quote what the server sent (a bad status line, a header).
+        self.message = message = clean(message)
         self.method = method
         self.path = path
         where = f"{method} {path}: " if method and path else ""
@@ -246,6 +309,31 @@ class OutcomeUnknownError(TransportError):
 
 class TimeoutOutcomeUnknownError(OutcomeUnknownError, TimeoutError):
     """A non-idempotent call timed out after its request was written: it may have been applied."""
+
+
+class OutcomeUnknownDecodeError(OutcomeUnknownError, DecodeError):
+    """A non-idempotent call was answered 2xx, but the answer could not be read.
+
+    The gateway most likely applied it (a send went out) and then sent a broken, empty,
+    oversized or envelope-less body. Catchable both as :class:`OutcomeUnknownError` (it
+    carries ``request``; never resend blindly) and as :class:`DecodeError` (``status``,
+    ``body_excerpt``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request: Mapping[str, Any] | None = None,
+        status: int = 0,
+        method: str | None = None,
+        path: str | None = None,
+        body_excerpt: str | None = None,
+    ) -> None:
+        DecodeError.__init__(
+            self, message, status=status, method=method, path=path, body_excerpt=body_excerpt
+        )
+        self.request = dict(request or {})
 
 
 class UpstreamOutcomeUnknownError(UpstreamUnavailableError, OutcomeUnknownError):

@@ -42,8 +42,15 @@ async def test_broken_answer_to_send_is_not_resent(mail_emulator: MailEmulator, 
     async with MailClient(
         mail_emulator.api_key, base_url=mail_emulator.base_url, rate_limit=None
     ) as mail:
-        with pytest.raises(errors.DecodeError):
+        # Outcome unknown, not a bare DecodeError a caller might retry: it was applied.
+        with pytest.raises(errors.OutcomeUnknownDecodeError) as info:
             await mail.messages.send(from_=S, to="a@x.io", subject="mangled", body="b")
+    assert isinstance(info.value, errors.DecodeError)
+    assert info.value.request == {
+        "method": "POST",
+        "path": "/mail/messages",
+        "json": {"from": S, "to": ["a@x.io"], "subject": "mangled", "body": "b"},
+    }
     assert len(mail_emulator.state.sent) == 1
     assert len(mail_emulator.requests) == 1
 
