@@ -8,6 +8,7 @@ list filters' ISO 8601 dates, the calendar's portal-local ``Y-m-d H:i:s`` times,
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
@@ -17,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bitrix_mail_async import errors
 from bitrix_mail_async._addresses import split_recipients
+from bitrix_mail_async._config import MAX_RECIPIENTS
 
 __all__ = [
     "MAX_BODY_CHARS",
@@ -146,10 +148,16 @@ def recipients(name: str, value: object, *, required: bool) -> list[str]:
     if isinstance(value, str):
         items: list[object] = list(split_recipients(value))
     elif isinstance(value, Iterable) and not isinstance(value, bytes | bytearray | dict):
-        items = list(value)
+        # One past the cap is enough to refuse: an endless iterator must not hang here.
+        items = list(itertools.islice(value, MAX_RECIPIENTS + 1))
     else:
         raise errors.InvalidArgumentError(
             f"{name} must be a str or a sequence of str, got {_kind(value)}"
+        )
+    if len(items) > MAX_RECIPIENTS:
+        raise errors.InvalidArgumentError(
+            f"{name} names more than {MAX_RECIPIENTS} recipients; one message may name at most "
+            f"{MAX_RECIPIENTS} in to, cc and bcc together"
         )
     result = [single_line(f"{name}[{i}]", item) for i, item in enumerate(items)]
     if required and not result:

@@ -135,7 +135,7 @@ class Pipeline:
         idempotent: bool | None,
     ) -> Request:
         self.transport.require_open()
-        return Request(
+        request = Request(
             method=method,
             path=path,
             params=params,
@@ -148,6 +148,9 @@ class Pipeline:
             ),
             idempotent=method == "GET" if idempotent is None else idempotent,
         )
+        # Refused here, before a limiter slot or a cooldown is spent on a call never sent.
+        self.transport.check_request(request)
+        return request
 
     async def _attempt(self, request: Request, attempt: int) -> Reply:
         shared = self._shared or self.claim()

@@ -29,6 +29,7 @@ from bitrix_mail_async._ratelimit import cooldown_jitter
 from bitrix_mail_async._stats import ClientStats
 
 if TYPE_CHECKING:
+    from bitrix_mail_async._envelope import Call
     from bitrix_mail_async._ratelimit import Permit
     from bitrix_mail_async._transport import Request
 
@@ -266,7 +267,7 @@ class RetryLoop:
             self._stats.errors += 1
             return err
         self._stats.outcome_unknown += 1
-        return outcome_unknown(request, err)
+        return outcome_unknown(request.call, request.json, err)
 
 
 #: Failures after which a side effect may have been applied.
@@ -279,10 +280,10 @@ def _noted(message: str) -> str:
     return errors.clean(message, errors.MAX_TEXT_CHARS - len(_NOTE)) + _NOTE
 
 
-def outcome_unknown(request: Request, err: errors.MailError) -> errors.OutcomeUnknownError:
+def outcome_unknown(call: Call, json: Any, err: errors.MailError) -> errors.OutcomeUnknownError:
     """Wrap the error of a side effect that may have been applied, with what was sent."""
-    method, path = request.method, request.path
-    sent = {"method": method, "path": path, "json": request.json}
+    method, path = call
+    sent = {"method": method, "path": path, "json": json}
     if isinstance(err, errors.APIError):
         return errors.UpstreamOutcomeUnknownError(
             _noted(err.message),

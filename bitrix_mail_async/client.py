@@ -59,8 +59,10 @@ def _check_credentials(url: str, session_token: str | None) -> None:
         )
 
 
-def _check_trust_env(trust_env: object, session: aiohttp.ClientSession | None) -> None:
-    """``trust_env`` is a bool and configures only the session the client creates itself."""
+def _check_session(session: object, trust_env: object) -> None:
+    """``session`` is an aiohttp session or None; ``trust_env`` a bool for our own session."""
+    if session is not None and not isinstance(session, aiohttp.ClientSession):
+        raise errors.ConfigurationError("session must be an aiohttp.ClientSession")
     if not isinstance(trust_env, bool):
         raise errors.ConfigurationError(f"trust_env must be a bool, got {type(trust_env).__name__}")
     if trust_env and session is not None:
@@ -68,6 +70,13 @@ def _check_trust_env(trust_env: object, session: aiohttp.ClientSession | None) -
             "trust_env=True applies to the client's own session; with session=..., create "
             "that aiohttp.ClientSession with trust_env=True instead"
         )
+
+
+def _rate_limit_config(rate_limit: RateLimitConfig | _Default | None) -> RateLimitConfig:
+    """The configuration behind ``rate_limit=``: the default bucket, none, or the caller's."""
+    if isinstance(rate_limit, _Default):
+        return RateLimit()
+    return Unlimited() if rate_limit is None else rate_limit
 
 
 class MailClient:
@@ -109,16 +118,8 @@ class MailClient:
         timeout = check_timeout(timeout)
         # The calendar's wire times are portal-local: aware datetimes are converted to this zone.
         zone = _args.portal_timezone(portal_timezone)
-        if session is not None and not isinstance(session, aiohttp.ClientSession):
-            raise errors.ConfigurationError("session must be an aiohttp.ClientSession")
-        _check_trust_env(trust_env, session)
-        config: RateLimitConfig
-        if isinstance(rate_limit, _Default):
-            config = RateLimit()
-        elif rate_limit is None:
-            config = Unlimited()
-        else:
-            config = rate_limit
+        _check_session(session, trust_env)
+        config = _rate_limit_config(rate_limit)
         self._key_hint = redact_key(key)
         self._base_url = url
         transport = Transport(

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal, TypeVar
 
-from bitrix_mail_async import _envelope
+from bitrix_mail_async import _envelope, errors
 from bitrix_mail_async._envelope import Call, Reply, Unwrap
 from bitrix_mail_async._pipeline import Pipeline
+from bitrix_mail_async._retry import outcome_unknown
 from bitrix_mail_async.pagination import Pager
 
 T = TypeVar("T")
@@ -64,7 +65,13 @@ class Resource:
     ) -> T:
         """POST a call with a side effect (never repeated once it may have been applied)."""
         reply = await self._pipeline.request("POST", path, json=json, timeout=timeout)
-        return _envelope.decode(Call("POST", path), reply.data, cast_to)
+        call = Call("POST", path)
+        try:
+            return _envelope.decode(call, reply.data, cast_to)
+        except errors.DecodeError as err:
+            # The gateway answered 2xx: the side effect most likely happened.
+            failed = err
+        raise outcome_unknown(call, json, failed)
 
     async def _search(
         self,
