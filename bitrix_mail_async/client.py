@@ -110,16 +110,25 @@ class MailClient:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     ) -> None:
-        key = resolve_api_key(api_key)
-        url = resolve_base_url(base_url, allow_insecure_http=allow_insecure_http)
-        session_token = resolve_session_token(session_token)
-        _check_credentials(url, session_token)
-        check_count("max_concurrency", max_concurrency, minimum=1)
-        timeout = check_timeout(timeout)
-        # The calendar's wire times are portal-local: aware datetimes are converted to this zone.
-        zone = _args.portal_timezone(portal_timezone)
-        _check_session(session, trust_env)
-        config = _rate_limit_config(rate_limit)
+        try:
+            key = resolve_api_key(api_key)
+            url = resolve_base_url(base_url, allow_insecure_http=allow_insecure_http)
+            session_token = resolve_session_token(session_token)
+            _check_credentials(url, session_token)
+            check_count("max_concurrency", max_concurrency, minimum=1)
+            timeout = check_timeout(timeout)
+            # The calendar's wire times are portal-local: aware times are converted to it.
+            zone = _args.portal_timezone(portal_timezone)
+            _check_session(session, trust_env)
+            config = _rate_limit_config(rate_limit)
+            max_request_bytes = check_byte_limit("max_request_bytes", max_request_bytes)
+            max_response_bytes = check_byte_limit("max_response_bytes", max_response_bytes)
+        except errors.MailError as exc:
+            # A traceback keeps this frame's locals (and those of the frames below it, which
+            # with_traceback drops): clear the secrets before the error leaves.
+            api_key = session_token = None
+            key = ""
+            raise exc.with_traceback(None) from None
         self._key_hint = redact_key(key)
         self._base_url = url
         transport = Transport(
@@ -130,8 +139,8 @@ class MailClient:
             timeout=timeout,
             session=session,
             trust_env=trust_env,
-            max_request_bytes=check_byte_limit("max_request_bytes", max_request_bytes),
-            max_response_bytes=check_byte_limit("max_response_bytes", max_response_bytes),
+            max_request_bytes=max_request_bytes,
+            max_response_bytes=max_response_bytes,
         )
         self._pipeline = Pipeline(
             transport=transport,
@@ -151,6 +160,8 @@ class MailClient:
         """Address book searches: CRM ``contacts`` and ``employees``."""
 
     def __repr__(self) -> str:
+        if not hasattr(self, "_pipeline"):  # a traceback of a refused __init__ shows its self
+            return "<MailClient (not configured)>"
         state = self._pipeline.transport.state.value
         url = redact_url(self._base_url)
         return f"<MailClient base_url={url!r} api_key={self._key_hint} {state}>"

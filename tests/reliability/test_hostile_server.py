@@ -442,3 +442,29 @@ async def test_the_key_is_unreachable_from_the_exception(raw: RawServer, case: s
     assert len(texts) > 3
     leaks = [text[:200] for text in texts if SECRET in text]
     assert not leaks, leaks
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"timeout": -1},
+        {"max_concurrency": 0},
+        {"base_url": "ftp://example.com"},
+        {"portal_timezone": "Mars/Olympus"},
+        {"session_token": "tok\nen"},
+        {"max_response_bytes": 1},
+    ],
+)
+def test_a_refused_configuration_keeps_no_secret_in_its_traceback(bad: dict[str, Any]) -> None:
+    token = "session_token_secret_0987654321"
+    kwargs: dict[str, Any] = {"session_token": token, **bad}
+    with pytest.raises(errors.ConfigurationError) as caught:
+        MailClient(KEY, **kwargs)
+    exc = caught.value
+    assert exc.__traceback__ is not None
+    # From the client on: this test's own frame holds the secrets it passed.
+    exc.with_traceback(exc.__traceback__.tb_next)
+    for text in reachable_texts(exc):
+        assert KEY not in text
+        if "session_token" not in bad:
+            assert token not in text
