@@ -68,6 +68,9 @@ class RetryPolicy:
     429 answers have their own budget, ``rate_limit_attempts``, and wait exactly the
     ``Retry-After`` the gateway sends (plus a little jitter) when ``honor_retry_after`` is set;
     a ``Retry-After`` above ``max_retry_after`` raises :class:`errors.RateLimitedError` at once.
+    ``max_refused_time`` bounds the time one call spends being refused (429s and queue
+    timeouts, counted from its first refusal, limiter waits included): at the first refusal
+    after it, that refusal is raised, however much of ``rate_limit_attempts`` is left.
 
     Example: ``MailClient(retry=RetryPolicy(max_attempts=6, backoff_cap=10))``.
     """
@@ -81,6 +84,7 @@ class RetryPolicy:
     max_retry_after: float = attrs.field(default=120.0, validator=_seconds)
     #: Retry-After assumed for a 429 that carries none (the gateway's documented value).
     default_retry_after: float = attrs.field(default=2.0, validator=_seconds)
+    max_refused_time: float = attrs.field(default=300.0, validator=_seconds)
 
     @classmethod
     def never(cls) -> RetryPolicy:
@@ -180,6 +184,8 @@ class RetryLoop:
         """
         attempts = 0
         refused = 0  # 429s and queue timeouts: the gateway did no work, own budget
+        first_refusal = 0.0
+        loop = asyncio.get_running_loop()
         while True:
             attempts += 1
             try:
@@ -189,6 +195,13 @@ class RetryLoop:
             except errors.DecodeError as exc:
                 # A 2xx the envelope reader could not read: the call ran, its answer is lost.
                 failed = AttemptFailed(exc, Failure.UNREADABLE)
+            if failed.failure in (Failure.RATE_LIMITED, Failure.QUEUED):
+                if not refused:
+                    first_refusal = loop.time()
+                elif loop.time() - first_refusal >= self.policy.max_refused_time:
+                    # A server that refuses forever (say 429 with Retry-After: 0) must not
+                    # keep a call waiting at an ever lower learned rate.
+                    raise failed.error
             if failed.failure is Failure.RATE_LIMITED:
                 await self._after_rate_limit(request, failed, refused)
                 delay = 0.0  # the limiter's acquire() waits the cooldown out

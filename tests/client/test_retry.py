@@ -8,11 +8,13 @@ import socket
 import time
 
 import pytest
+from aiohttp import web
 
 from bitrix_mail_async import MailClient, RetryPolicy, errors
 from bitrix_mail_async.testing import MailEmulator
 
 from .conftest import FAST_RETRY
+from .virtual_time import in_virtual_time
 
 SENDER = "Sales Team <sales@emulator.bitrix24.test>"
 
@@ -247,3 +249,43 @@ async def test_504_with_retry_after_above_the_cap_is_not_waited_out(
     assert time.monotonic() - started < 1
     assert info.value.retry_after == 600
     assert len(scripted.hits) == 1
+
+
+def test_a_gateway_that_refuses_forever_ends_the_call_after_max_refused_time() -> None:
+    # 429 with Retry-After: 0 on every call drives the learned rate down; without a bound on
+    # the time a call spends refused it would wait ever longer at an ever lower rate.
+    # Server and client share one virtual clock: no wall-clock wait, exact figures.
+    async def scenario() -> tuple[float, int]:
+        loop = asyncio.get_running_loop()
+        hits = 0
+
+        async def refuse(request: web.Request) -> web.Response:
+            nonlocal hits
+            hits += 1
+            body = {"success": False, "error": {"code": "RATE_LIMITED", "message": "slow down"}}
+            return web.json_response(body, status=429, headers={"Retry-After": "0"})
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", refuse)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        policy = RetryPolicy(rate_limit_attempts=1000, max_refused_time=30)
+        try:
+            async with MailClient(
+                "vibe_api_refused_forever_01", base_url=f"http://127.0.0.1:{port}/v1", retry=policy
+            ) as mail:
+                started = loop.time()
+                with pytest.raises(errors.RateLimitedError):
+                    await mail.mailboxes.get(1)
+                return loop.time() - started, hits
+        finally:
+            await runner.cleanup()
+
+    elapsed, hits = in_virtual_time(scenario)
+    # Ends at the first refusal past 30 s; the slot before it waits at most one interval of
+    # the lowest learned rate (2/s x 0.02 = one call per 25 s).
+    assert 30 <= elapsed <= 30 + 25 + 1, elapsed
+    assert 2 <= hits < 1000
