@@ -7,6 +7,8 @@ import selectors
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from bitrix_mail_async.testing import MailEmulator
+
 T = TypeVar("T")
 
 
@@ -51,3 +53,16 @@ def in_virtual_time(scenario: Callable[[], Coroutine[Any, Any, T]]) -> T:
         return loop.run_until_complete(scenario())
     finally:
         loop.close()
+
+
+def with_virtual_emulator(
+    scenario: Callable[[MailEmulator], Coroutine[Any, Any, T]],
+) -> T:
+    """Run ``scenario(emulator)`` with an in-loop emulator, both on one virtual clock."""
+
+    async def main() -> T:
+        loop = asyncio.get_running_loop()
+        async with MailEmulator(clock=loop.time) as emulator:
+            return await scenario(emulator)
+
+    return in_virtual_time(main)
