@@ -14,7 +14,7 @@ from bitrix_mail_async import MailClient, RetryPolicy, errors
 from bitrix_mail_async.testing import MailEmulator
 
 from .conftest import FAST_RETRY
-from .virtual_time import in_virtual_time
+from .virtual_time import in_virtual_time, with_virtual_emulator
 
 SENDER = "Sales Team <sales@emulator.bitrix24.test>"
 
@@ -107,22 +107,24 @@ async def test_post_is_retried_when_connection_was_refused() -> None:
         assert mail.stats.requests == FAST_RETRY.max_attempts
 
 
-async def test_get_timeout_raises_timeout_error(
-    mail: MailClient, mail_emulator: MailEmulator
-) -> None:
-    mail_emulator.faults.schedule("slow:1", "slow:1", methods=["GET"])
-    async with MailClient(
-        mail_emulator.api_key,
-        base_url=mail_emulator.base_url,
-        rate_limit=None,
-        retry=RetryPolicy(max_attempts=2, backoff_base=0.01),
-    ) as client:
-        started = time.monotonic()
-        with pytest.raises(errors.TimeoutError) as info:
-            await client.mailboxes.get(1, timeout=0.2)
-        assert time.monotonic() - started < 0.9
-    assert isinstance(info.value, TimeoutError)
-    assert not isinstance(info.value, errors.OutcomeUnknownError)
+def test_get_timeout_raises_timeout_error() -> None:
+    async def scenario(mail_emulator: MailEmulator) -> None:
+        loop = asyncio.get_running_loop()
+        mail_emulator.faults.schedule("slow:1", "slow:1", methods=["GET"])
+        async with MailClient(
+            mail_emulator.api_key,
+            base_url=mail_emulator.base_url,
+            rate_limit=None,
+            retry=RetryPolicy(max_attempts=2, backoff_base=0.01),
+        ) as client:
+            started = loop.time()
+            with pytest.raises(errors.TimeoutError) as info:
+                await client.mailboxes.get(1, timeout=0.2)
+            assert loop.time() - started < 0.9
+        assert isinstance(info.value, TimeoutError)
+        assert not isinstance(info.value, errors.OutcomeUnknownError)
+
+    with_virtual_emulator(scenario)
 
 
 async def test_post_timeout_is_outcome_unknown(
@@ -136,15 +138,22 @@ async def test_post_timeout_is_outcome_unknown(
     assert posts(mail_emulator, "/mail/messages/1001/task") == 1
 
 
-async def test_retry_after_is_honoured(mail: MailClient, mail_emulator: MailEmulator) -> None:
-    mail_emulator.faults.fault_retry_after = 0.3
-    mail_emulator.faults.schedule("429", methods=["GET"])
-    started = time.monotonic()
-    await mail.mailboxes.get(1)
-    elapsed = time.monotonic() - started
-    # Retry-After plus at most 10 % jitter, plus loopback round trips.
-    assert 0.3 <= elapsed < 0.3 * 1.1 + 0.15
-    assert mail.stats.rate_limited == 1
+def test_retry_after_is_honoured() -> None:
+    async def scenario(mail_emulator: MailEmulator) -> float:
+        loop = asyncio.get_running_loop()
+        mail_emulator.faults.fault_retry_after = 0.3
+        mail_emulator.faults.schedule("429", methods=["GET"])
+        async with MailClient(
+            mail_emulator.api_key, base_url=mail_emulator.base_url, rate_limit=None
+        ) as mail:
+            started = loop.time()
+            await mail.mailboxes.get(1)
+            assert mail.stats.rate_limited == 1
+            return loop.time() - started
+
+    # Retry-After plus at most 10 % jitter, on a clock shared with the emulator.
+    elapsed = with_virtual_emulator(scenario)
+    assert 0.3 <= elapsed <= 0.3 * 1.1 + 0.01
 
 
 async def test_429_cooldown_is_shared_by_all_calls(

@@ -188,7 +188,8 @@ async def test_slow_fault_and_latency(api, mail_emulator):
     mail_emulator.faults.latency_jitter = 0.05
     started = time.monotonic()
     assert (await api.get("/mail/mailboxes/1")).status == 200
-    assert 0.1 <= time.monotonic() - started < 0.5
+    # At least the latency (a lower bound holds on any machine); the upper one guards a hang.
+    assert 0.1 <= time.monotonic() - started < 5.0
     mail_emulator.faults.reset()
     assert mail_emulator.faults.latency == 0
 

@@ -106,7 +106,8 @@ async def test_async_runner_closes_open_keepalive_connections():
             assert resp.status == 200
         started = time.monotonic()
         await emulator.close()
-        assert time.monotonic() - started < 1.0
+        # Not aiohttp's keep-alive wait (75 s) for the idle connection; room for a slow machine.
+        assert time.monotonic() - started < 10.0
     finally:
         await http.close()
 
