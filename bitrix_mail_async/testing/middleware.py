@@ -30,10 +30,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -74,10 +73,7 @@ class Ticket:
     executed: bool = False
 
 
-# aiohttp 3.14 added typed request keys (and warns about plain strings); older versions take
-# a string, so the emulator runs on every aiohttp the package allows.
-_request_key: Callable[[str], Any] = getattr(web, "RequestKey", str)
-_TICKET: web.RequestKey[Ticket] = _request_key("bitrix_mail_emulator.ticket")
+_TICKET: web.RequestKey[Ticket] = web.RequestKey("bitrix_mail_emulator.ticket")
 
 
 # --------------------------------------------------------------------- auth
