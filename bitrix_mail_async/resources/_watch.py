@@ -26,7 +26,7 @@ import logging
 import os
 import random
 import tempfile
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Protocol, runtime_checkable
@@ -93,9 +93,21 @@ class FileCheckpoint:
         return await asyncio.to_thread(self._read)
 
     async def save(self, state: dict[str, Any]) -> None:
-        """Write ``state`` to a temporary file beside the target, then rename it over it."""
+        """Write ``state`` to a temporary file beside the target, then rename it over it.
+
+        A save that has begun is finished even when the caller is cancelled meanwhile (a bot
+        stopping right after it asked for the next message still moves past the last one):
+        the cancellation then takes effect once the file is written.
+        """
         text = json.dumps(state, separators=(",", ":"))
-        await asyncio.to_thread(self._write, text)
+        write = asyncio.ensure_future(asyncio.to_thread(self._write, text))
+        try:
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            await asyncio.wait({write})
+            if not write.cancelled() and write.exception() is not None:
+                log.error("checkpoint %s not saved: %s", self.path, write.exception())
+            raise
 
     def _read(self) -> dict[str, Any] | None:
         try:
@@ -308,7 +320,7 @@ class _Watcher:
         self._identity = options.identity()
         self._next_poll = 0.0
 
-    async def run(self) -> AsyncIterator[MessageSummary]:
+    async def run(self) -> AsyncGenerator[MessageSummary, None]:
         """Yield each new message once, oldest first, forever (see the module docstring)."""
         state = await self._start()
         overlap = self._options.overlap
@@ -387,6 +399,6 @@ class _Watcher:
 
 def watch_messages(
     list_from: ListFrom, options: WatchOptions, *, is_closed: Callable[[], bool]
-) -> AsyncIterator[MessageSummary]:
+) -> AsyncGenerator[MessageSummary, None]:
     """The async iterator ``mail.messages.watch()`` returns (see the module docstring)."""
     return _Watcher(list_from, options, is_closed).run()

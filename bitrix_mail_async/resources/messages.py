@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Any, Final, Literal, TypeVar, overload
@@ -335,10 +335,10 @@ class Messages(Resource):
         is_seen: bool | None = None,
         poll_interval: float = 30.0,
         checkpoint: str | os.PathLike[str] | Checkpoint | None = None,
-        since: datetime | None = None,
+        since: DateLike | None = None,
         overlap: float = DEFAULT_OVERLAP,
         timeout: float | None = None,
-    ) -> AsyncIterator[MessageSummary]:
+    ) -> AsyncGenerator[MessageSummary, None]:
         """Every message that arrives in a mailbox, once, oldest first, by polling the list.
 
         Not a coroutine: arguments are checked now, polling starts with the iteration. Each
@@ -382,7 +382,7 @@ class Messages(Resource):
         *,
         return_exceptions: Literal[False] = False,
         timeout: float | None = None,
-    ) -> AsyncIterator[Message]: ...
+    ) -> AsyncGenerator[Message, None]: ...
 
     @overload
     def get_many(
@@ -391,7 +391,7 @@ class Messages(Resource):
         *,
         return_exceptions: bool,
         timeout: float | None = None,
-    ) -> AsyncIterator[Message | errors.MailError]: ...
+    ) -> AsyncGenerator[Message | errors.MailError, None]: ...
 
     def get_many(
         self,
@@ -399,7 +399,7 @@ class Messages(Resource):
         *,
         return_exceptions: bool = False,
         timeout: float | None = None,
-    ) -> AsyncIterator[Message] | AsyncIterator[Message | errors.MailError]:
+    ) -> AsyncGenerator[Message, None] | AsyncGenerator[Message | errors.MailError, None]:
         """Fetch many messages, yielded in the order of ``ids``, ``max_concurrency`` at a time.
 
         Not a coroutine. ``ids`` is any iterable or async iterable (even endless), read only
