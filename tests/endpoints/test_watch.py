@@ -31,7 +31,7 @@ from bitrix_mail_async import (
     errors,
 )
 from bitrix_mail_async.testing import MailEmulator
-from bitrix_mail_async.testing.seed import MSK, SEED_NEWEST
+from bitrix_mail_async.testing.seed import SEED_NEWEST
 
 ROOT = Path(__file__).resolve().parents[2]
 POLL = 0.02
@@ -71,6 +71,11 @@ async def until(condition: Callable[[], bool], what: str) -> None:
 
 def list_requests(emu: MailEmulator) -> int:
     return sum(1 for r in emu.requests if r.path == "/mail/messages" and r.method == "GET")
+
+
+async def more_polls(emu: MailEmulator, count: int) -> None:
+    polls = list_requests(emu)
+    await until(lambda: list_requests(emu) >= polls + count, f"{count} more polls")
 
 
 class Consumer:
@@ -114,8 +119,7 @@ async def test_watch_sees_arrivals_exactly_once_in_order(
         later = [emu.deliver(subject=f"later {i}")["id"] for i in range(4)]
         emu.deliver(mailbox_id=2, subject="another mailbox")
         await consumer.wait_for(7)
-        polls = list_requests(emu)
-        await until(lambda: list_requests(emu) >= polls + 5, "five more polls")
+        await more_polls(emu, 5)  # and nothing more comes
         await consumer.stop()
     assert consumer.ids == first + later  # the 60 seeded messages were there before: not new
     assert all(m.mailbox_id == 1 for m in consumer.got)
@@ -134,8 +138,7 @@ async def test_watch_yields_by_date_whatever_the_ids_and_pages(
     async with client(emu) as mail:
         consumer = Consumer(mail.messages.watch(1, poll_interval=POLL, since=start))
         await consumer.wait_for(450)
-        polls = list_requests(emu)
-        await until(lambda: list_requests(emu) >= polls + 3, "three more polls")
+        await more_polls(emu, 3)  # and nothing more comes
         await consumer.stop()
     assert [m.subject for m in consumer.got] == [f"m{minute}" for minute in range(450)]
     first_poll = [r for r in emu.requests if r.query.get("offset") is not None][:3]
@@ -176,8 +179,7 @@ async def test_late_arrival_within_the_overlap_is_seen_once(mail_emulator: MailE
         emu.state.add_message(subject="C", date=start + timedelta(minutes=45))
         d = emu.state.add_message(subject="D", date=start + timedelta(hours=1))["id"]
         await consumer.wait_for(3)
-        polls = list_requests(emu)
-        await until(lambda: list_requests(emu) >= polls + 3, "three more polls")
+        await more_polls(emu, 3)  # and nothing more comes
         await consumer.stop()
     assert consumer.ids == [a, b, d]
 
@@ -376,7 +378,8 @@ async def test_auth_permission_and_not_found_end_the_watch(
     mail_emulator: MailEmulator, case: str
 ) -> None:
     emu = mail_emulator
-    mailbox, expected = 1, errors.NotFoundError
+    mailbox = 1
+    expected: type[errors.APIError] = errors.NotFoundError
     if case == "unknown mailbox":
         mailbox = 999
     elif case == "denied mailbox":
@@ -445,8 +448,7 @@ async def test_filters_reach_every_poll(mail: MailClient, mail_emulator: MailEmu
     emu.deliver(subject="in spam", folder="Spam")
     wanted = emu.deliver(subject="new")["id"]
     await consumer.wait_for(1)
-    polls = list_requests(emu)
-    await until(lambda: list_requests(emu) >= polls + 3, "three more polls")
+    await more_polls(emu, 3)  # and nothing more comes
     await consumer.stop()
     assert consumer.ids == [wanted]
     assert {(r.query["folder"], r.query["isSeen"]) for r in emu.requests} == {("INBOX", "false")}
@@ -502,17 +504,3 @@ async def test_a_bad_checkpoint_is_refused_before_anything_is_sent(
             pass
     assert len(mail_emulator.requests) == 0
     assert path.read_text() == content  # left as it was
-
-
-def test_checkpoint_state_round_trips_through_json() -> None:
-    from bitrix_mail_async.resources._watch import WatchState
-
-    when = datetime(2026, 6, 1, 10, 0, tzinfo=MSK)
-    state = WatchState(when - timedelta(hours=1), when, {7: when, 8: when - timedelta(seconds=5)})
-    identity = {"mailbox_id": 3, "folder": "INBOX", "is_seen": None}
-    again = WatchState.from_json(json.loads(json.dumps(state.to_json(identity))), identity)
-    assert (again.floor, again.high_water, again.seen) == (
-        state.floor,
-        state.high_water,
-        state.seen,
-    )
