@@ -13,8 +13,8 @@ outages only slow it down. Each handled message prints one JSON line on stdout.
 
 Offline, against the emulator: ``bitrix-mail emulator --port 8765`` in one terminal, then
 ``BITRIX_MAIL_BASE_URL=http://127.0.0.1:8765/v1 BITRIX_MAIL_API_KEY=vibe_api_emulator_test_key
-python examples/task_bot.py 1 --state /tmp/bot.json --since 2026-05-25T09:00:00+03:00``
-(the emulator's mail is dated in May 2026, so ``--since`` makes its last hour "new").
+python examples/task_bot.py 1 --state /tmp/bot.json --since 2026-01-01T00:00:00+03:00``
+(the emulator's mail is dated up to 25 May 2026, so ``--since`` makes all of it "new").
 """
 
 from __future__ import annotations
