@@ -38,6 +38,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "decode": ("decode_bench.py", [], ["--rounds", "5"]),
     "storm": ("storm.py", ["--tasks", "300"], ["--tasks", "60"]),
     "redis": ("redis_limiter.py", [], ["--duration", "2", "--processes", "1,2"]),
+    "get_many": ("get_many.py", [], ["--ids", "400", "--memory-ids", "10000"]),
 }
 
 
