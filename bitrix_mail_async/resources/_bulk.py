@@ -46,7 +46,11 @@ def check_ids(ids: object) -> IdSource:
         raise errors.InvalidArgumentError(
             "ids must be an iterable or async iterable of int ids, got " + type(ids).__name__
         )
-    if isinstance(ids, collections.abc.Sequence | AbstractSet):
+    if isinstance(ids, range):
+        if ids:  # every item is an int: the smallest and the largest tell
+            _args.positive_id("ids[min]", min(ids))
+            _args.positive_id("ids[max]", max(ids))
+    elif isinstance(ids, collections.abc.Sequence | AbstractSet):
         # Sized and re-iterable: a bad id is refused before anything is sent.
         for index, value in enumerate(ids):
             _args.positive_id(f"ids[{index}]", value)

@@ -273,6 +273,10 @@ class WatchState:
     @classmethod
     def from_json(cls, data: dict[str, Any], identity: dict[str, Any]) -> WatchState:
         """Read a checkpoint's state; InvalidArgumentError when it is not one of this watch."""
+        if not isinstance(data, dict):
+            raise errors.InvalidArgumentError(
+                f"checkpoint.load() must return a dict or None, got {type(data).__name__}"
+            )
         mismatch = {k: data.get(k) for k, v in identity.items() if data.get(k) != v}
         if mismatch:
             raise errors.InvalidArgumentError(

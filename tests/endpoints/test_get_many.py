@@ -235,6 +235,8 @@ async def test_cancelling_the_consumer_cancels_the_calls(mail_emulator: MailEmul
         ([1001, 0], r"ids\[1\]"),
         ((1001, "1002"), r"ids\[1\]"),
         ({1001, -5}, "ids"),
+        (range(0, 10**9), r"ids\[min\]"),
+        (range(10**6, 2**64, 10**17), r"ids\[max\]"),
         ([True], r"ids\[0\]"),
         ("1001", "iterable"),
         (b"12", "iterable"),
