@@ -43,6 +43,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
         [],
         ["--scale", "0.05", "--tasks", "300", "--sends", "60", "--peer-passes", "1"],
     ),
+    "get_many": ("get_many.py", [], ["--ids", "400", "--memory-ids", "10000"]),
 }
 
 
@@ -209,6 +210,16 @@ def summary(res: dict[str, dict[str, Any]]) -> list[str]:
     f = res.get("gateway_limits", {}).get("figures", {})
     if f and "ours" in f:
         rows.append(gateway_limits_row(f))
+    f = res.get("get_many", {}).get("figures", {})
+    if f and "pace" in f:
+        pace, mem = f["pace"], f["memory"]
+        rows.append(
+            f"| 9 | messages.get_many: {pace['ids']:,} ids at a {pace['rate']:g}/s limit; memory "
+            f"over {mem['ids']:,} ids | <= 1.03x ideal, 0 429s, input order; flat memory | "
+            f"{pace['ratio']:.3f}x ideal, {pace['server_429']} 429s, in order: "
+            f"{pace['in_order']}; tracemalloc peak {mem['peak_mb']:.2f} MB (first tenth "
+            f"{mem['peak_first_tenth_mb']:.2f} MB) | {verdict(f.get('met'))} |"
+        )
     if "redis" in res:
         rows.append(
             "| 7 | Redis limiter: cost per acquire, 1-8 processes on one key | see output | "

@@ -31,15 +31,18 @@ from bitrix_mail_async.models import (
     TaskCreated,
 )
 from bitrix_mail_async.pagination import MessagePager, Pager
+from bitrix_mail_async.resources._watch import Checkpoint, FileCheckpoint
 
 __all__ = [
     "CalendarEventCreated",
     "ChatCreated",
+    "Checkpoint",
     "ClientStats",
     "Contact",
     "CrmActivityCreated",
     "Employee",
     "FeedPostCreated",
+    "FileCheckpoint",
     "KeyInfo",
     "KeyRateLimit",
     "MailClient",

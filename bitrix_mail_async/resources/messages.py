@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+import os
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Literal, TypeVar, overload
 from zoneinfo import ZoneInfo
 
 from bitrix_mail_async import _args, errors
+from bitrix_mail_async._config import check_timeout
 from bitrix_mail_async._pipeline import Pipeline
 from bitrix_mail_async.models import (
     CalendarEventCreated,
@@ -24,6 +26,13 @@ from bitrix_mail_async.models import (
 )
 from bitrix_mail_async.pagination import MessagePager
 from bitrix_mail_async.resources._base import Resource
+from bitrix_mail_async.resources._bulk import check_ids, fetch_in_order
+from bitrix_mail_async.resources._watch import (
+    DEFAULT_OVERLAP,
+    Checkpoint,
+    WatchOptions,
+    watch_messages,
+)
 
 __all__ = ["MAX_MOVE_IDS", "Messages"]
 
@@ -317,3 +326,98 @@ class Messages(Resource):
     ) -> CrmActivityCreated:
         """Log a message in the CRM. Example: ``await mail.messages.create_crm_activity(1001)``."""
         return await self._create(message_id, "crm-activity", {}, CrmActivityCreated, timeout)
+
+    def watch(
+        self,
+        mailbox_id: int,
+        *,
+        folder: str | None = None,
+        is_seen: bool | None = None,
+        poll_interval: float = 30.0,
+        checkpoint: str | os.PathLike[str] | Checkpoint | None = None,
+        since: DateLike | None = None,
+        overlap: float = DEFAULT_OVERLAP,
+        timeout: float | None = None,
+    ) -> AsyncGenerator[MessageSummary, None]:
+        """Every message that arrives in a mailbox, once, oldest first, by polling the list.
+
+        Not a coroutine: arguments are checked now, polling starts with the iteration. Each
+        poll (one request when idle, within the limiter) reads the messages dated from the
+        newest one handled less ``overlap`` seconds on. ``checkpoint`` (a JSON file path or
+        an object with ``async load()``/``async save(state)``) moves past a message when the
+        loop asks for the next one and lets a restarted watcher resume; without one the watch
+        starts at ``since`` (an aware datetime) or now. 429s, 5xx, timeouts and outages are
+        waited out; authentication, permission and not-found errors end it.
+        Example: ``async for msg in mail.messages.watch(1, checkpoint="bot.json"): ...``.
+        """
+        options = WatchOptions.checked(
+            mailbox_id,
+            folder=folder,
+            is_seen=is_seen,
+            poll_interval=poll_interval,
+            overlap=overlap,
+            checkpoint=checkpoint,
+            since=since,
+        )
+        if timeout is not None:
+            check_timeout(timeout, error=errors.InvalidArgumentError)
+
+        def list_from(date_from: datetime) -> MessagePager:
+            return self.list(
+                options.mailbox_id,
+                folder=options.folder,
+                is_seen=options.is_seen,
+                date_from=date_from,
+                page_size=_MAX_PAGE,
+                timeout=timeout,
+            )
+
+        transport = self._pipeline.transport
+        return watch_messages(list_from, options, is_closed=lambda: transport.closed)
+
+    @overload
+    def get_many(
+        self,
+        ids: Iterable[int] | AsyncIterable[int],
+        *,
+        return_exceptions: Literal[False] = False,
+        timeout: float | None = None,
+    ) -> AsyncGenerator[Message, None]: ...
+
+    @overload
+    def get_many(
+        self,
+        ids: Iterable[int] | AsyncIterable[int],
+        *,
+        return_exceptions: bool,
+        timeout: float | None = None,
+    ) -> AsyncGenerator[Message | errors.MailError, None]: ...
+
+    def get_many(
+        self,
+        ids: Iterable[int] | AsyncIterable[int],
+        *,
+        return_exceptions: bool = False,
+        timeout: float | None = None,
+    ) -> AsyncGenerator[Message, None] | AsyncGenerator[Message | errors.MailError, None]:
+        """Fetch many messages, yielded in the order of ``ids``, ``max_concurrency`` at a time.
+
+        Not a coroutine. ``ids`` is any iterable or async iterable (even endless), read only
+        as calls finish, so memory stays bounded by the window. A list, tuple, set or range
+        is checked whole before anything is sent. With ``return_exceptions=True`` an id whose
+        call failed yields its :class:`errors.MailError` in its place.
+        Example: ``async for msg in mail.messages.get_many([1001, 1002]): print(msg.subject)``.
+        """
+        source = check_ids(ids)
+        if timeout is not None:
+            check_timeout(timeout, error=errors.InvalidArgumentError)
+
+        def fetch(message_id: int) -> Any:
+            return self.get(message_id, timeout=timeout)
+
+        return fetch_in_order(
+            source,
+            fetch,
+            size=self._pipeline.concurrency.maximum,
+            return_exceptions=return_exceptions,
+        )

@@ -150,6 +150,17 @@ class MailEmulator(LimitControls):
         """Stop accepting a key."""
         self.gateway.keys.pop(key, None)
 
+    def deliver(self, *, mailbox_id: int = 1, **fields: Any) -> dict[str, Any]:
+        """A message arriving in a mailbox now (thread-safe): dated by the wall clock.
+
+        Keywords as :meth:`PortalState.add_message` (``subject``, ``body``, ``from_``,
+        ``folder``, ``is_seen``, ...) but ``date``. Unlike ``state.add_message``, which dates
+        by the emulated portal's clock (in the seed's past), this is what a
+        ``mail.messages.watch()`` started without ``since`` sees. Returns the stored record
+        (``record["id"]`` is the new message's id).
+        """
+        return self.state.deliver(mailbox_id=mailbox_id, **fields)
+
     def reset(self) -> None:
         """Clear faults, every limit, the request log and the counters (not the portal)."""
         self.faults.reset()

@@ -7,6 +7,9 @@ New messages get the next id and, unless a test gives a date, the portal's "now"
 starts a minute after the newest seeded message and runs with real time. It is the portal's own
 clock, not the wall clock, so seeded and new dates stay in one consistent past whatever day the
 tests run (a date filter written in a test keeps matching); pass ``now=`` to choose another.
+:meth:`PortalState.deliver` is the exception: it stands for mail arriving from outside, dated
+by the wall clock as real incoming mail is, so a ``messages.watch()`` started without
+``since`` (which starts at the machine's "now") sees it.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from bitrix_mail_async.testing.seed import (
@@ -50,6 +53,10 @@ class EmulatorOptions:
     mailbox_get_shape: Literal["item", "bare"] = "item"
     thread_shape: Literal["list", "items"] = "list"
     crm_activity_shape: Literal["bool", "object"] = "bool"
+    #: Order of ``GET /mail/messages``, which the contract leaves undocumented: newest first,
+    #: oldest first, or a stable scramble (a fixed permutation by id), so that clients can be
+    #: tested for not relying on any of them.
+    list_order: Literal["newest", "oldest", "scrambled"] = "newest"
 
 
 def parse_address(value: str) -> str:
@@ -137,6 +144,15 @@ class PortalState:
                     self._filter_cache.clear()
                 self._filter_cache[cache_key] = cached
         return cached
+
+    def in_list_order(self, ids: list[int]) -> list[int]:
+        """Reorder newest-first ids into the order ``options.list_order`` asks for."""
+        order = self.options.list_order
+        if order == "oldest":
+            return ids[::-1]
+        if order == "scrambled":
+            return sorted(ids, key=lambda i: ((i * 2654435761) % 2**32, i))
+        return ids
 
     def message_body(self, msg: Mapping[str, Any]) -> str:
         """Return a message's body, rendering seeded bodies on demand."""
@@ -267,6 +283,20 @@ class PortalState:
             thread.sort(key=lambda i: (self.messages[i]["date"], i))
             self._changed()
             return msg
+
+    def deliver(self, *, mailbox_id: int = 1, **fields: Any) -> dict[str, Any]:
+        """Add an incoming message dated by the wall clock, as mail arriving now would be.
+
+        Takes :meth:`add_message`'s keywords but ``date``. The date is never older than the
+        newest message already there, so deliveries keep arrival order even when the wall clock
+        is behind the seed.
+        """
+        if "date" in fields:
+            raise TypeError("deliver() dates the message itself; use add_message(date=...)")
+        with self.lock:
+            now = datetime.now(UTC).astimezone(MSK).replace(microsecond=0)
+            date = max(now, self._latest)
+            return self.add_message(mailbox_id=mailbox_id, date=date, **fields)
 
     def move_messages(self, ids: Iterable[int], folder: str) -> int:
         """Move messages to a folder; return how many moved."""

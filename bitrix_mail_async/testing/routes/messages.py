@@ -73,17 +73,18 @@ async def list_messages(gw: Gateway, request: web.Request) -> web.Response:
     folder = query.get("folder") or None
     find_mailbox(state, mailbox_id)
 
-    if (
+    unfiltered = (
         not (search or date_from or date_to or folder)
         and is_seen is None
         and has_attachments is None
-    ):
+    )
+    if unfiltered and state.options.list_order == "newest":
         total = state.mailbox_count(mailbox_id)
         ids = state.page_ids(mailbox_id, offset, limit)
     else:
         folder_key = folder.strip("/").lower() if folder else None
         key = (search, date_from, date_to, is_seen, has_attachments, folder_key)
-        matched = state.filtered_ids(mailbox_id, key, _matcher(state, *key))
+        matched = state.in_list_order(state.filtered_ids(mailbox_id, key, _matcher(state, *key)))
         total = len(matched)
         ids = matched[offset : offset + limit]
     items = [state.summary(state.messages[i]) for i in ids]
