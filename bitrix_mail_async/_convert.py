@@ -267,6 +267,16 @@ def _has_extra(cls: Any) -> bool:
     return any(field.name == "extra" for field in attrs.fields(cls))
 
 
+def _derived_fields(cls: Any) -> frozenset[str]:
+    """Wire names of fields whose default is computed from the other fields (Sender.sender)."""
+    return frozenset(
+        wire_name(f.name)
+        for f in attrs.fields(cls)
+        # attrs types Factory as a function; at run time it is the class of such defaults.
+        if isinstance(f.default, attrs.Factory) and f.default.takes_self  # type: ignore[arg-type]
+    )
+
+
 def _as_dict(data: Any) -> dict[Any, Any]:
     if data.__class__ is dict:
         return data
@@ -282,9 +292,13 @@ def cattrs_decoder(cls: Any) -> _StructureFn:
     )
     known = _wire_names(cls)
     keeps_extra = _has_extra(cls)
+    derived = _derived_fields(cls)
 
     def structure_model(data: Any, _: object = None) -> Any:
         data = _as_dict(data)
+        if derived and any(data.get(k, 0) in (None, "") for k in derived):
+            # null or "" for a field computed from the others: computed, as if left out.
+            data = {k: v for k, v in data.items() if k not in derived or v not in (None, "")}
         instance = generated(data, None)
         if keeps_extra and not data.keys() <= known:
             # `extra` came from its factory, so it is this instance's own fresh dict.
