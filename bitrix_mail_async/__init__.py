@@ -7,7 +7,8 @@ Example::
 """
 
 from bitrix_mail_async import errors
-from bitrix_mail_async._ratelimit import RateLimit
+from bitrix_mail_async._convert import from_dict, to_dict
+from bitrix_mail_async._ratelimit import RateLimit, RateLimitConfig
 from bitrix_mail_async._retry import RetryPolicy
 from bitrix_mail_async._stats import ClientStats
 from bitrix_mail_async._version import __version__
@@ -51,10 +52,13 @@ __all__ = [
     "Page",
     "Pager",
     "RateLimit",
+    "RateLimitConfig",
     "RetryPolicy",
     "SendResult",
     "Sender",
     "TaskCreated",
     "__version__",
     "errors",
+    "from_dict",
+    "to_dict",
 ]
