@@ -1,10 +1,15 @@
-"""MailClient: configuration, lifecycle (open/close, ``async with``) and the resources."""
+"""MailClient: configuration, lifecycle (open/close, ``async with``), the resources, and
+``request()`` for routes the library does not wrap.
+"""
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Mapping
 from types import TracebackType
-from typing import Final
-from urllib.parse import urlsplit
+from typing import Any, Final, Literal
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 
@@ -77,6 +82,98 @@ def _rate_limit_config(rate_limit: RateLimitConfig | _Default | None) -> RateLim
     if isinstance(rate_limit, _Default):
         return RateLimit()
     return Unlimited() if rate_limit is None else rate_limit
+
+
+# --- request(): a route the library does not wrap --------------------------------------------
+
+#: What a path may carry unencoded: RFC 3986 path characters; anything else is percent-encoded.
+_PATH_CHARS: Final = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*")
+_BROKEN_ESCAPE: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_MAX_PATH: Final = 2048
+_METHODS: Final = ("GET", "POST")  # the gateway's routes use only these (contract section 1)
+
+
+def _custom_method(method: object) -> str:
+    """``GET`` or ``POST`` (any case)."""
+    if isinstance(method, str) and method.upper() in _METHODS:
+        return method.upper()
+    raise errors.InvalidArgumentError(
+        f"method must be 'GET' or 'POST' (the gateway's only methods), got {method!r:.40}"
+    )
+
+
+def _custom_path(path: object, base_url: str) -> str:
+    """A path below ``base_url``: one leading '/', no query, host, or '.'/'..' segment."""
+    if not isinstance(path, str):
+        raise errors.InvalidArgumentError(f"path must be a str, got {type(path).__name__}")
+    if not path.startswith("/") or path.startswith("//"):
+        raise errors.InvalidArgumentError(
+            "path must start with a single '/' and be relative to base_url, e.g. '/me'"
+        )
+    if "?" in path or "#" in path:
+        raise errors.InvalidArgumentError("path must not carry a query or fragment: use params=")
+    if len(path) > _MAX_PATH:
+        raise errors.InvalidArgumentError(f"path is longer than {_MAX_PATH} characters")
+    if not _PATH_CHARS.fullmatch(path) or _BROKEN_ESCAPE.search(path):
+        raise errors.InvalidArgumentError(
+            "path has characters a URL path cannot carry as they are (spaces, non-ASCII, "
+            "backslashes, a stray '%'): percent-encode them"
+        )
+    # Decoded first, so that '%2e%2e' or '%2F..' cannot climb out of base_url either.
+    if any(segment in (".", "..") for segment in unquote(path).split("/")):
+        raise errors.InvalidArgumentError("path must not contain '.' or '..' segments")
+    prefix = urlsplit(base_url).path.rstrip("/")
+    if prefix and (path == prefix or path.startswith(prefix + "/")):
+        raise errors.InvalidArgumentError(
+            f"path is relative to base_url, which already ends in {prefix!r}: "
+            f"pass {path[len(prefix) :] or '/'!r}"
+        )
+    return path
+
+
+def _query_value(name: str, value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"  # the gateway's spelling of query booleans
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
+        return str(value)
+    raise errors.InvalidArgumentError(
+        f"params[{name!r:.40}] must be a str, int, float or bool, got {type(value).__name__}"
+    )
+
+
+def _custom_query(params: object) -> dict[str, str] | None:
+    """Query parameters as strings; None values are left out."""
+    if params is None:
+        return None
+    if not isinstance(params, Mapping):
+        raise errors.InvalidArgumentError(
+            f"params must be a mapping of names to values, got {type(params).__name__}"
+        )
+    query: dict[str, str] = {}
+    for name, value in params.items():
+        if not isinstance(name, str) or not name:
+            raise errors.InvalidArgumentError("params names must be non-empty strings")
+        if value is not None:
+            query[name] = _query_value(name, value)
+    return query or None
+
+
+def _custom_body(method: str, json: object) -> Mapping[str, Any] | None:
+    """The JSON object a POST sends (``{}`` when none is given); a GET sends none."""
+    if method == "GET":
+        if json is not None:
+            raise errors.InvalidArgumentError("a GET sends no body: pass its values in params=")
+        return None
+    if json is None:
+        return {}
+    if not isinstance(json, Mapping):
+        raise errors.InvalidArgumentError(
+            f"json must be a mapping (the gateway's POST bodies are objects), "
+            f"got {type(json).__name__}"
+        )
+    return json
 
 
 class MailClient:
@@ -189,6 +286,31 @@ class MailClient:
         Example: ``info = await mail.me(); print(info.rate_limit_per_second)``.
         """
         return await self._account.me(timeout=timeout)
+
+    async def request(
+        self,
+        method: Literal["GET", "POST"],
+        path: str,
+        *,
+        params: Mapping[str, str | int | float | bool | None] | None = None,
+        json: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Call a gateway route the library does not wrap; returns the answer's ``data`` as JSON.
+
+        ``path`` is relative to ``base_url`` (``"/me"``, ``"/mail/..."``); query values go in
+        ``params`` (booleans as ``true``/``false``, None left out), a POST's body in ``json``
+        (``{}`` when omitted). The call takes the same road as every other: limiter, window,
+        retries and typed errors. A POST counts as a side effect: it is repeated only when
+        the gateway surely did not run it, else it raises ``errors.OutcomeUnknownError``.
+        Example: ``info = from_dict(await mail.request("GET", "/me"), KeyInfo)``.
+        """
+        verb = _custom_method(method)
+        route = _custom_path(path, self._base_url)
+        query = _custom_query(params)
+        body = _custom_body(verb, json)
+        reply = await self._pipeline.request(verb, route, params=query, json=body, timeout=timeout)
+        return reply.data
 
     async def open(self) -> MailClient:
         """Open the HTTP session (done by ``async with``); returns the client."""
