@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from bitrix_mail_async import _envelope, errors
+from bitrix_mail_async import _envelope, _raw, errors
 from bitrix_mail_async._concurrency import AdaptiveConcurrency
 from bitrix_mail_async._config import check_timeout
 from bitrix_mail_async._envelope import Answer, Reply
@@ -123,7 +123,9 @@ class Pipeline:
         pass True so that they are retried like GETs.
         """
         request = self._prepare(method, path, params, json, timeout, idempotent)
-        return await self._retry.run(request, lambda attempt: self._attempt(request, attempt))
+        reply = await self._retry.run(request, lambda attempt: self._attempt(request, attempt))
+        _raw.note(reply)  # for mail.with_raw_response, when this call runs under it
+        return reply
 
     def _prepare(
         self,

@@ -1,5 +1,5 @@
-"""MailClient: configuration, lifecycle (open/close, ``async with``), the resources, and
-``request()`` for routes the library does not wrap.
+"""MailClient: configuration, lifecycle (open/close, ``async with``), the resources, and the
+escape hatches: ``request()`` for routes the library does not wrap, ``with_raw_response``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from bitrix_mail_async._config import (
 from bitrix_mail_async._keys import key_id
 from bitrix_mail_async._pipeline import Pipeline
 from bitrix_mail_async._ratelimit import RateLimit, RateLimitConfig, Unlimited
+from bitrix_mail_async._raw import RawClient
 from bitrix_mail_async._retry import RetryPolicy
 from bitrix_mail_async._stats import ClientStats
 from bitrix_mail_async._transport import Transport
@@ -311,6 +312,15 @@ class MailClient:
         body = _custom_body(verb, json)
         reply = await self._pipeline.request(verb, route, params=query, json=body, timeout=timeout)
         return reply.data
+
+    @property
+    def with_raw_response(self) -> RawClient:
+        """The same calls, each returning a ``RawResponse`` (status, headers, data, parsed).
+
+        Example: ``raw = await mail.with_raw_response.messages.get(1001)``; ``raw.parsed`` is
+        the ``Message``. Paging methods (``messages.list``) give their first page.
+        """
+        return RawClient(self)
 
     async def open(self) -> MailClient:
         """Open the HTTP session (done by ``async with``); returns the client."""
