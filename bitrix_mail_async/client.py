@@ -1,9 +1,11 @@
 """MailClient: configuration, lifecycle (open/close, ``async with``), the resources, and the
-escape hatches: ``request()`` for routes the library does not wrap, ``with_raw_response``.
+escape hatches: ``request()`` for routes the library does not wrap, ``with_raw_response`` and
+``with_options`` views.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from collections.abc import Mapping
@@ -37,6 +39,7 @@ from bitrix_mail_async._retry import RetryPolicy
 from bitrix_mail_async._stats import ClientStats
 from bitrix_mail_async._transport import Transport
 from bitrix_mail_async.models import KeyInfo
+from bitrix_mail_async.resources._base import Resource
 from bitrix_mail_async.resources.account import Account
 from bitrix_mail_async.resources.mailboxes import Mailboxes
 from bitrix_mail_async.resources.messages import Messages
@@ -322,8 +325,43 @@ class MailClient:
         """
         return RawClient(self)
 
+    def with_options(
+        self,
+        *,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        max_concurrency: int | None = None,
+    ) -> MailClient:
+        """A view of this client with other defaults for the calls made through it.
+
+        The view shares the session, the key's limiter and window, the counters (``stats``)
+        and the open/closed state; None keeps this client's value. ``max_concurrency`` is the
+        view's own limit on calls in flight (the connection pool still bounds the total).
+        A view owns nothing: ``close()`` and leaving ``async with`` on it do nothing, it
+        works while this client is open. Example:
+        ``await mail.with_options(timeout=5, retry=RetryPolicy.never()).messages.get(1)``.
+        """
+        if timeout is not None:
+            timeout = check_timeout(timeout)
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise errors.ConfigurationError(
+                f"retry must be a RetryPolicy, got {type(retry).__name__}"
+            )
+        if max_concurrency is not None:
+            check_count("max_concurrency", max_concurrency, minimum=1)
+        pipeline = self._pipeline.derive(
+            timeout=timeout, retry=retry, max_concurrency=max_concurrency
+        )
+        view = copy.copy(self)
+        view._pipeline = pipeline
+        # Every resource, whichever there are, sends through the view's pipeline.
+        for name, value in vars(self).items():
+            if isinstance(value, Resource):
+                setattr(view, name, value.bound_to(pipeline))
+        return view
+
     async def open(self) -> MailClient:
-        """Open the HTTP session (done by ``async with``); returns the client."""
+        """Open the HTTP session (done by ``async with``; a view opens its parent's); returns it."""
         await self._pipeline.transport.open()
         self._pipeline.claim()
         return self
@@ -333,6 +371,7 @@ class MailClient:
 
         Calls on the wire raise ``errors.TransportError`` (``OutcomeUnknownError`` for a side
         effect, which may have been applied); calls still waiting raise ``ConfigurationError``.
+        On a view from :meth:`with_options` it does nothing: the client it came from owns all.
         """
         await self._pipeline.close()
 
