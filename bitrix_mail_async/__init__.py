@@ -7,7 +7,9 @@ Example::
 """
 
 from bitrix_mail_async import errors
-from bitrix_mail_async._ratelimit import RateLimit
+from bitrix_mail_async._convert import from_dict, to_dict
+from bitrix_mail_async._ratelimit import RateLimit, RateLimitConfig
+from bitrix_mail_async._raw import RawResponse
 from bitrix_mail_async._retry import RetryPolicy
 from bitrix_mail_async._stats import ClientStats
 from bitrix_mail_async._version import __version__
@@ -54,10 +56,14 @@ __all__ = [
     "Page",
     "Pager",
     "RateLimit",
+    "RateLimitConfig",
+    "RawResponse",
     "RetryPolicy",
     "SendResult",
     "Sender",
     "TaskCreated",
     "__version__",
     "errors",
+    "from_dict",
+    "to_dict",
 ]

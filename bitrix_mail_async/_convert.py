@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from textwrap import indent
 from types import MemberDescriptorType
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, get_origin
 
 import attrs
 import cattrs
@@ -41,11 +41,13 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 
 from . import models
 from ._addresses import split_recipients
-from .errors import DecodeError
+from .errors import DecodeError, InvalidArgumentError
 
 __all__ = [
+    "NotAModelError",
     "cattrs_decoder",
     "converter",
+    "from_dict",
     "generated_decoder",
     "structure",
     "structure_list",
@@ -267,6 +269,16 @@ def _has_extra(cls: Any) -> bool:
     return any(field.name == "extra" for field in attrs.fields(cls))
 
 
+def _derived_fields(cls: Any) -> frozenset[str]:
+    """Wire names of fields whose default is computed from the other fields (Sender.sender)."""
+    return frozenset(
+        wire_name(f.name)
+        for f in attrs.fields(cls)
+        # attrs types Factory as a function; at run time it is the class of such defaults.
+        if isinstance(f.default, attrs.Factory) and f.default.takes_self  # type: ignore[arg-type]
+    )
+
+
 def _as_dict(data: Any) -> dict[Any, Any]:
     if data.__class__ is dict:
         return data
@@ -282,9 +294,13 @@ def cattrs_decoder(cls: Any) -> _StructureFn:
     )
     known = _wire_names(cls)
     keeps_extra = _has_extra(cls)
+    derived = _derived_fields(cls)
 
     def structure_model(data: Any, _: object = None) -> Any:
         data = _as_dict(data)
+        if derived and any(data.get(k, 0) in (None, "") for k in derived):
+            # null or "" for a field computed from the others: computed, as if left out.
+            data = {k: v for k, v in data.items() if k not in derived or v not in (None, "")}
         instance = generated(data, None)
         if keeps_extra and not data.keys() <= known:
             # `extra` came from its factory, so it is this instance's own fresh dict.
@@ -504,12 +520,32 @@ def unstructure(obj: object) -> dict[str, Any]:
     return result
 
 
-def to_dict(obj: object) -> dict[str, Any]:
-    """Return a model as a JSON-ready dict with Python attribute names (``extra`` kept apart)."""
-    cls = type(obj)
+class NotAModelError(InvalidArgumentError, TypeError):
+    """``to_dict``/``from_dict`` got something that is not one of the library's models."""
+
+
+def to_dict(model: object, *, wire: bool = False) -> dict[str, Any]:
+    """A model as a JSON-ready dict: Python names (``extra`` kept apart), or the wire's.
+
+    ``wire=True`` gives what the gateway sends: camelCase names, ``extra`` merged in, which
+    :func:`from_dict` reads back. Example: ``json.dumps(to_dict(msg))``.
+    """
+    cls = type(model)
     if not attrs.has(cls):
-        raise TypeError(f"not a model: {cls.__name__}")
-    return {field.name: _plain(getattr(obj, field.name)) for field in attrs.fields(cls)}
+        raise NotAModelError(f"to_dict() takes a model, not {cls.__name__}")
+    if wire:
+        return unstructure(model)
+    return {field.name: _plain(getattr(model, field.name)) for field in attrs.fields(cls)}
+
+
+def from_dict(data: object, model: type[T]) -> T:
+    """Decode the gateway's (camelCase) JSON into ``model``; raises :class:`DecodeError`.
+
+    Example: ``msg = from_dict({"id": 1, "subject": "Hi"}, Message)``.
+    """
+    if not attrs.has(get_origin(model) or model):
+        raise NotAModelError(f"from_dict() decodes into a model class, not {model!r:.60}")
+    return structure(data, model)
 
 
 def _plain(value: object) -> Any:

@@ -15,6 +15,7 @@ import logging
 import math
 import time
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Literal, NamedTuple, TypeVar
 
 from bitrix_mail_async import errors
@@ -44,6 +45,7 @@ log = logging.getLogger("bitrix_mail_async.transport")
 #: A Retry-After above a day is not advice but garbage (the gateway's longest block is 10 min).
 MAX_RETRY_AFTER = 86_400.0
 Unwrap = Literal["item"] | None
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
 class Call(NamedTuple):
@@ -67,10 +69,16 @@ class Answer(NamedTuple):
 
 
 class Reply(NamedTuple):
-    """A successful answer's ``data`` and ``meta`` (None when the answer has no meta)."""
+    """A successful answer: ``data``, ``meta`` (None when it has none), status and headers.
+
+    The status and headers are what ``mail.with_raw_response`` shows; the resources only
+    read ``data`` and ``meta``.
+    """
 
     data: Any
     meta: Any = None
+    status: int = 200
+    headers: Mapping[str, str] = _NO_HEADERS
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -141,7 +149,7 @@ def read(call: Call, answer: Answer) -> Reply:
     if envelope["success"] is True:
         if "data" not in envelope:
             raise _decode_error(call, "'success: true' without 'data'", status=answer.status)
-        return Reply(envelope["data"], envelope.get("meta"))
+        return Reply(envelope["data"], envelope.get("meta"), answer.status, answer.headers)
     # success: false with a 2xx status: still a gateway error, typed by its code.
     raise error_for(call, answer, envelope=envelope)
 

@@ -17,11 +17,12 @@ when to repeat) so that each of the three stays small and owns one decision.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from bitrix_mail_async import _envelope, errors
+from bitrix_mail_async import _envelope, _raw, errors
 from bitrix_mail_async._concurrency import AdaptiveConcurrency
 from bitrix_mail_async._config import check_timeout
 from bitrix_mail_async._envelope import Answer, Reply
@@ -40,6 +41,9 @@ log = logging.getLogger("bitrix_mail_async.transport")
 
 class Pipeline:
     """Limiter, concurrency limit, retry loop and transport of one client, in that order."""
+
+    #: The pipeline a view was derived from (see :meth:`derive`); None for a client's own.
+    _root: Pipeline | None = None
 
     def __init__(
         self,
@@ -70,6 +74,8 @@ class Pipeline:
 
     def claim(self) -> KeyState:
         """The key's shared limiter state, taken from the registry on first use."""
+        if self._root is not None:
+            return self._root.claim()  # a view never holds a claim of its own
         if self._shared is None:
             self.transport.require_open()
             self._shared = REGISTRY.claim(self._key, self._rate_limit, self._create_limiter)
@@ -88,12 +94,39 @@ class Pipeline:
     @property
     def current_rate(self) -> float | None:
         """The shared limiter's rate now; None when unlimited or before the first call."""
-        return None if self._shared is None else self._shared.limiter.current_rate
+        shared = (self._root or self)._shared
+        return None if shared is None else shared.limiter.current_rate
+
+    def derive(
+        self,
+        *,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        max_concurrency: int | None = None,
+    ) -> Pipeline:
+        """A view for ``MailClient.with_options``: other per-call defaults, everything else shared.
+
+        The view sends through the same transport, key state (limiter, window), counters and
+        everything else of this pipeline; ``max_concurrency`` gives it a concurrency limit of
+        its own. It claims and releases nothing, so closing it is a no-op.
+        """
+        view = copy.copy(self)
+        view._root = self._root or self
+        view._shared = None
+        if timeout is not None:
+            view._timeout = timeout
+        if retry is not None:
+            # A copy keeps the loop's callbacks (the root's cooldown reports, the counters).
+            view._retry = copy.copy(self._retry)
+            view._retry.policy = retry
+        if max_concurrency is not None:
+            view.concurrency = AdaptiveConcurrency(max_concurrency)
+        return view
 
     async def close(self) -> None:
         """End the calls in progress and close the transport, then give the key's state back."""
         transport = self.transport
-        if transport.closed:
+        if transport.closed or self._root is not None:  # a view owns neither
             return
         # The registry keeps a state per loop; one whose loop has ended goes with that loop,
         # and its limiter cannot be closed from here.
@@ -123,7 +156,9 @@ class Pipeline:
         pass True so that they are retried like GETs.
         """
         request = self._prepare(method, path, params, json, timeout, idempotent)
-        return await self._retry.run(request, lambda attempt: self._attempt(request, attempt))
+        reply = await self._retry.run(request, lambda attempt: self._attempt(request, attempt))
+        _raw.note(reply)  # for mail.with_raw_response, when this call runs under it
+        return reply
 
     def _prepare(
         self,

@@ -1,10 +1,17 @@
-"""MailClient: configuration, lifecycle (open/close, ``async with``) and the resources."""
+"""MailClient: configuration, lifecycle (open/close, ``async with``), the resources, and the
+escape hatches: ``request()`` for routes the library does not wrap, ``with_raw_response`` and
+``with_options`` views.
+"""
 
 from __future__ import annotations
 
+import copy
+import math
+import re
+from collections.abc import Mapping
 from types import TracebackType
-from typing import Final
-from urllib.parse import urlsplit
+from typing import Any, Final, Literal
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 
@@ -27,10 +34,12 @@ from bitrix_mail_async._config import (
 from bitrix_mail_async._keys import key_id
 from bitrix_mail_async._pipeline import Pipeline
 from bitrix_mail_async._ratelimit import RateLimit, RateLimitConfig, Unlimited
+from bitrix_mail_async._raw import RawClient
 from bitrix_mail_async._retry import RetryPolicy
 from bitrix_mail_async._stats import ClientStats
 from bitrix_mail_async._transport import Transport
 from bitrix_mail_async.models import KeyInfo
+from bitrix_mail_async.resources._base import Resource
 from bitrix_mail_async.resources.account import Account
 from bitrix_mail_async.resources.mailboxes import Mailboxes
 from bitrix_mail_async.resources.messages import Messages
@@ -77,6 +86,98 @@ def _rate_limit_config(rate_limit: RateLimitConfig | _Default | None) -> RateLim
     if isinstance(rate_limit, _Default):
         return RateLimit()
     return Unlimited() if rate_limit is None else rate_limit
+
+
+# --- request(): a route the library does not wrap --------------------------------------------
+
+#: What a path may carry unencoded: RFC 3986 path characters; anything else is percent-encoded.
+_PATH_CHARS: Final = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*")
+_BROKEN_ESCAPE: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_MAX_PATH: Final = 2048
+_METHODS: Final = ("GET", "POST")  # the gateway's routes use only these (contract section 1)
+
+
+def _custom_method(method: object) -> str:
+    """``GET`` or ``POST`` (any case)."""
+    if isinstance(method, str) and method.upper() in _METHODS:
+        return method.upper()
+    raise errors.InvalidArgumentError(
+        f"method must be 'GET' or 'POST' (the gateway's only methods), got {method!r:.40}"
+    )
+
+
+def _custom_path(path: object, base_url: str) -> str:
+    """A path below ``base_url``: one leading '/', no query, host, or '.'/'..' segment."""
+    if not isinstance(path, str):
+        raise errors.InvalidArgumentError(f"path must be a str, got {type(path).__name__}")
+    if not path.startswith("/") or path.startswith("//"):
+        raise errors.InvalidArgumentError(
+            "path must start with a single '/' and be relative to base_url, e.g. '/me'"
+        )
+    if "?" in path or "#" in path:
+        raise errors.InvalidArgumentError("path must not carry a query or fragment: use params=")
+    if len(path) > _MAX_PATH:
+        raise errors.InvalidArgumentError(f"path is longer than {_MAX_PATH} characters")
+    if not _PATH_CHARS.fullmatch(path) or _BROKEN_ESCAPE.search(path):
+        raise errors.InvalidArgumentError(
+            "path has characters a URL path cannot carry as they are (spaces, non-ASCII, "
+            "backslashes, a stray '%'): percent-encode them"
+        )
+    # Decoded first, so that '%2e%2e' or '%2F..' cannot climb out of base_url either.
+    if any(segment in (".", "..") for segment in unquote(path).split("/")):
+        raise errors.InvalidArgumentError("path must not contain '.' or '..' segments")
+    prefix = urlsplit(base_url).path.rstrip("/")
+    if prefix and (path == prefix or path.startswith(prefix + "/")):
+        raise errors.InvalidArgumentError(
+            f"path is relative to base_url, which already ends in {prefix!r}: "
+            f"pass {path[len(prefix) :] or '/'!r}"
+        )
+    return path
+
+
+def _query_value(name: str, value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"  # the gateway's spelling of query booleans
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
+        return str(value)
+    raise errors.InvalidArgumentError(
+        f"params[{name!r:.40}] must be a str, int, float or bool, got {type(value).__name__}"
+    )
+
+
+def _custom_query(params: object) -> dict[str, str] | None:
+    """Query parameters as strings; None values are left out."""
+    if params is None:
+        return None
+    if not isinstance(params, Mapping):
+        raise errors.InvalidArgumentError(
+            f"params must be a mapping of names to values, got {type(params).__name__}"
+        )
+    query: dict[str, str] = {}
+    for name, value in params.items():
+        if not isinstance(name, str) or not name:
+            raise errors.InvalidArgumentError("params names must be non-empty strings")
+        if value is not None:
+            query[name] = _query_value(name, value)
+    return query or None
+
+
+def _custom_body(method: str, json: object) -> Mapping[str, Any] | None:
+    """The JSON object a POST sends (``{}`` when none is given); a GET sends none."""
+    if method == "GET":
+        if json is not None:
+            raise errors.InvalidArgumentError("a GET sends no body: pass its values in params=")
+        return None
+    if json is None:
+        return {}
+    if not isinstance(json, Mapping):
+        raise errors.InvalidArgumentError(
+            f"json must be a mapping (the gateway's POST bodies are objects), "
+            f"got {type(json).__name__}"
+        )
+    return json
 
 
 class MailClient:
@@ -190,8 +291,77 @@ class MailClient:
         """
         return await self._account.me(timeout=timeout)
 
+    async def request(
+        self,
+        method: Literal["GET", "POST"],
+        path: str,
+        *,
+        params: Mapping[str, str | int | float | bool | None] | None = None,
+        json: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Call a gateway route the library does not wrap; returns the answer's ``data`` as JSON.
+
+        ``path`` is relative to ``base_url`` (``"/me"``, ``"/mail/..."``); query values go in
+        ``params`` (booleans as ``true``/``false``, None left out), a POST's body in ``json``
+        (``{}`` when omitted). The call takes the same road as every other: limiter, window,
+        retries and typed errors. A POST counts as a side effect: it is repeated only when
+        the gateway surely did not run it, else it raises ``errors.OutcomeUnknownError``.
+        Example: ``info = from_dict(await mail.request("GET", "/me"), KeyInfo)``.
+        """
+        verb = _custom_method(method)
+        route = _custom_path(path, self._base_url)
+        query = _custom_query(params)
+        body = _custom_body(verb, json)
+        reply = await self._pipeline.request(verb, route, params=query, json=body, timeout=timeout)
+        return reply.data
+
+    @property
+    def with_raw_response(self) -> RawClient:
+        """The same calls, each returning a ``RawResponse`` (status, headers, data, parsed).
+
+        Example: ``raw = await mail.with_raw_response.messages.get(1001)``; ``raw.parsed`` is
+        the ``Message``. Paging methods (``messages.list``) give their first page.
+        """
+        return RawClient(self)
+
+    def with_options(
+        self,
+        *,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        max_concurrency: int | None = None,
+    ) -> MailClient:
+        """A view of this client with other defaults for the calls made through it.
+
+        The view shares the session, the key's limiter and window, the counters (``stats``)
+        and the open/closed state; None keeps this client's value. ``max_concurrency`` is the
+        view's own limit on calls in flight (the connection pool still bounds the total).
+        A view owns nothing: ``close()`` and leaving ``async with`` on it do nothing, it
+        works while this client is open. Example:
+        ``await mail.with_options(timeout=5, retry=RetryPolicy.never()).messages.get(1)``.
+        """
+        if timeout is not None:
+            timeout = check_timeout(timeout)
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise errors.ConfigurationError(
+                f"retry must be a RetryPolicy, got {type(retry).__name__}"
+            )
+        if max_concurrency is not None:
+            check_count("max_concurrency", max_concurrency, minimum=1)
+        pipeline = self._pipeline.derive(
+            timeout=timeout, retry=retry, max_concurrency=max_concurrency
+        )
+        view = copy.copy(self)
+        view._pipeline = pipeline
+        # Every resource, whichever there are, sends through the view's pipeline.
+        for name, value in vars(self).items():
+            if isinstance(value, Resource):
+                setattr(view, name, value.bound_to(pipeline))
+        return view
+
     async def open(self) -> MailClient:
-        """Open the HTTP session (done by ``async with``); returns the client."""
+        """Open the HTTP session (done by ``async with``; a view opens its parent's); returns it."""
         await self._pipeline.transport.open()
         self._pipeline.claim()
         return self
@@ -201,6 +371,7 @@ class MailClient:
 
         Calls on the wire raise ``errors.TransportError`` (``OutcomeUnknownError`` for a side
         effect, which may have been applied); calls still waiting raise ``ConfigurationError``.
+        On a view from :meth:`with_options` it does nothing: the client it came from owns all.
         """
         await self._pipeline.close()
 

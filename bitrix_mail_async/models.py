@@ -66,16 +66,33 @@ class Mailbox:
     extra: dict[str, Any] = attrs.field(factory=dict, hash=False)
 
 
+_SPECIALS = frozenset('()<>[]:;@\\,."')
+
+
+def _sender_of(sender: Sender) -> str:
+    """``Name <email>`` (the name quoted when it needs it), the bare email, or ``""``."""
+    email, name = (sender.email or "").strip(), (sender.name or "").strip()
+    if not email or not name:
+        return email
+    if _SPECIALS.intersection(name):
+        escaped = name.replace("\\", "\\\\").replace('"', '\\"')
+        name = f'"{escaped}"'
+    return f"{name} <{email}>"
+
+
 @attrs.frozen(kw_only=True)
 class Sender:
     """A sender identity of a mailbox; pass ``sender`` ("Name <user@example.com>") as ``from_``.
+
+    ``sender`` is always a ``str``: when the gateway leaves it out (or sends null or ``""``) it
+    is made from ``name`` and ``email`` (``""`` without an email, which ``send`` refuses).
 
     Example: ``from_ = (await mail.mailboxes.senders(1))[0].sender``.
     """
 
     email: str | None = None
     name: str | None = None
-    sender: str | None = None
+    sender: str = attrs.field(default=attrs.Factory(_sender_of, takes_self=True))
     extra: dict[str, Any] = attrs.field(factory=dict, hash=False)
 
 

@@ -23,7 +23,6 @@ from urllib.parse import urlsplit
 from bitrix_mail_async import MailClient, MessageSummary, RateLimit, errors
 from bitrix_mail_async._addresses import split_recipients
 from bitrix_mail_async._config import ENV_API_KEY, check_base_url, redact_key, resolve_base_url
-from bitrix_mail_async._convert import to_dict
 from bitrix_mail_async.cli import output
 from bitrix_mail_async.cli.parsing import (
     Command,
@@ -80,6 +79,7 @@ def client_from_args(args: argparse.Namespace) -> MailClient:
 
 def run_gateway(args: argparse.Namespace, command: GatewayCommand) -> int:
     """Run ``command`` with a client built from ``args``; a failure becomes a message and code."""
+    output.check_json_options(args)
 
     async def session() -> int:
         async with client_from_args(args) as mail:
@@ -110,7 +110,7 @@ async def whoami(mail: MailClient, args: argparse.Namespace) -> int:
     """``whoami``: what the gateway says about the key in use (never the key itself)."""
     info = await mail.me()
     if args.json:
-        output.print_json(to_dict(info))
+        output.print_models(info, wire=args.wire)
     else:
         hint = f"{redact_key(_api_key())} (from {ENV_API_KEY})"
         print(output.key_text(info, key_hint=hint, now=datetime.now(UTC)))
@@ -121,14 +121,18 @@ async def whoami(mail: MailClient, args: argparse.Namespace) -> int:
 async def mailboxes(mail: MailClient, args: argparse.Namespace) -> int:
     """``mailboxes``: list the mailboxes the key can read."""
     boxes = await mail.mailboxes.list()
-    return output.show(boxes, as_json=args.json, empty="no mailboxes", table=output.mailbox_table)
+    return output.show(
+        boxes, as_json=args.json, wire=args.wire, empty="no mailboxes", table=output.mailbox_table
+    )
 
 
 async def senders(mail: MailClient, args: argparse.Namespace) -> int:
     """``senders MAILBOX_ID``: list a mailbox's sender addresses."""
     found = await mail.mailboxes.senders(args.mailbox)
     empty = f"mailbox {args.mailbox} has no sender addresses"
-    return output.show(found, as_json=args.json, empty=empty, table=output.sender_table)
+    return output.show(
+        found, as_json=args.json, wire=args.wire, empty=empty, table=output.sender_table
+    )
 
 
 # ----------------------------------------------------------------------------- messages
@@ -147,7 +151,9 @@ async def messages_list(mail: MailClient, args: argparse.Namespace) -> int:
         found.append(msg)
         if len(found) >= limit:
             break
-    return output.show(found, as_json=args.json, empty="no messages", table=output.message_table)
+    return output.show(
+        found, as_json=args.json, wire=args.wire, empty="no messages", table=output.message_table
+    )
 
 
 def _list_arguments(parser: argparse.ArgumentParser) -> None:
@@ -168,7 +174,7 @@ async def messages_get(mail: MailClient, args: argparse.Namespace) -> int:
     """``messages get MESSAGE_ID``: one message with its body."""
     msg = await mail.messages.get(args.message)
     if args.json:
-        output.print_json(to_dict(msg))
+        output.print_models(msg, wire=args.wire)
     else:
         print(output.message_text(msg))
     return output.EXIT_OK
@@ -197,7 +203,7 @@ async def messages_send(mail: MailClient, args: argparse.Namespace) -> int:
         bcc=_recipients(args.bcc) or None,
     )
     if args.json:
-        output.print_json(to_dict(result))
+        output.print_models(result, wire=args.wire)
     else:
         accepted = ", ".join(result.to) or ", ".join(to)
         print(f"sent to {accepted}")

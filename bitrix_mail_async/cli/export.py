@@ -14,8 +14,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from bitrix_mail_async import MailClient, errors
-from bitrix_mail_async._convert import to_dict
+from bitrix_mail_async import MailClient, errors, to_dict
 from bitrix_mail_async.cli import output
 from bitrix_mail_async.cli.commands import LIST_PAGE_MAX, run_gateway
 from bitrix_mail_async.cli.parsing import Command, mailbox_argument, positive_int

@@ -14,9 +14,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
 
-from bitrix_mail_async import KeyInfo, Mailbox, Message, MessageSummary, Sender, errors
+from bitrix_mail_async import KeyInfo, Mailbox, Message, MessageSummary, Sender, errors, to_dict
 from bitrix_mail_async._config import ENV_API_KEY
-from bitrix_mail_async._convert import to_dict
 
 __all__ = [
     "EXIT_ERROR",
@@ -24,6 +23,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "UsageError",
+    "check_json_options",
     "describe",
     "first_error",
     "key_text",
@@ -32,6 +32,7 @@ __all__ = [
     "message_text",
     "print_error",
     "print_json",
+    "print_models",
     "sender_table",
     "show",
 ]
@@ -93,12 +94,31 @@ def print_json(value: Any) -> None:
     print(json.dumps(value, ensure_ascii=False, indent=2))
 
 
+def check_json_options(args: Any) -> None:
+    """Refuse ``--wire`` without ``--json``: it chooses JSON names, there is no wire table."""
+    if getattr(args, "wire", False) and not getattr(args, "json", False):
+        raise UsageError("--wire goes with --json: it picks the field names of the JSON output")
+
+
+def print_models(value: object | Sequence[object], *, wire: bool) -> None:
+    """Print a model (or a list of them) as JSON: Python names, or the gateway's (``--wire``)."""
+    if isinstance(value, Sequence):
+        print_json([to_dict(item, wire=wire) for item in value])
+    else:
+        print_json(to_dict(value, wire=wire))
+
+
 def show(
-    items: Sequence[T], *, as_json: bool, empty: str, table: Callable[[Sequence[T]], str]
+    items: Sequence[T],
+    *,
+    as_json: bool,
+    empty: str,
+    table: Callable[[Sequence[T]], str],
+    wire: bool = False,
 ) -> int:
-    """Print a list as JSON (``--json``), as a table, or say that it is empty."""
+    """Print a list as JSON (``--json``, ``--wire``), as a table, or say that it is empty."""
     if as_json:
-        print_json([to_dict(item) for item in items])
+        print_models(items, wire=wire)
     elif not items:
         print(empty)
     else:

@@ -173,6 +173,12 @@ def _connection_options() -> argparse.ArgumentParser:
 def _json_option() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parent.add_argument(
+        "--wire",
+        action="store_true",
+        help="with --json: the gateway's field names (mailboxId, isSeen, ...), unknown "
+        "fields kept in place, instead of the library's (mailbox_id, is_seen, extra)",
+    )
     return parent
 
 

@@ -9,8 +9,9 @@ retries or envelopes.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
 from bitrix_mail_async import _envelope, errors
 from bitrix_mail_async._envelope import Call, Reply, Unwrap
@@ -29,6 +30,12 @@ class Resource:
 
     def __init__(self, pipeline: Pipeline) -> None:
         self._pipeline = pipeline
+
+    def bound_to(self, pipeline: Pipeline) -> Self:
+        """This resource, with its other settings, sending through ``pipeline`` (a view's)."""
+        clone = copy.copy(self)
+        clone._pipeline = pipeline
+        return clone
 
     async def _get(
         self,

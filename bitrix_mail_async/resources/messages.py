@@ -7,7 +7,7 @@ import os
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime
-from typing import Any, Final, Literal, TypeVar, overload
+from typing import Any, Final, Literal, TypeVar, get_args, overload
 from zoneinfo import ZoneInfo
 
 from bitrix_mail_async import _args, errors
@@ -34,12 +34,14 @@ from bitrix_mail_async.resources._watch import (
     watch_messages,
 )
 
-__all__ = ["MAX_MOVE_IDS", "Messages"]
+__all__ = ["MAX_MOVE_IDS", "Messages", "MoveAction"]
 
 _DEFAULT_PAGE = 25
 _MAX_PAGE = 200
 _MAX_THREAD = 50
-_MOVE_ACTIONS = ("move", "spam", "delete")
+#: What ``move()`` does with the messages (the contract's ``action`` values).
+MoveAction = Literal["move", "spam", "delete"]
+_MOVE_ACTIONS: Final = get_args(MoveAction)
 #: Ids one ``move()`` call takes. The contract states no maximum: this is the client's own
 #: bound on one call's work (Bitrix24 must finish a request within 60 s); split longer lists.
 MAX_MOVE_IDS: Final = 100
@@ -217,7 +219,7 @@ class Messages(Resource):
         self,
         message_ids: Sequence[int] | AbstractSet[int],
         *,
-        action: str = "move",
+        action: MoveAction = "move",
         folder: str | None = None,
         timeout: float | None = None,
     ) -> MoveResult:

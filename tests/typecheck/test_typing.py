@@ -1,16 +1,34 @@
-"""Run mypy --strict on the usage file: no Any leaks out of the public methods."""
+"""Run mypy --strict on usage files: no Any leaks out of the public methods, misuse is caught."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from mypy import api
 
+HERE = Path(__file__).parent
+README = HERE.parents[1] / "README.md"
+# assert_type fails on an Any, so a leaking Any is caught without --disallow-any-expr.
+MYPY = ["--strict", "--no-incremental", "--follow-imports=silent", "--no-error-summary"]
 
-def test_public_api_types_are_precise() -> None:
-    usage = Path(__file__).with_name("usage.py")
-    stdout, stderr, status = api.run(
-        # assert_type fails on an Any, so a leaking Any is caught without --disallow-any-expr.
-        ["--strict", "--no-incremental", "--follow-imports=silent", str(usage)]
-    )
+
+def test_public_api_types_are_precise_and_the_readme_example_checks(tmp_path: Path) -> None:
+    # The README's main example is what a new user pastes first: it must pass --strict too.
+    example = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)[0]
+    assert "async with MailClient()" in example
+    readme_example = tmp_path / "readme_example.py"
+    readme_example.write_text(example)
+    stdout, stderr, status = api.run([*MYPY, str(HERE / "usage.py"), str(readme_example)])
     assert status == 0, stdout + stderr
+
+
+def test_misuse_is_reported_on_exactly_the_marked_lines() -> None:
+    misuse = HERE / "misuse.py"
+    lines = misuse.read_text().splitlines()
+    marked = {n for n, line in enumerate(lines, start=1) if line.endswith("# type-error")}
+    assert len(marked) == 7
+    stdout, stderr, status = api.run([*MYPY, str(misuse)])
+    assert status == 1, stdout + stderr
+    reported = {int(n) for n in re.findall(r"misuse\.py:(\d+): error:", stdout)}
+    assert reported == marked, stdout
