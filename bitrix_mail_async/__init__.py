@@ -7,6 +7,14 @@ Example::
 """
 
 from bitrix_mail_async import errors
+from bitrix_mail_async._hooks import (
+    HookEvent,
+    Hooks,
+    RateLimitedEvent,
+    RequestEvent,
+    ResponseEvent,
+    RetryEvent,
+)
 from bitrix_mail_async._ratelimit import RateLimit
 from bitrix_mail_async._retry import RetryPolicy
 from bitrix_mail_async._stats import ClientStats
@@ -40,6 +48,8 @@ __all__ = [
     "CrmActivityCreated",
     "Employee",
     "FeedPostCreated",
+    "HookEvent",
+    "Hooks",
     "KeyInfo",
     "KeyRateLimit",
     "MailClient",
@@ -51,6 +61,10 @@ __all__ = [
     "Page",
     "Pager",
     "RateLimit",
+    "RateLimitedEvent",
+    "RequestEvent",
+    "ResponseEvent",
+    "RetryEvent",
     "RetryPolicy",
     "SendResult",
     "Sender",
