@@ -29,7 +29,7 @@ import asyncio
 import inspect
 import logging
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
@@ -65,8 +65,9 @@ log = logging.getLogger("bitrix_mail_async.hooks")
 HOOK_TIMEOUT = 1.0
 
 E = TypeVar("E")
-#: A hook: called with the event; an awaitable it returns is awaited (bounded).
-Hook = Callable[[E], Awaitable[object] | None]
+#: A hook: called with the event; an awaitable it returns is awaited (bounded), any other
+#: return value ignored (so ``list.append`` or a lambda calling a counter will do).
+Hook = Callable[[E], object]
 #: What ``Hooks(...)`` takes for each event: one hook, several (run in order), or None.
 HookSpec = Hook[E] | Iterable[Hook[E]] | None
 

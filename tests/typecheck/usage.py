@@ -13,6 +13,8 @@ from bitrix_mail_async import (
     CrmActivityCreated,
     Employee,
     FeedPostCreated,
+    HookEvent,
+    Hooks,
     KeyInfo,
     Mailbox,
     MailClient,
@@ -22,11 +24,16 @@ from bitrix_mail_async import (
     MoveResult,
     Page,
     RateLimit,
+    RateLimitedEvent,
+    RequestEvent,
+    ResponseEvent,
+    RetryEvent,
     RetryPolicy,
     Sender,
     SendResult,
     TaskCreated,
     errors,
+    otel,
 )
 from bitrix_mail_async.pagination import Pager
 
@@ -84,3 +91,34 @@ async def usage() -> None:
         except errors.APIError as exc:
             assert_type(exc.code, str | None)
             assert_type(exc.status, int)
+
+
+async def hooks_usage() -> None:
+    """Hooks and their events are precisely typed; otel.instrument() gives Hooks."""
+    requests: list[RequestEvent] = []
+
+    async def on_retry(event: RetryEvent) -> None:
+        assert_type(event.reason, str)
+        assert_type(event.wait, float)
+
+    def on_response(event: ResponseEvent) -> None:
+        assert_type(event.status, int | None)
+        assert_type(event.elapsed, float)
+        assert_type(event.error, str | None)
+        assert_type(event.code, str | None)
+        assert_type(event.retry_after, float | None)
+
+    hooks = Hooks(
+        on_request=requests.append,
+        on_response=[on_response, lambda event: assert_type(event.route, str)],
+        on_retry=on_retry,
+        on_rate_limited=lambda event: assert_type(event.retry_after, float | None),
+    )
+    combined = otel.instrument() + hooks
+    assert_type(combined, Hooks)
+    event: HookEvent = requests[0]
+    assert_type(event.attempt, int)
+    assert_type(requests[0].waited, float)
+    assert_type(RateLimitedEvent("GET", "/me", "/me", 1, None).retry_after, float | None)
+    async with MailClient("vibe_api_x", hooks=combined) as mail:
+        assert_type(await mail.mailboxes.get(1), Mailbox)
