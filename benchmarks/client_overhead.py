@@ -8,10 +8,14 @@ interleaved rounds (order reversed every round) inside one process:
 * ``raw json``    aiohttp + ``json.loads``, returns the list of item dicts;
 * ``raw orjson``  the same with ``orjson.loads`` (what our transport uses when installed);
 * ``MailClient``  ``pager.fetch_page(offset)``: limiter (``rate_limit=None``), retry loop,
-  envelope checks, ``MessageSummary`` models.
+  envelope checks, ``MessageSummary`` models; no hooks;
+* ``Hooks()``     the same client with ``hooks=Hooks()`` (empty: must cost nothing);
+* ``noop hooks``  the same with a no-op sync hook on each of the four events (what building
+  and dispatching the events costs).
 
 CPU is ``time.process_time()`` of this (client) process; wall is ``perf_counter``. Target:
-client CPU per request of ``MailClient`` <= 1.15x ``raw json``.
+client CPU per request of ``MailClient`` <= 1.15x ``raw json``; ``Hooks()`` / ``MailClient``
+about 1.00x (hooks cost nothing when unset).
 
     python benchmarks/client_overhead.py [--rounds 5] [--n1 300] [--n100 2000]
     python benchmarks/client_overhead.py --profile   # cProfile of the MailClient loop
@@ -34,7 +38,7 @@ import aiohttp
 from _common import AppProcess, write_json
 from aiohttp import web
 
-from bitrix_mail_async import MailClient
+from bitrix_mail_async import Hooks, MailClient
 
 PAGE_SIZE = 50
 API_KEY = "vibe_api_bench_overhead_0123456789"
@@ -44,6 +48,13 @@ try:
     import orjson
 except ImportError:  # pragma: no cover
     orjson = None
+
+
+def _noop(event: object) -> None:
+    """A hook that does nothing: what remains is the cost of the events themselves."""
+
+
+NOOP_HOOKS = Hooks(on_request=_noop, on_response=_noop, on_retry=_noop, on_rate_limited=_noop)
 
 
 def page_body() -> bytes:
@@ -108,13 +119,18 @@ async def measure_one(
     headers = {"X-Api-Key": API_KEY, "Accept": "application/json"}
     url = base_url + "/v1/mail/messages"
     connector = aiohttp.TCPConnector(limit=conc, limit_per_host=conc)
+
+    def client(hooks: Hooks | None) -> MailClient:
+        return MailClient(
+            API_KEY, base_url=base_url + "/v1", rate_limit=None, max_concurrency=conc, hooks=hooks
+        )
+
     async with (
         aiohttp.ClientSession(connector=connector, headers=headers) as http,
-        MailClient(
-            API_KEY, base_url=base_url + "/v1", rate_limit=None, max_concurrency=conc
-        ) as mail,
+        client(None) as mail,
+        client(Hooks()) as mail_empty_hooks,
+        client(NOOP_HOOKS) as mail_noop_hooks,
     ):
-        pager = mail.messages.list(1, page_size=PAGE_SIZE)
 
         def raw_with(loads: Callable[[bytes], Any]) -> Fetch:
             async def fetch(offset: int) -> int:
@@ -125,14 +141,22 @@ async def measure_one(
 
             return fetch
 
-        async def ours(offset: int) -> int:
-            page = await pager.fetch_page(offset)
-            return len(page.items)
+        def ours_with(client: MailClient) -> Fetch:
+            pager = client.messages.list(1, page_size=PAGE_SIZE)
 
+            async def fetch(offset: int) -> int:
+                page = await pager.fetch_page(offset)
+                return len(page.items)
+
+            return fetch
+
+        ours = ours_with(mail)
         contenders: dict[str, Fetch] = {"raw json": raw_with(json.loads)}
         if orjson is not None:
             contenders["raw orjson"] = raw_with(orjson.loads)
         contenders["MailClient"] = ours
+        contenders["Hooks()"] = ours_with(mail_empty_hooks)
+        contenders["noop hooks"] = ours_with(mail_noop_hooks)
 
         for fetch in contenders.values():  # warm-up: connections, caches
             await run_batch(fetch, min(n, 200), conc)
@@ -174,6 +198,18 @@ async def measure_one(
             f"  MailClient / raw json: CPU {ratio:.2f}x (target <= {TARGET}x) {verdict}, "
             f"wall {wall_ratio:.2f}x"
         )
+        hooks_ratio = {
+            name: statistics.median(
+                h / o for h, o in zip(cpu[name], cpu["MailClient"], strict=True)
+            )
+            for name in ("Hooks()", "noop hooks")
+        }
+        print(
+            f"  hooks, CPU vs MailClient without hooks: Hooks() {hooks_ratio['Hooks()']:.2f}x, "
+            f"noop hooks {hooks_ratio['noop hooks']:.2f}x"
+        )
+        results[f"c{conc}_cpu_ratio_empty_hooks"] = round(hooks_ratio["Hooks()"], 3)
+        results[f"c{conc}_cpu_ratio_noop_hooks"] = round(hooks_ratio["noop hooks"], 3)
         if "raw orjson" in contenders:
             r2 = statistics.median(
                 o / r for o, r in zip(cpu["MailClient"], cpu["raw orjson"], strict=True)
