@@ -175,19 +175,16 @@ class Pipeline:
         finally:
             self.concurrency.release()
         if isinstance(outcome, AttemptFailed):
-            await self._observe(request, attempt, None, elapsed, outcome.error)
+            await self._observe(request, attempt, None, elapsed, outcome)
             raise outcome
         try:
             reply = self._hear(shared.limiter, request, permit, outcome, generation)
-        except AttemptFailed as exc:
-            failed: AttemptFailed | errors.DecodeError = exc
-            error: errors.MailError = exc.error
-        except errors.DecodeError as exc:
-            failed = error = exc
+        except (AttemptFailed, errors.DecodeError) as exc:
+            failed = exc
         else:
             await self._observe(request, attempt, outcome.status, elapsed, None)
             return reply
-        await self._observe(request, attempt, outcome.status, elapsed, error)
+        await self._observe(request, attempt, outcome.status, elapsed, failed)
         raise failed
 
     async def _admit(self, shared: KeyState) -> tuple[Permit, float]:
@@ -237,9 +234,10 @@ class Pipeline:
         attempt: int,
         status: int | None,
         elapsed: float,
-        error: errors.MailError | None,
+        failed: AttemptFailed | errors.DecodeError | None,
     ) -> None:
         """The attempt's DEBUG line (never the key, the query or the body) and on_response."""
+        error = failed.error if isinstance(failed, AttemptFailed) else failed
         if log.isEnabledFor(logging.DEBUG):
             route = route_template(request.path)
             name = None if error is None else type(error).__name__
