@@ -178,49 +178,52 @@ async def measure_one(
                 await run_batch(contenders[name], n, conc)
                 cpu[name].append((time.process_time() - c0) / n * 1e6)
                 wall[name].append((time.perf_counter() - w0) / n * 1e6)
-        med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
-        med_wall = {k: statistics.median(v) for k, v in wall.items()}
-        # Ratio per round (same round, side by side), then the median of those ratios.
-        ratio = statistics.median(
-            o / r for o, r in zip(cpu["MailClient"], cpu["raw json"], strict=True)
-        )
-        wall_ratio = statistics.median(
-            o / r for o, r in zip(wall["MailClient"], wall["raw json"], strict=True)
-        )
-        print(f"concurrency {conc}: {rounds} interleaved rounds x {n} requests")
-        for name in contenders:
-            print(
-                f"  {name:<12} client CPU {med_cpu[name]:7.1f} us/req   "
-                f"wall {med_wall[name]:7.1f} us/req"
-            )
-        verdict = "OK" if ratio <= TARGET else "ABOVE TARGET"
+        report(conc, rounds, n, cpu, wall, results)
+
+
+def median_ratio(ours: list[float], theirs: list[float]) -> float:
+    """The ratio per round (same round, side by side), then the median of those ratios."""
+    return statistics.median(o / t for o, t in zip(ours, theirs, strict=True))
+
+
+def report(
+    conc: int,
+    rounds: int,
+    n: int,
+    cpu: dict[str, list[float]],
+    wall: dict[str, list[float]],
+    results: dict[str, Any],
+) -> None:
+    """Print the figures of one concurrency and put them in ``results``."""
+    med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
+    med_wall = {k: statistics.median(v) for k, v in wall.items()}
+    ratio = median_ratio(cpu["MailClient"], cpu["raw json"])
+    wall_ratio = median_ratio(wall["MailClient"], wall["raw json"])
+    print(f"concurrency {conc}: {rounds} interleaved rounds x {n} requests")
+    for name in cpu:
         print(
-            f"  MailClient / raw json: CPU {ratio:.2f}x (target <= {TARGET}x) {verdict}, "
-            f"wall {wall_ratio:.2f}x"
+            f"  {name:<12} client CPU {med_cpu[name]:7.1f} us/req   "
+            f"wall {med_wall[name]:7.1f} us/req"
         )
-        hooks_ratio = {
-            name: statistics.median(
-                h / o for h, o in zip(cpu[name], cpu["MailClient"], strict=True)
-            )
-            for name in ("Hooks()", "noop hooks")
-        }
-        print(
-            f"  hooks, CPU vs MailClient without hooks: Hooks() {hooks_ratio['Hooks()']:.2f}x, "
-            f"noop hooks {hooks_ratio['noop hooks']:.2f}x"
-        )
-        results[f"c{conc}_cpu_ratio_empty_hooks"] = round(hooks_ratio["Hooks()"], 3)
-        results[f"c{conc}_cpu_ratio_noop_hooks"] = round(hooks_ratio["noop hooks"], 3)
-        if "raw orjson" in contenders:
-            r2 = statistics.median(
-                o / r for o, r in zip(cpu["MailClient"], cpu["raw orjson"], strict=True)
-            )
-            print(f"  MailClient / raw orjson: CPU {r2:.2f}x")
-            results[f"c{conc}_cpu_ratio_vs_orjson"] = round(r2, 3)
-        results[f"c{conc}_requests"] = n
-        results[f"c{conc}_cpu_ratio"] = round(ratio, 3)
-        results[f"c{conc}_wall_ratio"] = round(wall_ratio, 3)
-        results[f"c{conc}_cpu_us"] = {k: round(v, 1) for k, v in med_cpu.items()}
-        results[f"c{conc}_wall_us"] = {k: round(v, 1) for k, v in med_wall.items()}
+    verdict = "OK" if ratio <= TARGET else "ABOVE TARGET"
+    print(
+        f"  MailClient / raw json: CPU {ratio:.2f}x (target <= {TARGET}x) {verdict}, "
+        f"wall {wall_ratio:.2f}x"
+    )
+    empty = median_ratio(cpu["Hooks()"], cpu["MailClient"])
+    noop = median_ratio(cpu["noop hooks"], cpu["MailClient"])
+    print(f"  hooks, CPU vs MailClient without: Hooks() {empty:.2f}x, noop hooks {noop:.2f}x")
+    results[f"c{conc}_cpu_ratio_empty_hooks"] = round(empty, 3)
+    results[f"c{conc}_cpu_ratio_noop_hooks"] = round(noop, 3)
+    if "raw orjson" in cpu:
+        r2 = median_ratio(cpu["MailClient"], cpu["raw orjson"])
+        print(f"  MailClient / raw orjson: CPU {r2:.2f}x")
+        results[f"c{conc}_cpu_ratio_vs_orjson"] = round(r2, 3)
+    results[f"c{conc}_requests"] = n
+    results[f"c{conc}_cpu_ratio"] = round(ratio, 3)
+    results[f"c{conc}_wall_ratio"] = round(wall_ratio, 3)
+    results[f"c{conc}_cpu_us"] = {k: round(v, 1) for k, v in med_cpu.items()}
+    results[f"c{conc}_wall_us"] = {k: round(v, 1) for k, v in med_wall.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
