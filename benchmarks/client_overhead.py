@@ -8,10 +8,14 @@ interleaved rounds (order reversed every round) inside one process:
 * ``raw json``    aiohttp + ``json.loads``, returns the list of item dicts;
 * ``raw orjson``  the same with ``orjson.loads`` (what our transport uses when installed);
 * ``MailClient``  ``pager.fetch_page(offset)``: limiter (``rate_limit=None``), retry loop,
-  envelope checks, ``MessageSummary`` models.
+  envelope checks, ``MessageSummary`` models; no hooks;
+* ``Hooks()``     the same client with ``hooks=Hooks()`` (empty: must cost nothing);
+* ``noop hooks``  the same with a no-op sync hook on each of the four events (what building
+  and dispatching the events costs).
 
 CPU is ``time.process_time()`` of this (client) process; wall is ``perf_counter``. Target:
-client CPU per request of ``MailClient`` <= 1.15x ``raw json``.
+client CPU per request of ``MailClient`` <= 1.15x ``raw json``; ``Hooks()`` / ``MailClient``
+about 1.00x (hooks cost nothing when unset).
 
     python benchmarks/client_overhead.py [--rounds 5] [--n1 300] [--n100 2000]
     python benchmarks/client_overhead.py --profile   # cProfile of the MailClient loop
@@ -34,7 +38,7 @@ import aiohttp
 from _common import AppProcess, write_json
 from aiohttp import web
 
-from bitrix_mail_async import MailClient
+from bitrix_mail_async import Hooks, MailClient
 
 PAGE_SIZE = 50
 API_KEY = "vibe_api_bench_overhead_0123456789"
@@ -44,6 +48,13 @@ try:
     import orjson
 except ImportError:  # pragma: no cover
     orjson = None
+
+
+def _noop(event: object) -> None:
+    """A hook that does nothing: what remains is the cost of the events themselves."""
+
+
+NOOP_HOOKS = Hooks(on_request=_noop, on_response=_noop, on_retry=_noop, on_rate_limited=_noop)
 
 
 def page_body() -> bytes:
@@ -108,13 +119,18 @@ async def measure_one(
     headers = {"X-Api-Key": API_KEY, "Accept": "application/json"}
     url = base_url + "/v1/mail/messages"
     connector = aiohttp.TCPConnector(limit=conc, limit_per_host=conc)
+
+    def client(hooks: Hooks | None) -> MailClient:
+        return MailClient(
+            API_KEY, base_url=base_url + "/v1", rate_limit=None, max_concurrency=conc, hooks=hooks
+        )
+
     async with (
         aiohttp.ClientSession(connector=connector, headers=headers) as http,
-        MailClient(
-            API_KEY, base_url=base_url + "/v1", rate_limit=None, max_concurrency=conc
-        ) as mail,
+        client(None) as mail,
+        client(Hooks()) as mail_empty_hooks,
+        client(NOOP_HOOKS) as mail_noop_hooks,
     ):
-        pager = mail.messages.list(1, page_size=PAGE_SIZE)
 
         def raw_with(loads: Callable[[bytes], Any]) -> Fetch:
             async def fetch(offset: int) -> int:
@@ -125,14 +141,22 @@ async def measure_one(
 
             return fetch
 
-        async def ours(offset: int) -> int:
-            page = await pager.fetch_page(offset)
-            return len(page.items)
+        def ours_with(client: MailClient) -> Fetch:
+            pager = client.messages.list(1, page_size=PAGE_SIZE)
 
+            async def fetch(offset: int) -> int:
+                page = await pager.fetch_page(offset)
+                return len(page.items)
+
+            return fetch
+
+        ours = ours_with(mail)
         contenders: dict[str, Fetch] = {"raw json": raw_with(json.loads)}
         if orjson is not None:
             contenders["raw orjson"] = raw_with(orjson.loads)
         contenders["MailClient"] = ours
+        contenders["Hooks()"] = ours_with(mail_empty_hooks)
+        contenders["noop hooks"] = ours_with(mail_noop_hooks)
 
         for fetch in contenders.values():  # warm-up: connections, caches
             await run_batch(fetch, min(n, 200), conc)
@@ -154,37 +178,52 @@ async def measure_one(
                 await run_batch(contenders[name], n, conc)
                 cpu[name].append((time.process_time() - c0) / n * 1e6)
                 wall[name].append((time.perf_counter() - w0) / n * 1e6)
-        med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
-        med_wall = {k: statistics.median(v) for k, v in wall.items()}
-        # Ratio per round (same round, side by side), then the median of those ratios.
-        ratio = statistics.median(
-            o / r for o, r in zip(cpu["MailClient"], cpu["raw json"], strict=True)
-        )
-        wall_ratio = statistics.median(
-            o / r for o, r in zip(wall["MailClient"], wall["raw json"], strict=True)
-        )
-        print(f"concurrency {conc}: {rounds} interleaved rounds x {n} requests")
-        for name in contenders:
-            print(
-                f"  {name:<12} client CPU {med_cpu[name]:7.1f} us/req   "
-                f"wall {med_wall[name]:7.1f} us/req"
-            )
-        verdict = "OK" if ratio <= TARGET else "ABOVE TARGET"
+        report(conc, rounds, n, cpu, wall, results)
+
+
+def median_ratio(ours: list[float], theirs: list[float]) -> float:
+    """The ratio per round (same round, side by side), then the median of those ratios."""
+    return statistics.median(o / t for o, t in zip(ours, theirs, strict=True))
+
+
+def report(
+    conc: int,
+    rounds: int,
+    n: int,
+    cpu: dict[str, list[float]],
+    wall: dict[str, list[float]],
+    results: dict[str, Any],
+) -> None:
+    """Print the figures of one concurrency and put them in ``results``."""
+    med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
+    med_wall = {k: statistics.median(v) for k, v in wall.items()}
+    ratio = median_ratio(cpu["MailClient"], cpu["raw json"])
+    wall_ratio = median_ratio(wall["MailClient"], wall["raw json"])
+    print(f"concurrency {conc}: {rounds} interleaved rounds x {n} requests")
+    for name in cpu:
         print(
-            f"  MailClient / raw json: CPU {ratio:.2f}x (target <= {TARGET}x) {verdict}, "
-            f"wall {wall_ratio:.2f}x"
+            f"  {name:<12} client CPU {med_cpu[name]:7.1f} us/req   "
+            f"wall {med_wall[name]:7.1f} us/req"
         )
-        if "raw orjson" in contenders:
-            r2 = statistics.median(
-                o / r for o, r in zip(cpu["MailClient"], cpu["raw orjson"], strict=True)
-            )
-            print(f"  MailClient / raw orjson: CPU {r2:.2f}x")
-            results[f"c{conc}_cpu_ratio_vs_orjson"] = round(r2, 3)
-        results[f"c{conc}_requests"] = n
-        results[f"c{conc}_cpu_ratio"] = round(ratio, 3)
-        results[f"c{conc}_wall_ratio"] = round(wall_ratio, 3)
-        results[f"c{conc}_cpu_us"] = {k: round(v, 1) for k, v in med_cpu.items()}
-        results[f"c{conc}_wall_us"] = {k: round(v, 1) for k, v in med_wall.items()}
+    verdict = "OK" if ratio <= TARGET else "ABOVE TARGET"
+    print(
+        f"  MailClient / raw json: CPU {ratio:.2f}x (target <= {TARGET}x) {verdict}, "
+        f"wall {wall_ratio:.2f}x"
+    )
+    empty = median_ratio(cpu["Hooks()"], cpu["MailClient"])
+    noop = median_ratio(cpu["noop hooks"], cpu["MailClient"])
+    print(f"  hooks, CPU vs MailClient without: Hooks() {empty:.2f}x, noop hooks {noop:.2f}x")
+    results[f"c{conc}_cpu_ratio_empty_hooks"] = round(empty, 3)
+    results[f"c{conc}_cpu_ratio_noop_hooks"] = round(noop, 3)
+    if "raw orjson" in cpu:
+        r2 = median_ratio(cpu["MailClient"], cpu["raw orjson"])
+        print(f"  MailClient / raw orjson: CPU {r2:.2f}x")
+        results[f"c{conc}_cpu_ratio_vs_orjson"] = round(r2, 3)
+    results[f"c{conc}_requests"] = n
+    results[f"c{conc}_cpu_ratio"] = round(ratio, 3)
+    results[f"c{conc}_wall_ratio"] = round(wall_ratio, 3)
+    results[f"c{conc}_cpu_us"] = {k: round(v, 1) for k, v in med_cpu.items()}
+    results[f"c{conc}_wall_us"] = {k: round(v, 1) for k, v in med_wall.items()}
 
 
 def main(argv: list[str] | None = None) -> int:

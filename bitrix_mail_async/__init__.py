@@ -8,6 +8,14 @@ Example::
 
 from bitrix_mail_async import errors
 from bitrix_mail_async._convert import from_dict, to_dict
+from bitrix_mail_async._hooks import (
+    HookEvent,
+    Hooks,
+    RateLimitedEvent,
+    RequestEvent,
+    ResponseEvent,
+    RetryEvent,
+)
 from bitrix_mail_async._ratelimit import RateLimit, RateLimitConfig
 from bitrix_mail_async._raw import RawResponse
 from bitrix_mail_async._retry import RetryPolicy
@@ -45,6 +53,8 @@ __all__ = [
     "Employee",
     "FeedPostCreated",
     "FileCheckpoint",
+    "HookEvent",
+    "Hooks",
     "KeyInfo",
     "KeyRateLimit",
     "MailClient",
@@ -57,7 +67,11 @@ __all__ = [
     "Pager",
     "RateLimit",
     "RateLimitConfig",
+    "RateLimitedEvent",
     "RawResponse",
+    "RequestEvent",
+    "ResponseEvent",
+    "RetryEvent",
     "RetryPolicy",
     "SendResult",
     "Sender",

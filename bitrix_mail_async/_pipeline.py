@@ -11,12 +11,18 @@ event loop, and the transport binds the client to one loop before anything is cl
 client never touches another loop's state.
 Resources only call :meth:`Pipeline.request`; they never see aiohttp, JSON or retries.
 
+Each attempt is observed here: one DEBUG line on ``bitrix_mail_async.transport`` (route
+template, status, elapsed ms, attempt; the same as ``extra=`` fields) and, when the client has
+hooks, ``on_request`` just before sending and ``on_response`` once the outcome is known
+(:mod:`bitrix_mail_async._hooks`).
+
 This step sits outside ``_transport`` (which only knows HTTP) and ``_retry`` (which only knows
 when to repeat) so that each of the three stays small and owns one decision.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 from collections.abc import Callable, Mapping
@@ -26,6 +32,7 @@ from bitrix_mail_async import _envelope, _raw, errors
 from bitrix_mail_async._concurrency import AdaptiveConcurrency
 from bitrix_mail_async._config import check_timeout
 from bitrix_mail_async._envelope import Answer, Reply
+from bitrix_mail_async._hooks import HookDispatcher, Hooks, route_template
 from bitrix_mail_async._jsonlib import dumps
 from bitrix_mail_async._keys import REGISTRY, KeyState
 from bitrix_mail_async._ratelimit import Limiter, Permit, RateLimitConfig
@@ -55,6 +62,8 @@ class Pipeline:
         max_concurrency: int,
         retry: RetryPolicy,
         timeout: float,
+        hooks: Hooks | None = None,
+        base_url: str = "",
     ) -> None:
         self.transport = transport
         self.stats = ClientStats()
@@ -64,12 +73,15 @@ class Pipeline:
         self._rate_limit = rate_limit
         self._create_limiter = create_limiter
         self._shared: KeyState | None = None
+        # None without hooks: then no event is ever built (base_url names the server in them).
+        self._hooks = HookDispatcher.create(hooks, base_url)
         self._retry = RetryLoop(
             retry,
             report_rate_limited=self._report_rate_limited,
             stats=self.stats,
             wait=transport.wait,
             is_closed=lambda: transport.closed,
+            hooks=self._hooks,
         )
 
     def claim(self) -> KeyState:
@@ -188,31 +200,104 @@ class Pipeline:
         return request
 
     async def _attempt(self, request: Request, attempt: int) -> Reply:
+        """One attempt: a concurrency slot, admission, one exchange; then hear and observe it."""
         shared = self._shared or self.claim()
         generation = await self.concurrency.acquire()
         try:
-            permit = await self._admit(shared)
+            permit, waited = await self._admit(shared)
             self.stats.requests += 1
-            try:
-                answer = await self.transport.exchange(request)
-            except BaseException:
-                shared.window.settle(None)
-                raise
-            reading = shared.window.settle(answer.headers)
+            outcome, elapsed = await self._exchange(shared, request, attempt, waited)
         finally:
             self.concurrency.release()
-        if reading is not None:
-            self.stats.window = reading
-        return self._hear(shared.limiter, request, permit, answer, attempt, generation)
+        if isinstance(outcome, AttemptFailed):
+            await self._observe(request, attempt, None, elapsed, outcome)
+            raise outcome
+        try:
+            reply = self._hear(shared.limiter, request, permit, outcome, generation)
+        except (AttemptFailed, errors.DecodeError) as exc:
+            failed = exc
+        else:
+            await self._observe(request, attempt, outcome.status, elapsed, None)
+            return reply
+        await self._observe(request, attempt, outcome.status, elapsed, failed)
+        raise failed
 
-    async def _admit(self, shared: KeyState) -> Permit:
-        """Wait for the limiter's permit, then for room in the window; close() interrupts."""
+    async def _admit(self, shared: KeyState) -> tuple[Permit, float]:
+        """Wait for the limiter's permit, then for room in the window; close() interrupts.
+
+        Returns the permit and the seconds waited for both.
+        """
         permit = await self.transport.wait(shared.limiter.acquire())
         self.stats.limiter_wait += permit.waited
+        waited = permit.waited
         window = shared.window
         if not window.try_admit():
-            self.stats.window_wait += await self.transport.wait(window.admit())
-        return permit
+            window_wait = await self.transport.wait(window.admit())
+            self.stats.window_wait += window_wait
+            waited += window_wait
+        return permit, waited
+
+    async def _exchange(
+        self, shared: KeyState, request: Request, attempt: int, waited: float
+    ) -> tuple[Answer | AttemptFailed, float]:
+        """Send one attempt (on_request hooks first); the answer, or how it failed, and its time.
+
+        The window hears the answer's headers, or that none came: its admission is settled
+        whatever happens, a cancel during a hook included.
+        """
+        loop = asyncio.get_running_loop()
+        window = shared.window
+        try:
+            if self._hooks is not None:
+                await self._hooks.request(request, attempt, waited)
+            sent = loop.time()
+            answer = await self.transport.exchange(request)
+        except AttemptFailed as exc:
+            window.settle(None)
+            return exc, loop.time() - sent
+        except BaseException:
+            window.settle(None)
+            raise
+        reading = window.settle(answer.headers)
+        if reading is not None:
+            self.stats.window = reading
+        return answer, loop.time() - sent
+
+    async def _observe(
+        self,
+        request: Request,
+        attempt: int,
+        status: int | None,
+        elapsed: float,
+        failed: AttemptFailed | errors.DecodeError | None,
+    ) -> None:
+        """The attempt's DEBUG line (never the key, the query or the body) and on_response."""
+        error = failed.error if isinstance(failed, AttemptFailed) else failed
+        if log.isEnabledFor(logging.DEBUG):
+            route = route_template(request.path)
+            name = None if error is None else type(error).__name__
+            outcome = " ".join(str(part) for part in (status, name) if part is not None)
+            ms = round(elapsed * 1000, 1)
+            log.debug(
+                "%s %s -> %s in %.1f ms (attempt %d, path %s)",
+                request.method,
+                route,
+                outcome,
+                ms,
+                attempt,
+                request.path,
+                extra={
+                    "method": request.method,
+                    "route": route,
+                    "path": request.path,
+                    "status": status,
+                    "error": name,
+                    "elapsed_ms": ms,
+                    "attempt": attempt,
+                },
+            )
+        if self._hooks is not None:
+            await self._hooks.response(request, attempt, status, elapsed, error)
 
     def _hear(
         self,
@@ -220,13 +305,11 @@ class Pipeline:
         request: Request,
         permit: Permit,
         answer: Answer,
-        attempt: int,
         generation: int,
     ) -> Reply:
         """Let the limiter, the concurrency limit and the counters learn the outcome; read."""
         status = answer.status
         self.stats.responses += 1
-        log.debug("%s %s -> %d (attempt %d)", request.method, request.path, status, attempt)
         call = request.call
         if status == 429:
             self.stats.rate_limited += 1

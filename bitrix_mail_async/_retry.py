@@ -30,6 +30,7 @@ from bitrix_mail_async._stats import ClientStats
 
 if TYPE_CHECKING:
     from bitrix_mail_async._envelope import Call
+    from bitrix_mail_async._hooks import HookDispatcher
     from bitrix_mail_async._ratelimit import Permit
     from bitrix_mail_async._transport import Request
 
@@ -169,32 +170,51 @@ class RetryLoop:
         stats: ClientStats,
         wait: Sleeper,
         is_closed: Callable[[], bool],
+        hooks: HookDispatcher | None = None,
     ) -> None:
         self.policy = policy
         self._report_rate_limited = report_rate_limited
         self._stats = stats
         self._wait = wait
         self._is_closed = is_closed
+        self._hooks = hooks
 
     async def run(self, request: Request, attempt: Callable[[int], Awaitable[R]]) -> R:
-        """Call ``attempt(n)`` until it succeeds or the rules say stop; raise the final error.
+        """Call ``attempt(n)`` (n: 1, 2, 3...) until it succeeds or the rules say stop.
+
+        Hooks hear of every refusal and retry; call scopes (OpenTelemetry's span) enclose the
+        whole logical call, final error included.
+        """
+        hooks = self._hooks
+        if hooks is None or not hooks.scoped:
+            return await self._run(request, attempt)
+        with hooks.call(request):
+            return await self._run(request, attempt)
+
+    async def _run(self, request: Request, attempt: Callable[[int], Awaitable[R]]) -> R:
+        """The loop of :meth:`run`; raises the final error.
 
         The final error is raised outside any ``except`` block, so it has no ``__context__``:
         an aiohttp exception there would keep frames whose locals hold the request headers.
         """
-        attempts = 0
+        attempts = 0  # attempts that count against max_attempts
+        tries = 0  # every attempt, refused ones included: what hooks and logs number
         refused = 0  # 429s and queue timeouts: the gateway did no work, own budget
         first_refusal = 0.0
         loop = asyncio.get_running_loop()
+        hooks = self._hooks
         while True:
             attempts += 1
+            tries += 1
             try:
-                return await attempt(attempts)
+                return await attempt(tries)
             except AttemptFailed as exc:
                 failed = exc
             except errors.DecodeError as exc:
                 # A 2xx the envelope reader could not read: the call ran, its answer is lost.
                 failed = AttemptFailed(exc, Failure.UNREADABLE)
+            if hooks is not None and failed.failure is Failure.RATE_LIMITED:
+                await hooks.rate_limited(request, tries, failed.retry_after)
             if failed.failure in (Failure.RATE_LIMITED, Failure.QUEUED):
                 if not refused:
                     first_refusal = loop.time()
@@ -203,12 +223,14 @@ class RetryLoop:
                     # keep a call waiting at an ever lower learned rate.
                     raise failed.error
             if failed.failure is Failure.RATE_LIMITED:
-                await self._after_rate_limit(request, failed, refused)
+                wait = await self._after_rate_limit(request, failed, refused)
                 delay = 0.0  # the limiter's acquire() waits the cooldown out
             elif failed.failure is Failure.QUEUED:
-                delay = self._after_queue_timeout(request, failed, refused)
+                delay = wait = self._after_queue_timeout(request, failed, refused)
             else:
-                delay = self._backoff_or_raise(request, failed, attempts)
+                delay = wait = self._backoff_or_raise(request, failed, attempts)
+            if hooks is not None and failed.failure is not None:
+                await hooks.retry(request, tries, failed.failure, wait, failed.error)
             if failed.failure in (Failure.RATE_LIMITED, Failure.QUEUED):
                 refused += 1
                 attempts -= 1  # refusals do not spend the attempts of real failures
@@ -218,19 +240,21 @@ class RetryLoop:
 
     async def _after_rate_limit(
         self, request: Request, failed: AttemptFailed, rate_limited: int
-    ) -> None:
-        """Share a 429's cooldown with the other calls, or raise when this call must stop."""
+    ) -> float:
+        """Share a 429's cooldown with the other calls and return it; raise if the call must end."""
         policy = self.policy
         wait = policy.rate_limit_wait(failed.retry_after, rate_limited + 1)
         if wait > policy.max_retry_after:
             # Not honoured, so not imposed on the other calls either.
             raise failed.error
+        cooldown = wait + cooldown_jitter(wait)
         # Shared even when this call gives up: the others would only earn 429s.
-        await self._report_rate_limited(failed.permit, wait + cooldown_jitter(wait))
+        await self._report_rate_limited(failed.permit, cooldown)
         log.debug("%s %s: rate limited, shared cooldown %.3fs", request.method, request.path, wait)
         if rate_limited >= policy.rate_limit_attempts:
             raise failed.error
         self._stats.retries += 1
+        return cooldown
 
     def _after_queue_timeout(self, request: Request, failed: AttemptFailed, refused: int) -> float:
         """Seconds to wait before repeating a call the portal queue never ran, or raise."""

@@ -31,6 +31,7 @@ from bitrix_mail_async._config import (
     resolve_base_url,
     resolve_session_token,
 )
+from bitrix_mail_async._hooks import Hooks, check_hooks
 from bitrix_mail_async._keys import key_id
 from bitrix_mail_async._pipeline import Pipeline
 from bitrix_mail_async._ratelimit import RateLimit, RateLimitConfig, Unlimited
@@ -210,6 +211,7 @@ class MailClient:
         trust_env: bool = False,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        hooks: Hooks | None = None,
     ) -> None:
         try:
             key = resolve_api_key(api_key)
@@ -224,6 +226,7 @@ class MailClient:
             config = _rate_limit_config(rate_limit)
             max_request_bytes = check_byte_limit("max_request_bytes", max_request_bytes)
             max_response_bytes = check_byte_limit("max_response_bytes", max_response_bytes)
+            check_hooks(hooks)
         except errors.MailError as exc:
             # A traceback keeps this frame's locals (and those of the frames below it, which
             # with_traceback drops): clear the secrets before the error leaves.
@@ -251,6 +254,8 @@ class MailClient:
             max_concurrency=max_concurrency,
             retry=retry if retry is not None else RetryPolicy(),
             timeout=timeout,
+            hooks=hooks,
+            base_url=url,
         )
         self._account = Account(self._pipeline)
         self.mailboxes = Mailboxes(self._pipeline)

@@ -51,3 +51,23 @@ def test_readme_fixture_example_passes(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 passed" in done.stdout
+
+
+def test_readme_raw_responses_example_runs(mail_emulator: MailEmulator, tmp_path: Path) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    example = next(b for b in blocks if "with_raw_response" in b and "asyncio.run" in b)
+    script = tmp_path / "raw_example.py"
+    script.write_text(example)
+    env = dict(
+        os.environ,
+        BITRIX_MAIL_API_KEY=mail_emulator.api_key,
+        BITRIX_MAIL_BASE_URL=mail_emulator.base_url,
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[1].startswith("200 ")  # status, X-RateLimit-Remaining, request id
+    assert lines[2] == "True"  # parsed and data agree
+    assert ("GET", "/me") in [(r.method, r.path) for r in mail_emulator.requests]

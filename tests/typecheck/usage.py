@@ -14,6 +14,8 @@ from bitrix_mail_async import (
     CrmActivityCreated,
     Employee,
     FeedPostCreated,
+    HookEvent,
+    Hooks,
     KeyInfo,
     Mailbox,
     MailClient,
@@ -24,13 +26,18 @@ from bitrix_mail_async import (
     Page,
     RateLimit,
     RateLimitConfig,
+    RateLimitedEvent,
     RawResponse,
+    RequestEvent,
+    ResponseEvent,
+    RetryEvent,
     RetryPolicy,
     Sender,
     SendResult,
     TaskCreated,
     errors,
     from_dict,
+    otel,
     to_dict,
 )
 from bitrix_mail_async.pagination import Pager
@@ -156,3 +163,34 @@ async def raw_responses(mail: MailClient) -> None:
     assert_type(await raw.me(), RawResponse[KeyInfo])
     assert_type(await raw.request("GET", "/me"), RawResponse[Any])
     assert_type(await mail.with_options(timeout=1).with_raw_response.me(), RawResponse[KeyInfo])
+
+
+async def hooks_usage() -> None:
+    """Hooks and their events are precisely typed; otel.instrument() gives Hooks."""
+    requests: list[RequestEvent] = []
+
+    async def on_retry(event: RetryEvent) -> None:
+        assert_type(event.reason, str)
+        assert_type(event.wait, float)
+
+    def on_response(event: ResponseEvent) -> None:
+        assert_type(event.status, int | None)
+        assert_type(event.elapsed, float)
+        assert_type(event.error, str | None)
+        assert_type(event.code, str | None)
+        assert_type(event.retry_after, float | None)
+
+    hooks = Hooks(
+        on_request=requests.append,
+        on_response=[on_response, lambda event: assert_type(event.route, str)],
+        on_retry=on_retry,
+        on_rate_limited=lambda event: assert_type(event.retry_after, float | None),
+    )
+    combined = otel.instrument() + hooks
+    assert_type(combined, Hooks)
+    event: HookEvent = requests[0]
+    assert_type(event.attempt, int)
+    assert_type(requests[0].waited, float)
+    assert_type(RateLimitedEvent("GET", "/me", "/me", 1, None).retry_after, float | None)
+    async with MailClient("vibe_api_x", hooks=combined) as mail:
+        assert_type(await mail.mailboxes.get(1), Mailbox)
