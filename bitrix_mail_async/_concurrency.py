@@ -39,6 +39,13 @@ class AdaptiveConcurrency:
         self._last_change = clock()
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
+    def try_acquire(self) -> int | None:
+        """Take a free slot without waiting (the generation), or None when callers must queue."""
+        if self.in_flight < self.limit and not self._waiters:
+            self.in_flight += 1
+            return self.generation
+        return None
+
     async def acquire(self) -> int:
         """Wait for a slot (FIFO); returns the generation to hand back with an overload."""
         waiters = self._waiters

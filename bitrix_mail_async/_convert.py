@@ -41,6 +41,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 
 from . import models
 from ._addresses import split_recipients
+from ._jsonlib import check_depth
 from .errors import DecodeError, InvalidArgumentError
 
 __all__ = [
@@ -162,8 +163,9 @@ def _opt_datetime(value: Any, _: object) -> datetime | None:
 
 
 def _json_tuple(value: Any, _: object) -> tuple[Any, ...]:
-    # `bindings` has no documented item shape: keep whatever JSON arrives, never fail.
+    # `bindings` has no documented item shape: keep whatever JSON arrives, if not absurdly deep.
     if value.__class__ is list or value.__class__ is tuple:
+        check_depth(value)
         return tuple(value)
     if value is None:
         return ()
@@ -287,6 +289,13 @@ def _as_dict(data: Any) -> dict[Any, Any]:
     return dict(data)
 
 
+def _extra(data: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any]:
+    """The unknown wire keys of ``data``, kept as they came unless absurdly deep."""
+    extra = {k: v for k, v in data.items() if k not in known}
+    check_depth(extra)
+    return extra
+
+
 def cattrs_decoder(cls: Any) -> _StructureFn:
     """Build the decoder cattrs generates for a model, plus the ``extra`` bookkeeping."""
     generated = make_dict_structure_fn(
@@ -304,7 +313,7 @@ def cattrs_decoder(cls: Any) -> _StructureFn:
         instance = generated(data, None)
         if keeps_extra and not data.keys() <= known:
             # `extra` came from its factory, so it is this instance's own fresh dict.
-            instance.extra.update({k: v for k, v in data.items() if k not in known})
+            instance.extra.update(_extra(data, known))
         return instance
 
     return structure_model
@@ -326,9 +335,7 @@ def _detailed_decoder(cls: Any) -> _StructureFn:
 # fills the slots through their own descriptors, which is what ``__init__`` ends up doing.
 # benchmarks/decode_bench.py prints both side by side; it is well over 10 % faster per page.
 
-_EXTRA_CODE: Final = (
-    "v = {} if o.keys() <= __known else {k: x for k, x in o.items() if k not in __known}"
-)
+_EXTRA_CODE: Final = "v = {} if o.keys() <= __known else __extra(o, __known)"
 _INLINE_ENV: Final[dict[str, Any]] = {"__fromiso": datetime.fromisoformat, "__tuple": tuple}
 
 
@@ -388,7 +395,7 @@ def generated_decoder(cls: Any) -> _StructureFn | None:
     attrs.resolve_types(cls)
     known = _wire_names(cls)
     env: dict[str, Any] = {**_INLINE_ENV, "__cls": cls, "__new": object.__new__}
-    env.update(__dict=dict, __as_dict=_as_dict, __known=known)
+    env.update(__dict=dict, __as_dict=_as_dict, __known=known, __extra=_extra)
     lines = ["if o.__class__ is not __dict: o = __as_dict(o)", "self = __new(__cls)"]
     for index, field in enumerate(attrs.fields(cls)):
         if field.name == "extra":

@@ -20,7 +20,7 @@ from typing import Any, Literal, NamedTuple, TypeVar
 
 from bitrix_mail_async import errors
 from bitrix_mail_async._convert import structure, structure_list
-from bitrix_mail_async._jsonlib import MAX_DEPTH, TooDeepError, loads
+from bitrix_mail_async._jsonlib import MAX_DEPTH, TooDeepError, check_depth, loads
 from bitrix_mail_async.models import Page
 
 __all__ = [
@@ -124,8 +124,11 @@ def _decode_error(call: Call, message: str, **details: Any) -> errors.DecodeErro
     return errors.DecodeError(message, method=call.method, path=call.path, **details)
 
 
-def read(call: Call, answer: Answer) -> Reply:
-    """Return the ``data``/``meta`` of a 2xx answer, or raise its typed error."""
+def read(call: Call, answer: Answer, *, untyped: bool = False) -> Reply:
+    """Return the ``data``/``meta`` of a 2xx answer, or raise its typed error.
+
+    ``untyped``: the caller takes ``data`` as plain JSON, so it must not be absurdly deep.
+    """
     raw = answer.body
     try:
         envelope = loads(raw)
@@ -133,9 +136,7 @@ def read(call: Call, answer: Answer) -> Reply:
         deep = isinstance(exc, TooDeepError)
         raise _decode_error(
             call,
-            f"the answer is JSON nested deeper than {MAX_DEPTH} levels"
-            if deep
-            else "the answer is not valid JSON",
+            _TOO_DEEP if deep else "the answer is not valid JSON",
             status=answer.status,
             body_excerpt=errors.excerpt(raw),
         ) from None
@@ -149,6 +150,11 @@ def read(call: Call, answer: Answer) -> Reply:
     if envelope["success"] is True:
         if "data" not in envelope:
             raise _decode_error(call, "'success: true' without 'data'", status=answer.status)
+        if untyped:
+            try:
+                check_depth(envelope["data"])
+            except TooDeepError:
+                raise _decode_error(call, _TOO_DEEP, status=answer.status) from None
         return Reply(envelope["data"], envelope.get("meta"), answer.status, answer.headers)
     # success: false with a 2xx status: still a gateway error, typed by its code.
     raise error_for(call, answer, envelope=envelope)
@@ -162,6 +168,10 @@ def error_for(call: Call, answer: Answer, *, envelope: Any = None) -> errors.API
             envelope = loads(answer.body) if answer.body else None
         except ValueError:
             envelope = None
+    try:
+        check_depth(envelope)  # its validation list is passed on as it came
+    except TooDeepError:
+        envelope = None
     error_obj = envelope.get("error") if isinstance(envelope, dict) else None
     code: str | None = None
     message = f"HTTP {status}"
@@ -240,7 +250,7 @@ def unwrap_item(call: Call, data: object) -> Any:
     raise _decode_error(call, f"expected 'item' to be an object, got {_kind(inner)}")
 
 
-_TOO_DEEP = "the payload is nested too deeply to decode"
+_TOO_DEEP = f"the answer is JSON nested deeper than {MAX_DEPTH} levels"
 
 
 def _named(call: Call, exc: errors.DecodeError) -> errors.DecodeError:

@@ -1,9 +1,15 @@
 """JSON encoding for the wire: orjson when installed (extra "speedups"), else the stdlib.
 
 Both backends behave the same at the edges: ``loads`` raises only ``ValueError`` (bad JSON,
-or nesting deeper than :data:`MAX_DEPTH`, where the stdlib would raise ``RecursionError``
-and orjson allows 1,024 levels), and ``dumps`` raises only
-:class:`~bitrix_mail_async.errors.InvalidArgumentError` for what it cannot encode.
+or nesting past the parser's own limit, where the stdlib would raise ``RecursionError``), and
+``dumps`` raises only :class:`~bitrix_mail_async.errors.InvalidArgumentError` for what it
+cannot encode.
+
+:data:`MAX_DEPTH` bounds what the client hands out *untyped*: a model's ``extra`` and
+``bindings``, the ``data`` of ``mail.request()`` and raw responses, error bodies. Those places
+call :func:`check_depth`; typed fields need no walk, since a nested value where a scalar or a
+list of strings belongs fails decoding anyway. Walking every answer would cost as much as
+parsing it (about 28 us per 50-item page).
 """
 
 from __future__ import annotations
@@ -14,7 +20,16 @@ from typing import Any, Final
 
 from bitrix_mail_async import errors
 
-__all__ = ["BACKEND", "MAX_DEPTH", "TooDeepError", "dumps", "loads", "std_dumps", "std_loads"]
+__all__ = [
+    "BACKEND",
+    "MAX_DEPTH",
+    "TooDeepError",
+    "check_depth",
+    "dumps",
+    "loads",
+    "std_dumps",
+    "std_loads",
+]
 
 #: Deepest nesting an answer may have. The gateway's answers are a few levels deep (envelope,
 #: data, items, item, bindings); a decoded value nested near the interpreter's recursion
@@ -27,7 +42,9 @@ class TooDeepError(ValueError):
 
 
 def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
-    """Raise ValueError when ``value`` nests lists/objects deeper than ``limit``."""
+    """Raise :class:`TooDeepError` when ``value`` nests lists/objects deeper than ``limit``."""
+    if type(value) is not dict and type(value) is not list:
+        return
     # Iterative, so the check itself cannot hit the recursion limit.
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
@@ -76,8 +93,6 @@ def loads(raw: bytes) -> Any:
         if "depth limit" in str(exc):
             raise TooDeepError(str(exc)) from None
         raise
-    if type(value) is dict or type(value) is list:
-        check_depth(value)
     return value
 
 

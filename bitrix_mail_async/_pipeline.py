@@ -161,13 +161,17 @@ class Pipeline:
         json: Any = None,
         timeout: float | None = None,
         idempotent: bool | None = None,
+        untyped: bool = False,
     ) -> Reply:
         """Send one logical call with limiter, retries and error mapping; return its Reply.
 
         ``idempotent`` defaults to True for GET only; read-only POSTs (recipient searches)
-        pass True so that they are retried like GETs.
+        pass True so that they are retried like GETs. ``untyped`` callers get ``data`` as
+        plain JSON, so its depth is checked (a model's decoder checks what it keeps untyped).
         """
         request = self._prepare(method, path, params, json, timeout, idempotent)
+        if untyped:
+            request = request._replace(untyped=True)
         reply = await self._retry.run(request, lambda attempt: self._attempt(request, attempt))
         _raw.note(reply)  # for mail.with_raw_response, when this call runs under it
         return reply
@@ -202,24 +206,30 @@ class Pipeline:
     async def _attempt(self, request: Request, attempt: int) -> Reply:
         """One attempt: a concurrency slot, admission, one exchange; then hear and observe it."""
         shared = self._shared or self.claim()
-        generation = await self.concurrency.acquire()
+        generation = self.concurrency.try_acquire()
+        if generation is None:
+            generation = await self.concurrency.acquire()
         try:
             permit, waited = await self._admit(shared)
             self.stats.requests += 1
             outcome, elapsed = await self._exchange(shared, request, attempt, waited)
         finally:
             self.concurrency.release()
+        observed = self._hooks is not None or log.isEnabledFor(logging.DEBUG)
         if isinstance(outcome, AttemptFailed):
-            await self._observe(request, attempt, None, elapsed, outcome)
+            if observed:
+                await self._observe(request, attempt, None, elapsed, outcome)
             raise outcome
         try:
             reply = self._hear(shared.limiter, request, permit, outcome, generation)
         except (AttemptFailed, errors.DecodeError) as exc:
             failed = exc
         else:
-            await self._observe(request, attempt, outcome.status, elapsed, None)
+            if observed:  # else no coroutine at all: the common case costs nothing
+                await self._observe(request, attempt, outcome.status, elapsed, None)
             return reply
-        await self._observe(request, attempt, outcome.status, elapsed, failed)
+        if observed:
+            await self._observe(request, attempt, outcome.status, elapsed, failed)
         raise failed
 
     async def _admit(self, shared: KeyState) -> tuple[Permit, float]:
@@ -318,7 +328,7 @@ class Pipeline:
         limiter.report_success(permit)
         if 200 <= status < 300:
             self.concurrency.succeeded()
-            return _envelope.read(call, answer)
+            return _envelope.read(call, answer, untyped=request.untyped)
         err = _envelope.error_for(call, answer)
         failure = classify(status, err.code)
         if failure is Failure.QUEUED and self.concurrency.overloaded(generation):

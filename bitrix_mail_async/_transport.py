@@ -77,6 +77,8 @@ class Request(NamedTuple):
     body: bytes | None
     timeout: float
     idempotent: bool
+    #: The caller takes ``data`` as plain JSON (``mail.request``), not decoded into a model.
+    untyped: bool = False
 
     @property
     def call(self) -> Call:
@@ -330,6 +332,9 @@ class Transport:
         if success and declared is not None and declared > limit:
             resp.close()
             raise _too_large(request, resp.status, limit)
+        if declared is not None and declared <= limit and "Content-Encoding" not in resp.headers:
+            # Neither compressed nor chunked: the body is exactly the declared size, in bounds.
+            return await resp.read()
         size = 0
         chunks: list[bytes] = []
         async for chunk in resp.content.iter_chunked(_CHUNK):

@@ -318,7 +318,9 @@ class MailClient:
         route = _custom_path(path, self._base_url)
         query = _custom_query(params)
         body = _custom_body(verb, json)
-        reply = await self._pipeline.request(verb, route, params=query, json=body, timeout=timeout)
+        reply = await self._pipeline.request(
+            verb, route, params=query, json=body, timeout=timeout, untyped=True
+        )
         return reply.data
 
     @property

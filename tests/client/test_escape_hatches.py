@@ -442,3 +442,21 @@ async def test_a_sender_always_has_a_from_string(
             with pytest.raises(errors.InvalidArgumentError, match="from_"):
                 await mail.messages.send(from_=sender.sender, to="b@x.io", subject="s", body="b")
     assert len(scripted.hits) == 1
+
+
+async def test_request_refuses_absurdly_deep_data(
+    scripted: ScriptedServer, scripted_client: Any
+) -> None:
+    # Typed calls check what they keep untyped; request() hands out all of data untyped.
+    deep: Any = []
+    for _ in range(150):
+        deep = [deep]
+    scripted.push(200, {"success": True, "data": {"x": deep}})
+    scripted.push(200, {"success": True, "data": {"x": deep}})
+    async with scripted_client() as mail:
+        with pytest.raises(errors.DecodeError, match="nested deeper than 100") as got:
+            await mail.request("GET", "/custom")
+        assert not isinstance(got.value, errors.OutcomeUnknownError)
+        with pytest.raises(errors.OutcomeUnknownDecodeError, match="nested"):
+            await mail.request("POST", "/custom", json={"a": 1})
+    assert len(scripted.hits) == 2  # neither repeated
