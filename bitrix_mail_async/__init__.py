@@ -19,7 +19,7 @@ from bitrix_mail_async._hooks import (
 from bitrix_mail_async._ratelimit import RateLimit, RateLimitConfig
 from bitrix_mail_async._raw import RawResponse
 from bitrix_mail_async._retry import RetryPolicy
-from bitrix_mail_async._stats import ClientStats
+from bitrix_mail_async._stats import ClientStats, StatsSnapshot
 from bitrix_mail_async._version import __version__
 from bitrix_mail_async.client import MailClient
 from bitrix_mail_async.models import (
@@ -75,6 +75,7 @@ __all__ = [
     "RetryPolicy",
     "SendResult",
     "Sender",
+    "StatsSnapshot",
     "TaskCreated",
     "__version__",
     "errors",

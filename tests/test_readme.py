@@ -42,8 +42,10 @@ def test_readme_fixture_example_passes(tmp_path: Path) -> None:
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
     example = next(b for b in blocks if "def test_send_is_never_repeated" in b)
     (tmp_path / "test_readme_example.py").write_text(example)
+    # A fresh project: no configuration of ours, pytest-asyncio in its default (strict) mode.
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "asyncio_mode=auto"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
