@@ -7,11 +7,8 @@ Decisions kept here and nowhere else:
   encodes the first time it is used, generic ones (``Page[Message]``) included.
 * The rename rule: wire names are generated from attribute names (snake_case → camelCase, a
   trailing ``_`` dropped, so ``from_`` ↔ ``from``). No per-field table to keep in sync.
-* Lenient scalars, because Bitrix24 often sends numbers as strings and booleans as "Y"/"N":
-  ints take ``123`` or ``"123"`` (not bools, fractional floats or other strings); bools take
-  true/false, "Y"/"N", "true"/"false", "1"/"0", 1/0; str fields take strings and numbers;
-  datetimes take ISO 8601 (offset → aware, none → naive). An optional int, bool or datetime
-  reads ``""`` (and a datetime also the zero date) as ``None``.
+* Lenient scalars (:mod:`bitrix_mail_async._scalars`), because Bitrix24 often sends numbers
+  as strings and booleans as "Y"/"N"; their common cases are inlined in generated decoders.
 * Unknown wire keys go to the model's ``extra`` instead of failing (a class without an
   ``extra`` field, such as ``Page``, ignores them).
 * Failures surface only as :class:`~bitrix_mail_async.errors.DecodeError`, naming the class
@@ -27,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import linecache
-import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from textwrap import indent
@@ -40,8 +36,20 @@ from cattrs.errors import ClassValidationError
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from . import models
-from ._addresses import split_recipients
 from ._jsonlib import check_depth
+from ._scalars import (
+    BadValue,
+    json_tuple,
+    opt_bool,
+    opt_datetime,
+    opt_int,
+    opt_str,
+    to_bool,
+    to_datetime,
+    to_int,
+    to_recipients,
+    to_str,
+)
 from .errors import DecodeError, InvalidArgumentError
 
 __all__ = [
@@ -63,139 +71,6 @@ _StructureFn = Callable[[Any, Any], Any]
 _UnstructureFn = Callable[[Any], dict[str, Any]]
 
 
-class _BadValue(ValueError):
-    """A wire value that does not fit its field; the text is shown to the user as is."""
-
-
-def _shown(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-# --- scalar hooks --------------------------------------------------------------------------
-# Each hook starts with an identity check for the common, already-right case: the pager
-# decodes thousands of fields and most of them need no work.
-
-_INT_TEXT: Final = re.compile(r"[+-]?[0-9]+")
-
-
-def _int(value: Any, _: object) -> int:
-    if value.__class__ is int:
-        return value
-    # Bitrix24 sends most ids as decimal strings; isascii() keeps out digits int() would
-    # accept from other scripts ("١٢").
-    if value.__class__ is str and value.isascii() and value.isdigit() and len(value) <= 40:
-        return int(value)
-    if isinstance(value, bool):
-        raise _BadValue(f"expected an integer, got a boolean ({value!r})")
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, str):
-        text = value.strip()
-        # Bounded length: int() of a huge digit string is slow and capped by Python anyway.
-        if len(text) <= 40 and _INT_TEXT.fullmatch(text):
-            return int(text)
-        raise _BadValue(f"expected an integer, got {_shown(value)}")
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    raise _BadValue(f"expected an integer, got {_shown(value)}")
-
-
-def _str(value: Any, _: object) -> str:
-    if isinstance(value, str):
-        return value if value.__class__ is str else str(value)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    raise _BadValue(f"expected a string, got {type(value).__name__}")
-
-
-_TRUE: Final = frozenset({"y", "yes", "true", "1"})
-_FALSE: Final = frozenset({"n", "no", "false", "0"})
-_BOOL_TEXT: Final = {"Y": True, "N": False, "true": True, "false": False, "1": True, "0": False}
-
-
-def _bool(value: Any, _: object) -> bool:
-    if value is True or value is False:
-        return value
-    if value.__class__ is str and value in _BOOL_TEXT:
-        return _BOOL_TEXT[value]
-    if isinstance(value, str):
-        folded = value.strip().lower()
-        if folded in _TRUE:
-            return True
-        if folded in _FALSE:
-            return False
-    elif value.__class__ is int and value in (0, 1):
-        return value == 1
-    raise _BadValue(f"expected a boolean, got {_shown(value)}")
-
-
-def _or_none(hook: Callable[[Any, object], T], *, blank: bool) -> Callable[[Any, object], T | None]:
-    """The hook of ``X | None``: null, and ``""`` too when ``blank``, read as None."""
-
-    def optional(value: Any, field_type: object) -> T | None:
-        if value is None or (blank and value == ""):
-            return None
-        return hook(value, field_type)
-
-    return optional
-
-
-_opt_int: Final = _or_none(_int, blank=True)
-_opt_str: Final = _or_none(_str, blank=False)
-_opt_bool: Final = _or_none(_bool, blank=True)
-
-
-def _datetime(value: Any, _: object) -> datetime:
-    if not isinstance(value, str):
-        raise _BadValue(f"expected an ISO 8601 date-time string, got {type(value).__name__}")
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise _BadValue(f"expected an ISO 8601 date-time, got {_shown(value)}") from None
-
-
-def _opt_datetime(value: Any, _: object) -> datetime | None:
-    # Bitrix24 (PHP/MySQL) writes an unset date as "" or the zero date, not null.
-    if value is None or value == "" or (isinstance(value, str) and value.startswith("0000-00-00")):
-        return None
-    return _datetime(value, None)
-
-
-def _json_tuple(value: Any, _: object) -> tuple[Any, ...]:
-    # `bindings` has no documented item shape: keep whatever JSON arrives, if not absurdly deep.
-    if value.__class__ is list or value.__class__ is tuple:
-        check_depth(value)
-        return tuple(value)
-    if value is None:
-        return ()
-    return (value,)
-
-
-def _recipient_item(item: object) -> str | None:
-    if isinstance(item, str):
-        return item.strip() or None
-    if isinstance(item, dict):
-        # Not documented, but REST lists sometimes carry {"email", "name"} pairs.
-        email = item.get("email")
-        if isinstance(email, str) and email.strip():
-            name = item.get("name")
-            if isinstance(name, str) and name.strip():
-                return f"{name.strip()} <{email.strip()}>"
-            return email.strip()
-    raise _BadValue(f"expected an address string, got {_shown(item)}")
-
-
-def _recipients(value: Any, _: object) -> tuple[str, ...]:
-    if value.__class__ is str:
-        return split_recipients(value)
-    if value is None:
-        return ()
-    if isinstance(value, list | tuple):
-        return tuple(addr for addr in map(_recipient_item, value) if addr is not None)
-    raise _BadValue(f"expected an address list, got {type(value).__name__}")
-
-
 # --- the converter --------------------------------------------------------------------------
 
 converter: Final = cattrs.Converter(unstruct_collection_overrides={tuple: list})
@@ -205,23 +80,24 @@ converter: Final = cattrs.Converter(unstruct_collection_overrides={tuple: list})
 # calls HOOK for whatever it does not take inline. A class with a field type missing here is
 # decoded by cattrs_decoder.
 _FIELD_TYPES: Final[dict[Any, tuple[_StructureFn, str]]] = {
-    int: (_int, "if v.__class__ is not int: v = HOOK"),
-    int | None: (_opt_int, "if v.__class__ is not int and v is not None: v = HOOK"),
-    str: (_str, "if v.__class__ is not str: v = HOOK"),
-    str | None: (_opt_str, "if v.__class__ is not str and v is not None: v = HOOK"),
-    bool: (_bool, "if v is not True and v is not False: v = HOOK"),
-    bool | None: (_opt_bool, "if v is not True and v is not False and v is not None: v = HOOK"),
-    datetime: (_datetime, "v = HOOK"),
+    int: (to_int, "if v.__class__ is not int: v = HOOK"),
+    int | None: (opt_int, "if v.__class__ is not int and v is not None: v = HOOK"),
+    str: (to_str, "if v.__class__ is not str: v = HOOK"),
+    str | None: (opt_str, "if v.__class__ is not str and v is not None: v = HOOK"),
+    bool: (to_bool, "if v is not True and v is not False: v = HOOK"),
+    bool | None: (opt_bool, "if v is not True and v is not False and v is not None: v = HOOK"),
+    datetime: (to_datetime, "v = HOOK"),
     datetime | None: (
-        _opt_datetime,
+        opt_datetime,
         "if v.__class__ is str and v[:1] not in ('', '0'):\n"
         "    try: v = __fromiso(v)\n"
         "    except ValueError: v = HOOK\n"
         "elif v is not None: v = HOOK",
     ),
     tuple[Any, ...]: (
-        _json_tuple,
-        "if v.__class__ is list: v = __tuple(v)\nelif v is None: v = ()\nelse: v = HOOK",
+        json_tuple,
+        # Only the empty list inline: anything else goes through the hook's depth check.
+        "if v is None or (v.__class__ is list and not v): v = ()\nelse: v = HOOK",
     ),
 }
 # One address with no comma is the common case: take it inline, the hook splits the rest.
@@ -237,7 +113,7 @@ for _type, (_hook, _) in _FIELD_TYPES.items():
     if _type != tuple[Any, ...]:
         converter.register_structure_hook(_type, _hook)
 # Parametrised tuples are not classes, so singledispatch cannot take them.
-converter.register_structure_hook_func(lambda t: t == tuple[Any, ...], _json_tuple)
+converter.register_structure_hook_func(lambda t: t == tuple[Any, ...], json_tuple)
 converter.register_unstructure_hook(datetime, datetime.isoformat)
 
 
@@ -258,7 +134,7 @@ def _overrides(cls: Any) -> dict[str, Any]:
         if field.name == "extra":
             result["extra"] = override(omit=True)
         else:
-            hook = _recipients if _is_recipients(field) else None
+            hook = to_recipients if _is_recipients(field) else None
             result[field.name] = override(rename=wire_name(field.name), struct_hook=hook)
     return result
 
@@ -285,7 +161,7 @@ def _as_dict(data: Any) -> dict[Any, Any]:
     if data.__class__ is dict:
         return data
     if not isinstance(data, Mapping):
-        raise _BadValue(f"expected a JSON object, got {type(data).__name__}")
+        raise BadValue(f"expected a JSON object, got {type(data).__name__}")
     return dict(data)
 
 
@@ -336,7 +212,7 @@ def _detailed_decoder(cls: Any) -> _StructureFn:
 # benchmarks/decode_bench.py prints both side by side; it is well over 10 % faster per page.
 
 _EXTRA_CODE: Final = "v = {} if o.keys() <= __known else __extra(o, __known)"
-_INLINE_ENV: Final[dict[str, Any]] = {"__fromiso": datetime.fromisoformat, "__tuple": tuple}
+_INLINE_ENV: Final[dict[str, Any]] = {"__fromiso": datetime.fromisoformat}
 
 
 def _decodes_to(value: object, default: object, hook: _StructureFn, field_type: Any) -> bool:
@@ -351,7 +227,7 @@ def _field_code(field: attrs.Attribute[Any], index: int, env: dict[str, Any]) ->
     """Source that decodes one field into `v`; None when the field is not covered."""
     hook: _StructureFn
     if _is_recipients(field):
-        hook, code = _recipients, _RECIPIENTS_CODE
+        hook, code = to_recipients, _RECIPIENTS_CODE
     elif field.type in _FIELD_TYPES:
         hook, code = _FIELD_TYPES[field.type]
     else:
@@ -425,7 +301,7 @@ def _bare_success(model_hook: _StructureFn) -> _StructureFn:
         # REST 3.0 answers a bare boolean; the gateway may wrap it in an object.
         if isinstance(data, Mapping):
             return model_hook(data, cls)
-        return models.CrmActivityCreated(success=_bool(data, None))
+        return models.CrmActivityCreated(success=to_bool(data, None))
 
     return structure_crm
 
@@ -462,7 +338,7 @@ converter.register_unstructure_hook_factory(attrs.has, _model_encoder)
 
 
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, _BadValue):
+    if isinstance(exc, BadValue):
         return str(exc)
     if isinstance(exc, KeyError):
         return "required field missing"

@@ -470,3 +470,23 @@ def test_a_refused_configuration_keeps_no_secret_in_its_traceback(bad: dict[str,
         assert KEY not in text
         if "session_token" not in bad:
             assert token not in text
+
+
+@pytest.mark.parametrize("decoder", ["generated", "cattrs"])
+def test_absurdly_deep_bindings_are_a_decode_error(decoder: str) -> None:
+    # `bindings` keeps any JSON (its shape is undocumented), so it is where depth is checked.
+    from bitrix_mail_async._convert import cattrs_decoder, generated_decoder, structure
+    from bitrix_mail_async.models import Message
+
+    deep: Any = []
+    for _ in range(150):
+        deep = [deep]
+    wire = {"id": 1, "mailboxId": 1, "subject": "s", "bindings": [{"type": "task", "x": deep}]}
+    hook = generated_decoder(Message) if decoder == "generated" else cattrs_decoder(Message)
+    assert hook is not None
+    with pytest.raises(ValueError, match="nested deeper than 100"):
+        hook(wire, Message)
+    with pytest.raises(errors.DecodeError, match="nested"):
+        structure(wire, Message)
+    shallow = {**wire, "bindings": [{"type": "task", "id": 5}]}
+    assert hook(shallow, Message).bindings == ({"type": "task", "id": 5},)
