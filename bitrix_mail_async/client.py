@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Final, Literal
 from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo
 
 import aiohttp
 
@@ -257,6 +258,9 @@ class MailClient:
             hooks=hooks,
             base_url=url,
         )
+        self._attach_resources(zone)
+
+    def _attach_resources(self, zone: ZoneInfo | None) -> None:
         self._account = Account(self._pipeline)
         self.mailboxes = Mailboxes(self._pipeline)
         """Mailboxes of the portal: ``list``, ``get``, ``senders``."""
