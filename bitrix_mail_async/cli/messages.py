@@ -285,7 +285,7 @@ _ACTIONS: Final = (
         help="move messages to a folder or to spam, or delete them",
         description="Move messages (all from one mailbox and folder) to a folder or to spam, or "
         "delete them (POST /mail/messages/move).",
-        example="bitrix-mail messages move 1001 1002 --folder Archive",
+        example="bitrix-mail messages move 1058 1060 --folder Archive",
         arguments=_move_arguments,
     ),
 )
