@@ -106,10 +106,8 @@ def _log_response(event: ResponseEvent) -> None:
 
 
 def _log_retry(event: RetryEvent) -> None:
-    log.info(
-        "%s %s: %s (%s), retrying in %.1f s", event.method, event.path, event.error,
-        event.reason, event.wait,
-    )  # fmt: skip
+    what = f"{event.error} ({event.reason})"
+    log.info("%s %s: %s, retrying in %.1f s", event.method, event.path, what, event.wait)
 
 
 def _client(args: argparse.Namespace, connection: Connection) -> MailClient:
