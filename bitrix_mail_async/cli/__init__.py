@@ -1,8 +1,12 @@
-"""The ``bitrix-mail`` command line: a demo, the emulator, and a few gateway commands.
+"""The ``bitrix-mail`` command line: every gateway route, a raw ``api`` call, a demo, the emulator.
 
-Owns the entry point (:func:`main`) and the assembly of the parser (:func:`build_parser`) from
-the commands each module declares: :mod:`.demo`, :mod:`.emulator`, :mod:`.commands` and
-:mod:`.export`; :mod:`.output` prints, :mod:`.parsing` holds the parser's building blocks.
+Owns the entry point (:func:`main`: parse, apply the global options, set up logging, run the
+handler, turn an interruption into 130) and the assembly of the parser
+(:func:`build_parser`, with the top-level help) from the records each module declares:
+:mod:`.commands` (whoami, mailboxes, recipients), :mod:`.messages` and :mod:`.objects`,
+:mod:`.api`, :mod:`.export`, :mod:`.demo`, :mod:`.emulator` and :mod:`.completion`.
+:mod:`.gateway` runs a command with a client (or :mod:`.dryrun`'s stand-in), :mod:`.output`
+prints, :mod:`.failures` explains errors, :mod:`.parsing` holds the parser's building blocks.
 
 Built on argparse only. Every command returns an exit code instead of raising: 0 success,
 1 an API, transport or file error, 2 a usage or configuration error, 130 interrupted.
@@ -13,38 +17,152 @@ never printed.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
+import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Final
 
 from bitrix_mail_async import __version__
-from bitrix_mail_async.cli import commands, demo, emulator, export, output
-from bitrix_mail_async.cli.parsing import EPILOG, Command, Group, Handler
+from bitrix_mail_async._config import (
+    DEFAULT_BASE_URL,
+    ENV_API_KEY,
+    ENV_BASE_URL,
+    ENV_SESSION_TOKEN,
+)
+from bitrix_mail_async.cli import api, commands, completion, demo, emulator, export, messages
+from bitrix_mail_async.cli.failures import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    UsageError,
+    print_error,
+)
+from bitrix_mail_async.cli.options import CONNECTION, GLOBAL_OPTIONS, OUTPUT, add_global_options
+from bitrix_mail_async.cli.parsing import CliParser, Command, Group, Handler
 
-__all__ = ["build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Every command, in the order ``bitrix-mail --help`` lists them.
-_COMMANDS: Final[tuple[Command | Group, ...]] = (
+COMMANDS: Final[tuple[Command | Group, ...]] = (
+    commands.MAILBOXES,
+    messages.GROUP,
+    commands.RECIPIENTS,
+    commands.WHOAMI,
+    commands.SENDERS,
+    api.COMMAND,
+    export.COMMAND,
     demo.COMMAND,
     emulator.COMMAND,
-    *commands.COMMANDS,
-    export.COMMAND,
+    completion.COMMAND,
 )
 
+_EPILOG: Final = f"""\
+environment:
+  {ENV_API_KEY}        the gateway API key (vibe_api_...); every command but demo,
+                             emulator and completion needs it
+  {ENV_BASE_URL}       gateway URL when --base-url is not given
+                             (default {DEFAULT_BASE_URL})
+  {ENV_SESSION_TOKEN}  session token of a vibe_app_ key
 
-def build_parser() -> argparse.ArgumentParser:
+exit codes:
+  0    success
+  1    API error, transport error (connection, timeout) or file error
+  2    usage or configuration error (bad arguments, missing key, insecure URL)
+  130  interrupted (Ctrl-C)
+
+examples:
+  bitrix-mail demo
+  bitrix-mail emulator --port 8080
+  bitrix-mail whoami
+  bitrix-mail messages list 1 --unseen --json
+  bitrix-mail --dry-run messages send --from "Sales <sales@example.com>" --to bob@x.io \\
+      --subject Hi --body -
+  bitrix-mail api GET /mail/messages -p mailboxId=1 -p limit=5
+  BITRIX_MAIL_BASE_URL=http://127.0.0.1:8080/v1 bitrix-mail export 1 --out sales.jsonl
+
+'bitrix-mail COMMAND --help' shows a command's options and an example.
+"""
+
+_NAME_WIDTH: Final = 12
+_HELP_WIDTH: Final = 78
+
+
+def _listing(entries: tuple[Command | Group, ...]) -> str:
+    lines = []
+    indent = " " * (_NAME_WIDTH + 4)
+    for entry in entries:
+        if isinstance(entry, Command) and entry.hidden:
+            continue
+        text = entry.help
+        if isinstance(entry, Group):
+            text += f" ({entry.usage.replace('|', ', ')})"
+        elif entry.usage:
+            text = f"{entry.usage}: {text}"
+        wrapped = textwrap.wrap(text, _HELP_WIDTH - len(indent))
+        lines.append(f"  {entry.name.ljust(_NAME_WIDTH)}  {wrapped[0]}")
+        lines += [indent + line for line in wrapped[1:]]
+    return "\n".join(lines)
+
+
+def _description() -> str:
+    gateway = tuple(c for c in COMMANDS if isinstance(c, Group) or c.gateway)
+    local = tuple(c for c in COMMANDS if isinstance(c, Command) and not c.gateway)
+    return (
+        "The Bitrix24 Vibe API mail gateway from the command line.\n\n"
+        f"gateway commands (need {ENV_API_KEY}):\n{_listing(gateway)}\n\n"
+        f"local commands:\n{_listing(local)}"
+    )
+
+
+def build_parser() -> CliParser:
     """Build the ``bitrix-mail`` argument parser."""
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog="bitrix-mail",
-        description="Bitrix24 Vibe API mail gateway from the command line.",
-        epilog=EPILOG,
+        usage="bitrix-mail [OPTIONS] COMMAND [ACTION] [ARGS]",
+        description=_description(),
+        epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in _COMMANDS:
-        command.add_to(subcommands)
+    add_global_options(parser, (OUTPUT, CONNECTION), visible=True)
+    subcommands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, help=argparse.SUPPRESS, prog="bitrix-mail"
+    )
+    for command in COMMANDS:
+        command.add_to(subcommands, parser)
     return parser
+
+
+def _apply_global_options(args: argparse.Namespace) -> None:
+    """Fill in the global options not given; refuse one given to a command it does not fit."""
+    accepted: frozenset[str] = args.accepted
+    for option in GLOBAL_OPTIONS:
+        if option.dest not in vars(args):
+            setattr(args, option.dest, option.default)
+        elif option.dest not in accepted:
+            raise UsageError(f"{option.flags[-1]} does not apply to '{args.command_path}'")
+
+
+@contextmanager
+def _logging(args: argparse.Namespace) -> Iterator[None]:
+    """``-v``: INFO lines of the library on stderr, ``--debug``: DEBUG ones; undone after."""
+    if not (args.verbose or args.debug):
+        yield
+        return
+    logger = logging.getLogger("bitrix_mail_async")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("bitrix-mail: %(levelname)s %(name)s: %(message)s"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if args.debug else logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,22 +171,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else output.EXIT_USAGE
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     handler: Handler = args.handler
     try:
-        code = handler(args)
-        # Flush here, not at interpreter exit, so a closed pipe is handled below.
-        sys.stdout.flush()
+        _apply_global_options(args)
+        with _logging(args):
+            code = handler(args)
+            # Flush here, not at interpreter exit, so a closed pipe is handled below.
+            sys.stdout.flush()
         return code
-    except output.UsageError as exc:
-        output.print_error(str(exc))
-        return output.EXIT_USAGE
+    except UsageError as exc:
+        print_error(str(exc))
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
-        return output.EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         _quiet_stdout()
-        return output.EXIT_ERROR
+        return EXIT_ERROR
 
 
 def _quiet_stdout() -> None:

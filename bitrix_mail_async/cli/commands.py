@@ -1,108 +1,35 @@
-"""The gateway commands of ``bitrix-mail`` and the client they share.
+"""The ``bitrix-mail`` commands about the key, the mailboxes and the address book.
 
-Owns building a :class:`~bitrix_mail_async.MailClient` from the connection options and the
-environment (the key comes from ``$BITRIX_MAIL_API_KEY`` only, never from argv, where ``ps``
-shows it), running a command with it and turning its failure into a message and an exit code,
-and the commands ``whoami``, ``mailboxes``, ``senders`` and ``messages list|get|send``.
+Owns ``whoami`` (``GET /v1/me``), the ``mailboxes`` group (``list``, ``get``, ``senders``;
+routes 1-3) and the ``recipients`` group (``contacts``, ``employees``; routes 16-17), plus
+the old top-level spelling ``senders MAILBOX_ID``, kept working but unlisted. The messages
+are :mod:`.messages` and :mod:`.objects`.
 
 Adding a command: write ``async def name(mail, args) -> int``, a function adding its
-arguments, and one :class:`~bitrix_mail_async.cli.parsing.Command` in :data:`COMMANDS`.
+arguments, and one :class:`~bitrix_mail_async.cli.parsing.Command` in a ``COMMANDS`` tuple.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
-import sys
-from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Final
-from urllib.parse import urlsplit
+from typing import Final, TypeVar
 
-from bitrix_mail_async import MailClient, MessageSummary, RateLimit, errors
-from bitrix_mail_async._addresses import split_recipients
-from bitrix_mail_async._config import ENV_API_KEY, check_base_url, redact_key, resolve_base_url
+from bitrix_mail_async import Contact, Employee, MailClient, Pager
+from bitrix_mail_async._config import ENV_API_KEY, redact_key
 from bitrix_mail_async.cli import output
-from bitrix_mail_async.cli.parsing import (
-    Command,
-    Group,
-    Handler,
-    mailbox_argument,
-    message_argument,
-    positive_int,
-)
+from bitrix_mail_async.cli.arguments import mailbox_argument, positive_int
+from bitrix_mail_async.cli.failures import EXIT_OK
+from bitrix_mail_async.cli.gateway import api_key, on_gateway
+from bitrix_mail_async.cli.parsing import Command, Group
+from bitrix_mail_async.cli.progress import collect
 
-__all__ = ["COMMANDS", "LIST_PAGE_MAX", "GatewayCommand", "client_from_args", "run_gateway"]
+__all__ = ["MAILBOXES", "RECIPIENTS", "SENDERS", "WHOAMI"]
 
-#: The largest page the gateway serves for the message list.
-LIST_PAGE_MAX: Final = 200
+#: The largest page the address book searches serve.
+_PEOPLE_PAGE_MAX: Final = 200
 
-#: A command that talks to the gateway through the client it is given.
-GatewayCommand = Callable[[MailClient, argparse.Namespace], Awaitable[int]]
-
-
-# ----------------------------------------------------------------------------- the client
-def _api_key() -> str:
-    """The key from the environment, stripped (empty when unset)."""
-    return os.environ.get(ENV_API_KEY, "").strip()
-
-
-def client_from_args(args: argparse.Namespace) -> MailClient:
-    """Build the client from the connection options, checking what the user can fix first."""
-    key = _api_key()
-    if not key:
-        raise output.UsageError(
-            f"no API key: set the {ENV_API_KEY} environment variable "
-            "(or try 'bitrix-mail demo', which needs none)"
-        )
-    url = resolve_base_url(args.base_url, allow_insecure_http=True)
-    if not args.insecure_http:
-        try:
-            check_base_url(url, allow_insecure_http=False)
-        except errors.ConfigurationError:
-            host = urlsplit(url).hostname
-            raise output.UsageError(
-                f"refusing to send the API key over plain http to {host}: "
-                "use https, or pass --insecure-http"
-            ) from None
-    rate = args.rate
-    limit = None if rate == 0 else RateLimit(per_second=rate, burst=args.burst)
-    return MailClient(
-        key,
-        base_url=url,
-        rate_limit=limit,
-        timeout=args.timeout,
-        allow_insecure_http=args.insecure_http,
-    )
-
-
-def run_gateway(args: argparse.Namespace, command: GatewayCommand) -> int:
-    """Run ``command`` with a client built from ``args``; a failure becomes a message and code."""
-    output.check_json_options(args)
-
-    async def session() -> int:
-        async with client_from_args(args) as mail:
-            return await command(mail, args)
-
-    try:
-        return asyncio.run(session())
-    except (errors.MailError, output.UsageError, OSError, BaseExceptionGroup) as exc:
-        first = output.first_error(exc)
-        if isinstance(first, KeyboardInterrupt | asyncio.CancelledError):
-            raise KeyboardInterrupt from None
-        if isinstance(first, BrokenPipeError):
-            raise first from None
-        if not isinstance(first, Exception):
-            raise
-        message, code = output.describe(first)
-        output.print_error(message)
-        return code
-
-
-def _on_gateway(command: GatewayCommand) -> Handler:
-    """Turn a coroutine command into a parser handler that runs it with a client."""
-    return lambda args: run_gateway(args, command)
+Person = TypeVar("Person", Contact, Employee)
 
 
 # ----------------------------------------------------------------------------- whoami
@@ -112,22 +39,37 @@ async def whoami(mail: MailClient, args: argparse.Namespace) -> int:
     if args.json:
         output.print_models(info, wire=args.wire)
     else:
-        hint = f"{redact_key(_api_key())} (from {ENV_API_KEY})"
+        hint = f"{redact_key(api_key())} (from {ENV_API_KEY})"
         print(output.key_text(info, key_hint=hint, now=datetime.now(UTC)))
-    return output.EXIT_OK
+    return EXIT_OK
 
 
 # ----------------------------------------------------------------------------- mailboxes
-async def mailboxes(mail: MailClient, args: argparse.Namespace) -> int:
-    """``mailboxes``: list the mailboxes the key can read."""
-    boxes = await mail.mailboxes.list()
+async def mailboxes_list(mail: MailClient, args: argparse.Namespace) -> int:
+    """``mailboxes list``: the mailboxes the key can read (all pages)."""
+    boxes = await mail.mailboxes.list(name=args.name, email=args.email)
     return output.show(
         boxes, as_json=args.json, wire=args.wire, empty="no mailboxes", table=output.mailbox_table
     )
 
 
+def _mailbox_filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--name", metavar="TEXT", help="only mailboxes whose name contains TEXT")
+    parser.add_argument("--email", metavar="TEXT", help="only mailboxes whose email contains TEXT")
+
+
+async def mailboxes_get(mail: MailClient, args: argparse.Namespace) -> int:
+    """``mailboxes get MAILBOX_ID``: one mailbox."""
+    box = await mail.mailboxes.get(args.mailbox)
+    if args.json:
+        output.print_models(box, wire=args.wire)
+    else:
+        print(output.mailbox_text(box))
+    return EXIT_OK
+
+
 async def senders(mail: MailClient, args: argparse.Namespace) -> int:
-    """``senders MAILBOX_ID``: list a mailbox's sender addresses."""
+    """``mailboxes senders MAILBOX_ID``: a mailbox's sender addresses."""
     found = await mail.mailboxes.senders(args.mailbox)
     empty = f"mailbox {args.mailbox} has no sender addresses"
     return output.show(
@@ -135,148 +77,145 @@ async def senders(mail: MailClient, args: argparse.Namespace) -> int:
     )
 
 
-# ----------------------------------------------------------------------------- messages
-async def messages_list(mail: MailClient, args: argparse.Namespace) -> int:
-    """``messages list MAILBOX_ID``: at most ``--limit`` messages, newest first."""
-    limit: int = args.limit
-    pager = mail.messages.list(
-        args.mailbox,
-        folder=args.folder,
-        is_seen=False if args.unseen else None,
-        search=args.search,
-        page_size=min(limit, LIST_PAGE_MAX),
-    )
-    found: list[MessageSummary] = []
-    async for msg in pager:
-        found.append(msg)
-        if len(found) >= limit:
-            break
+# ----------------------------------------------------------------------------- recipients
+async def _people(pager: Pager[Person], args: argparse.Namespace, unit: str) -> int:
+    limit = None if args.all else args.limit
+    found = await collect(pager.pages(), limit=limit, verb="found", unit=unit)
     return output.show(
-        found, as_json=args.json, wire=args.wire, empty="no messages", table=output.message_table
+        found, as_json=args.json, wire=args.wire, empty=f"no {unit}", table=output.people_table
     )
 
 
-def _list_arguments(parser: argparse.ArgumentParser) -> None:
-    mailbox_argument(parser)
-    parser.add_argument("--unseen", action="store_true", help="only unread messages")
-    parser.add_argument("--folder", metavar="F", help='only this folder, e.g. "INBOX" or "Sent"')
-    parser.add_argument("--search", metavar="TEXT", help="only messages matching TEXT")
+def _page_size(args: argparse.Namespace) -> int:
+    # One request when --limit fits a page; --all takes the largest pages.
+    return _PEOPLE_PAGE_MAX if args.all else min(args.limit, _PEOPLE_PAGE_MAX)
+
+
+async def contacts(mail: MailClient, args: argparse.Namespace) -> int:
+    """``recipients contacts [QUERY]``: CRM contacts matching QUERY, the latest without it."""
+    pager = mail.recipients.iter_contacts(args.query, page_size=_page_size(args))
+    return await _people(pager, args, "contacts")
+
+
+async def employees(mail: MailClient, args: argparse.Namespace) -> int:
+    """``recipients employees QUERY``: employees matching QUERY."""
+    pager = mail.recipients.iter_employees(args.query, page_size=_page_size(args))
+    return await _people(pager, args, "employees")
+
+
+def _contacts_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
+        "query", nargs="?", metavar="QUERY", help="part of a name or email (default: the latest)"
+    )
+    _paging(parser)
+
+
+def _employees_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("query", metavar="QUERY", help="part of a name or email")
+    _paging(parser)
+
+
+def _paging(parser: argparse.ArgumentParser) -> None:
+    amount = parser.add_mutually_exclusive_group()
+    amount.add_argument(
         "--limit",
         type=positive_int,
-        default=20,
+        default=50,
         metavar="N",
-        help="show at most N messages (default: 20)",
+        help="show at most N (default: 50)",
     )
-
-
-async def messages_get(mail: MailClient, args: argparse.Namespace) -> int:
-    """``messages get MESSAGE_ID``: one message with its body."""
-    msg = await mail.messages.get(args.message)
-    if args.json:
-        output.print_models(msg, wire=args.wire)
-    else:
-        print(output.message_text(msg))
-    return output.EXIT_OK
-
-
-def _recipients(values: Sequence[str] | None) -> list[str]:
-    """Flatten repeated options that may each hold a comma-separated list."""
-    result: list[str] = []
-    for value in values or ():
-        result.extend(split_recipients(value))
-    return result
-
-
-async def messages_send(mail: MailClient, args: argparse.Namespace) -> int:
-    """``messages send``: send a message; ``--body -`` reads the body from stdin."""
-    body: str = sys.stdin.read() if args.body == "-" else args.body
-    to = _recipients(args.to)
-    if not to:
-        raise output.UsageError("--to needs at least one address")
-    result = await mail.messages.send(
-        from_=args.from_,
-        to=to,
-        subject=args.subject,
-        body=body,
-        cc=_recipients(args.cc) or None,
-        bcc=_recipients(args.bcc) or None,
-    )
-    if args.json:
-        output.print_models(result, wire=args.wire)
-    else:
-        accepted = ", ".join(result.to) or ", ".join(to)
-        print(f"sent to {accepted}")
-    return output.EXIT_OK
-
-
-def _send_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--from",
-        dest="from_",
-        required=True,
-        metavar="SENDER",
-        help='a sender of the mailbox, e.g. "Sales Team <sales@example.com>" '
-        "(see: bitrix-mail senders ID)",
-    )
-    parser.add_argument("--to", action="append", required=True, metavar="ADDR")
-    parser.add_argument("--cc", action="append", metavar="ADDR")
-    parser.add_argument("--bcc", action="append", metavar="ADDR")
-    parser.add_argument("--subject", required=True)
-    parser.add_argument("--body", required=True, help="text or basic HTML; - reads stdin")
+    amount.add_argument("--all", action="store_true", help="every match, page after page")
 
 
 # ----------------------------------------------------------------------------- declarations
-#: The gateway commands, in the order ``bitrix-mail --help`` lists them.
-COMMANDS: Final[tuple[Command | Group, ...]] = (
-    Command(
-        "whoami",
-        _on_gateway(whoami),
-        help="show the key's portal, scopes, rate limit and expiry",
-        description=(
-            f"Show what the gateway knows about the key in {ENV_API_KEY}: its portal, "
-            "scopes, request rate limit and expiry (GET /v1/me). The key itself is never shown."
+_SENDERS_HELP: Final = "list the sender addresses of a mailbox (use one as --from)"
+
+#: ``bitrix-mail mailboxes [ACTION]``.
+MAILBOXES: Final = Group(
+    "mailboxes",
+    help="the portal's mailboxes and their sender addresses",
+    description="The portal's mailboxes and their sender addresses. Without an action, "
+    "'mailboxes' lists them.",
+    example="bitrix-mail mailboxes --json\nbitrix-mail mailboxes senders 1",
+    default="list",
+    actions=(
+        Command(
+            "list",
+            on_gateway(mailboxes_list),
+            help="list the mailboxes the key can read",
+            description="List the mailboxes the key can read (GET /mail/mailboxes).",
+            example="bitrix-mail mailboxes list --name Sales --json",
+            arguments=_mailbox_filters,
+        ),
+        Command(
+            "get",
+            on_gateway(mailboxes_get),
+            help="show one mailbox",
+            description="Show one mailbox (GET /mail/mailboxes/ID).",
+            example="bitrix-mail mailboxes get 1",
+            arguments=mailbox_argument,
+            usage="MAILBOX_ID",
+        ),
+        Command(
+            "senders",
+            on_gateway(senders),
+            help=_SENDERS_HELP,
+            description="List the sender addresses of a mailbox; pass one as --from to "
+            "'messages send' (GET /mail/mailboxes/ID/senders).",
+            example="bitrix-mail mailboxes senders 1",
+            arguments=mailbox_argument,
+            usage="MAILBOX_ID",
         ),
     ),
-    Command(
-        "mailboxes",
-        _on_gateway(mailboxes),
-        help="list the mailboxes the key can read",
-        description="List the mailboxes the key can read.",
-    ),
-    Command(
-        "senders",
-        _on_gateway(senders),
-        help="list the sender addresses of a mailbox",
-        description="List the sender addresses of a mailbox (use one as --from).",
-        arguments=mailbox_argument,
-    ),
-    Group(
-        "messages",
-        help="list, read or send messages",
-        description="List, read or send messages.",
-        actions=(
-            Command(
-                "list",
-                _on_gateway(messages_list),
-                help="list a mailbox's messages, newest first",
-                description="List a mailbox's messages, newest first.",
-                arguments=_list_arguments,
-            ),
-            Command(
-                "get",
-                _on_gateway(messages_get),
-                help="show one message with its body",
-                description="Show one message with its body.",
-                arguments=message_argument,
-            ),
-            Command(
-                "send",
-                _on_gateway(messages_send),
-                help="send a message",
-                description="Send a message. --to, --cc and --bcc may repeat or hold comma lists.",
-                arguments=_send_arguments,
-            ),
+)
+
+#: ``bitrix-mail recipients ACTION``.
+RECIPIENTS: Final = Group(
+    "recipients",
+    help="search the address book: CRM contacts and employees",
+    description="Search the address book for people to write to.",
+    example="bitrix-mail recipients contacts smith\nbitrix-mail recipients employees ann --json",
+    actions=(
+        Command(
+            "contacts",
+            on_gateway(contacts),
+            help="CRM contacts matching QUERY (the latest without one)",
+            description="CRM contacts whose name or email contains QUERY; without QUERY "
+            "the latest contacts (POST /mail/recipients/contacts).",
+            example="bitrix-mail recipients contacts smith --limit 10",
+            arguments=_contacts_arguments,
+        ),
+        Command(
+            "employees",
+            on_gateway(employees),
+            help="employees matching QUERY",
+            description="Employees whose name or email contains QUERY "
+            "(POST /mail/recipients/employees).",
+            example="bitrix-mail recipients employees ann --all --json",
+            arguments=_employees_arguments,
         ),
     ),
+)
+
+#: ``bitrix-mail whoami``.
+WHOAMI: Final = Command(
+    "whoami",
+    on_gateway(whoami),
+    help="show the key's portal, scopes, rate limit and expiry",
+    description=(
+        f"Show what the gateway knows about the key in {ENV_API_KEY}: its portal, "
+        "scopes, request rate limit and expiry (GET /v1/me). The key itself is never shown."
+    ),
+    example="bitrix-mail whoami",
+)
+
+#: ``bitrix-mail senders MAILBOX_ID``: the spelling before ``mailboxes senders``, unlisted.
+SENDERS: Final = Command(
+    "senders",
+    on_gateway(senders),
+    help=_SENDERS_HELP,
+    description="The same as 'bitrix-mail mailboxes senders'.",
+    example="bitrix-mail mailboxes senders 1",
+    arguments=mailbox_argument,
+    hidden=True,
 )

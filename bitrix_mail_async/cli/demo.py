@@ -11,11 +11,14 @@ import argparse
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Any, Final
 
 from bitrix_mail_async import Mailbox, MailClient, Message, errors
 from bitrix_mail_async.cli import output
-from bitrix_mail_async.cli.parsing import Command, seeded_messages_argument
+from bitrix_mail_async.cli.arguments import seeded_messages_argument
+from bitrix_mail_async.cli.failures import EXIT_ERROR, EXIT_OK, describe, print_error
+from bitrix_mail_async.cli.output import print_json
+from bitrix_mail_async.cli.parsing import Command
 
 __all__ = ["COMMAND", "run_demo"]
 
@@ -122,51 +125,83 @@ class _Demo:
         return f"taskId {task.task_id} created from message {self.message_id}", []
 
 
-async def _demo(messages: int) -> int:
+class _Report:
+    """How the demo tells its steps: as they happen, or (``--json``) one document at the end."""
+
+    def __init__(self, *, as_json: bool) -> None:
+        self.as_json = as_json
+        self.document: dict[str, Any] = {"emulator": None, "steps": [], "succeeded": False}
+
+    def start(self, base_url: str) -> None:
+        self.document["emulator"] = base_url
+        if not self.as_json:
+            print(f"emulator: {base_url} (in-process; no key or network needed)")
+
+    def step(self, number: int, name: str, summary: str, details: list[str]) -> None:
+        self.document["steps"].append({"step": number, "name": name, "result": summary})
+        if not self.as_json:
+            print(f"Step {number}/{_DEMO_STEPS}: {name}: {summary}")
+            for line in details:
+                print(f"    {line}".rstrip())
+
+    def failed(self, number: int, name: str, message: str) -> int:
+        error = f"demo step {number} ({name}) failed: {message}"
+        if self.as_json:
+            self.document["steps"].append({"step": number, "name": name, "error": message})
+            print_json(self.document)
+        else:
+            print(f"Step {number}/{_DEMO_STEPS}: {name}: FAILED")
+        print_error(error)
+        return EXIT_ERROR
+
+    def succeeded(self) -> int:
+        self.document["succeeded"] = True
+        if self.as_json:
+            print_json(self.document)
+        else:
+            print(f"All {_DEMO_STEPS} steps succeeded.")
+        return EXIT_OK
+
+
+async def _demo(messages: int, report: _Report) -> int:
     # Imported here, not at the top: only the demo and the emulator command need aiohttp.web.
     from bitrix_mail_async.testing import MailEmulator
 
     async with MailEmulator(messages=messages) as emulator:
-        print(f"emulator: {emulator.base_url} (in-process; no key or network needed)")
+        report.start(emulator.base_url)
         async with MailClient(
             emulator.api_key, base_url=emulator.base_url, rate_limit=None, timeout=10.0
         ) as mail:
             for number, (name, step) in enumerate(_Demo(mail).steps(), start=1):
-                label = f"Step {number}/{_DEMO_STEPS}: {name}"
                 try:
                     summary, details = await step()
-                except (errors.MailError, _DemoFailure) as exc:
-                    message = (
-                        output.describe(exc)[0] if isinstance(exc, errors.MailError) else str(exc)
-                    )
-                    print(f"{label}: FAILED")
-                    output.print_error(f"demo step {number} ({name}) failed: {message}")
-                    return output.EXIT_ERROR
-                print(f"{label}: {summary}")
-                for line in details:
-                    print(f"    {line}".rstrip())
-    print(f"All {_DEMO_STEPS} steps succeeded.")
-    return output.EXIT_OK
+                except errors.MailError as exc:
+                    return report.failed(number, name, describe(exc)[0])
+                except _DemoFailure as exc:
+                    return report.failed(number, name, str(exc))
+                report.step(number, name, summary, details)
+    return report.succeeded()
 
 
 def run_demo(args: argparse.Namespace) -> int:
     """The ``demo`` handler: run the scenario; a failure to start the emulator is exit 1."""
     try:
-        return asyncio.run(_demo(args.messages))
+        return asyncio.run(_demo(args.messages, _Report(as_json=args.json)))
     except BrokenPipeError:
         raise
     except OSError as exc:
-        output.print_error(f"cannot start the emulator: {exc}")
-        return output.EXIT_ERROR
+        print_error(f"cannot start the emulator: {exc}")
+        return EXIT_ERROR
 
 
-COMMAND = Command(
+COMMAND: Final = Command(
     "demo",
     run_demo,
     help="run the documented seven-step scenario against a built-in emulator (no key)",
     description="Start the emulator in-process and run the seven-step scenario through "
-    "MailClient: mailboxes, senders, send, find, read, reply, create a task.",
+    "MailClient: mailboxes, senders, send, find, read, reply, create a task. --json prints "
+    "the steps as one JSON document.",
+    example="bitrix-mail demo",
     arguments=seeded_messages_argument,
-    json=False,
-    connection=False,
+    gateway=False,
 )

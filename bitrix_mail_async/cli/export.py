@@ -2,33 +2,49 @@
 
 Owns the resumable export: reading back the ids a previous run wrote (and cutting off a line
 a crash left half-written), listing and fetching with a bounded queue, appending one flushed
-line per message, and the progress line shown to a person at a terminal.
+line per message (to a file, or to stdout with ``--out -``), the progress line shown to a
+person at a terminal, and the closing summary.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import Final, TextIO
 
 from bitrix_mail_async import MailClient, errors, to_dict
-from bitrix_mail_async.cli import output
-from bitrix_mail_async.cli.commands import LIST_PAGE_MAX, run_gateway
-from bitrix_mail_async.cli.parsing import Command, mailbox_argument, positive_int
+from bitrix_mail_async.cli.arguments import mailbox_argument, positive_int
+from bitrix_mail_async.cli.failures import EXIT_ERROR, EXIT_OK, UsageError, print_error
+from bitrix_mail_async.cli.gateway import LIST_PAGE_MAX, run_gateway
+from bitrix_mail_async.cli.parsing import Command
+from bitrix_mail_async.cli.progress import Progress
 
 __all__ = ["COMMAND", "run_export"]
 
+_STDOUT: Final = "-"
 
-def _resume_ids(path: Path) -> set[int]:
-    """Ids already exported to ``path``; cuts off a final line left partial by a crash."""
+
+def _exported_id(line: bytes) -> int | None:
+    """The id of a line this command wrote, else None."""
+    try:
+        item = json.loads(line)
+    except ValueError:
+        return None
+    msg_id = item.get("id") if isinstance(item, dict) else None
+    return msg_id if isinstance(msg_id, int) and not isinstance(msg_id, bool) else None
+
+
+def _resume_ids(path: Path, *, repair: bool) -> set[int]:
+    """Ids already exported to ``path``; ``repair`` cuts off a last line a crash left partial."""
     done: set[int] = set()
     if not path.exists():
         return done
     good_end = 0
-    with path.open("r+b") as file:
+    with path.open("r+b" if repair else "rb") as file:
         for number, line in enumerate(file, start=1):
             if not line.endswith(b"\n"):
                 # Written without its newline: the run died mid-write. Re-fetch that message.
@@ -36,118 +52,136 @@ def _resume_ids(path: Path) -> set[int]:
             good_end += len(line)
             if not line.strip():
                 continue
-            try:
-                item = json.loads(line)
-            except ValueError:
-                item = None
-            msg_id = item.get("id") if isinstance(item, dict) else None
-            if not isinstance(msg_id, int) or isinstance(msg_id, bool):
-                raise output.UsageError(
+            msg_id = _exported_id(line)
+            if msg_id is None:
+                raise UsageError(
                     f"{path}: line {number} is not a message exported by bitrix-mail; "
                     "refusing to append to it"
                 )
             done.add(msg_id)
-        file.truncate(good_end)
+        if repair:
+            file.truncate(good_end)
     return done
 
 
-class _Progress:
-    """A one-line counter on stderr, shown only to a person at a terminal."""
-
-    def __init__(self, skipped: int) -> None:
-        self.enabled = sys.stderr.isatty()
-        self.done = 0
-        self.skipped = skipped
-        self.total: int | None = None
-
-    def update(self) -> None:
-        if not self.enabled:
-            return
-        total = f"/{self.total}" if self.total is not None else ""
-        sys.stderr.write(f"\rexported {self.done + self.skipped}{total} messages")
-        sys.stderr.flush()
-
-    def finish(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-
-
 def run_export(args: argparse.Namespace) -> int:
-    """The ``export`` handler: open the file, then export through a client built from args."""
+    """The ``export`` handler: open the file (or stdout), then export through a client."""
+    if args.out == _STDOUT:
+        return _run(args, sys.stdout, set())
     path = Path(args.out)
-    # File work happens here, outside the event loop; the loop only appends lines.
+    # File work happens here, outside the event loop; the loop only appends lines. A dry
+    # run reads the file (a foreign one is refused as in a real run) but changes nothing.
     try:
-        done = _resume_ids(path)
+        done = _resume_ids(path, repair=not args.dry_run)
+        if args.dry_run:
+            return _run(args, io.StringIO(), done)
         out = path.open("a", encoding="utf-8", newline="")
     except OSError as exc:
-        output.print_error(f"cannot use {path}: {exc}")
-        return output.EXIT_ERROR
+        print_error(f"cannot use {path}: {exc}")
+        return EXIT_ERROR
     with out:
-
-        async def command(mail: MailClient, args: argparse.Namespace) -> int:
-            return await _export(mail, args.mailbox, args.concurrency, out, done)
-
-        code = run_gateway(args, command)
-    return code
+        return _run(args, out, done)
 
 
-async def _export(mail: MailClient, mailbox: int, workers: int, out: TextIO, done: set[int]) -> int:
-    # Bounded: the lister runs at most a few ids ahead of the fetchers, whatever the mailbox size.
-    queue: asyncio.Queue[int | None] = asyncio.Queue(maxsize=workers * 2)
-    progress = _Progress(len(done))
-    vanished: list[int] = []
-    # Offset paging may show an id twice when mail arrives meanwhile; fetch each id once.
-    seen = set(done)
+def _run(args: argparse.Namespace, out: TextIO, done: set[int]) -> int:
+    async def command(mail: MailClient, args: argparse.Namespace) -> int:
+        job = _Export(mail, args, out, done)
+        await job.run()
+        return job.report()
 
-    async def list_ids() -> None:
-        pager = mail.messages.list(mailbox, page_size=LIST_PAGE_MAX)
+    # --wire alone picks the names of the exported lines.
+    return run_gateway(args, command, wire_alone=True)
+
+
+class _Export:
+    """One export run: a lister feeding ids to ``--concurrency`` fetchers through a queue."""
+
+    def __init__(
+        self, mail: MailClient, args: argparse.Namespace, out: TextIO, done: set[int]
+    ) -> None:
+        self.mail = mail
+        self.args = args
+        self.out = out
+        self.done = done
+        self.workers: int = args.concurrency
+        # Bounded: the lister runs at most a few ids ahead of the fetchers, whatever the size.
+        self.queue: asyncio.Queue[int | None] = asyncio.Queue(maxsize=self.workers * 2)
+        self.progress = Progress("exported", "messages", start=len(done))
+        self.exported = 0
+        self.vanished: list[int] = []
+        # Offset paging may show an id twice when mail arrives meanwhile; fetch each id once.
+        self.seen = set(done)
+
+    async def list_ids(self) -> None:
+        pager = self.mail.messages.list(self.args.mailbox, page_size=LIST_PAGE_MAX)
         async for page in pager.pages():
             if page.total is not None:
-                progress.total = page.total
+                self.progress.total = page.total
             for item in page.items:
-                if item.id not in seen:
-                    seen.add(item.id)
-                    await queue.put(item.id)
+                if item.id not in self.seen:
+                    self.seen.add(item.id)
+                    await self.queue.put(item.id)
         # Only on success: after a failure the task group cancels the fetchers itself, and a
         # put into a full queue nobody drains would hang the shutdown.
-        for _ in range(workers):
-            await queue.put(None)
+        for _ in range(self.workers):
+            await self.queue.put(None)
 
-    async def fetch() -> None:
-        while (msg_id := await queue.get()) is not None:
+    async def fetch(self) -> None:
+        while (msg_id := await self.queue.get()) is not None:
             try:
-                msg = await mail.messages.get(msg_id)
+                msg = await self.mail.messages.get(msg_id)
             except errors.NotFoundError:
-                vanished.append(msg_id)  # deleted since it was listed
+                self.vanished.append(msg_id)  # deleted since it was listed
                 continue
+            line = json.dumps(to_dict(msg, wire=self.args.wire), ensure_ascii=False)
             # One write and a flush per line: a crash loses at most the line being written.
-            out.write(json.dumps(to_dict(msg), ensure_ascii=False) + "\n")
-            out.flush()
-            progress.done += 1
-            progress.update()
+            self.out.write(line + "\n")
+            self.out.flush()
+            self.exported += 1
+            self.progress.advance()
 
-    progress.update()
-    try:
-        async with asyncio.TaskGroup() as group:
-            group.create_task(list_ids())
-            for _ in range(workers):
-                group.create_task(fetch())
-    finally:
-        progress.finish()
+    async def run(self) -> None:
+        self.progress.draw(force=True)
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.list_ids())
+                for _ in range(self.workers):
+                    group.create_task(self.fetch())
+        finally:
+            self.progress.finish()
 
-    summary = f"exported {progress.done} messages of mailbox {mailbox} to {out.name}"
-    if done:
-        summary += f" ({len(done)} were already there)"
-    print(summary)
-    if vanished:
-        print(f"{len(vanished)} listed messages were gone when fetched: {vanished[:10]}")
-    return output.EXIT_OK
+    def report(self) -> int:
+        """The summary: on stdout, or on stderr when stdout carries the lines."""
+        where = "stdout" if self.args.out == _STDOUT else self.args.out
+        stream = sys.stderr if self.args.out == _STDOUT else sys.stdout
+        if self.args.json:
+            summary = {
+                "mailbox": self.args.mailbox,
+                "out": self.args.out,
+                "exported": self.exported,
+                "already_there": len(self.done),
+                "gone": self.vanished,
+            }
+            print(json.dumps(summary, ensure_ascii=False), file=stream)
+            return EXIT_OK
+        text = f"exported {self.exported} messages of mailbox {self.args.mailbox} to {where}"
+        if self.done:
+            text += f" ({len(self.done)} were already there)"
+        print(text, file=stream)
+        if self.vanished:
+            gone = f"{len(self.vanished)} listed messages were gone when fetched"
+            print(f"{gone}: {self.vanished[:10]}", file=stream)
+        return EXIT_OK
 
 
 def _export_arguments(parser: argparse.ArgumentParser) -> None:
     mailbox_argument(parser)
-    parser.add_argument("--out", required=True, metavar="FILE", help="the .jsonl file")
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="the .jsonl file, appended to and resumed; - writes to stdout (no resuming)",
+    )
     parser.add_argument(
         "--concurrency",
         type=positive_int,
@@ -157,12 +191,15 @@ def _export_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-COMMAND = Command(
+COMMAND: Final = Command(
     "export",
     run_export,
     help="save every message of a mailbox, with bodies, as JSON lines (resumable)",
-    description="Save every message of a mailbox with its body to FILE, one JSON object "
-    "per line. Rerunning skips the messages already in FILE.",
+    description="Save every message of a mailbox with its body to FILE, one JSON object per "
+    "line (--wire: the gateway's field names). Rerunning skips the messages already in FILE; "
+    "a progress counter shows on a terminal. --json prints the summary as JSON.",
+    example="bitrix-mail export 1 --out sales.jsonl --concurrency 8\n"
+    "bitrix-mail export 1 --out - | jq -r .subject",
     arguments=_export_arguments,
-    json=False,
+    usage="MAILBOX_ID --out FILE",
 )

@@ -1,75 +1,44 @@
-"""What the ``bitrix-mail`` command line prints, and with which exit code it ends.
+"""What the ``bitrix-mail`` command line prints on stdout.
 
-Owns the exit codes, the tables of mailboxes, senders and messages, the text of one message
-and of the key's description (``whoami``), JSON printing, and the explanation of every library
-error for the person at the terminal (with advice for the key problems). The API key is never
-part of any of it.
+Owns JSON printing (``--json``, ``--wire``), the tables of mailboxes, senders, messages and
+people, the text of one message and of the key's description (``whoami``), and the one-line
+reports of the commands with side effects (what was done, and the id the gateway gave). The
+API key is never part of any of it; failures are :mod:`.failures`'.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
 
-from bitrix_mail_async import KeyInfo, Mailbox, Message, MessageSummary, Sender, errors, to_dict
-from bitrix_mail_async._config import ENV_API_KEY
+from bitrix_mail_async import (
+    Contact,
+    Employee,
+    KeyInfo,
+    Mailbox,
+    Message,
+    MessageSummary,
+    Sender,
+    to_dict,
+)
+from bitrix_mail_async.cli.failures import EXIT_OK, UsageError
 
 __all__ = [
-    "EXIT_ERROR",
-    "EXIT_INTERRUPTED",
-    "EXIT_OK",
-    "EXIT_USAGE",
-    "UsageError",
     "check_json_options",
-    "describe",
-    "first_error",
     "key_text",
     "mailbox_table",
+    "mailbox_text",
     "message_table",
     "message_text",
-    "print_error",
+    "people_table",
     "print_json",
     "print_models",
+    "report",
     "sender_table",
     "show",
 ]
-
-EXIT_OK: Final = 0
-EXIT_ERROR: Final = 1
-EXIT_USAGE: Final = 2
-EXIT_INTERRUPTED: Final = 130
-
-# What each authentication/permission code means for the person at the terminal.
-_AUTH_ADVICE: Final = {
-    "MISSING_API_KEY": f"the gateway received no key: set {ENV_API_KEY}",
-    "INVALID_API_KEY": (
-        f"the key is unknown: check {ENV_API_KEY} (and that --base-url points at the "
-        "gateway the key belongs to)"
-    ),
-    "KEY_INACTIVE": (
-        "the key is switched off: enable it again in the portal's Vibe API settings, "
-        f"or create a new key and update {ENV_API_KEY}"
-    ),
-    "KEY_EXPIRED": f"the key has expired: create a new key and update {ENV_API_KEY}",
-    "TOKEN_MISSING": (
-        "the key has no Bitrix24 tokens configured: reconnect the key to the portal "
-        "in the Vibe API settings"
-    ),
-    "SCOPE_DENIED": "the key lacks the mail scope: add the 'mail' scope to the key",
-    "BITRIX_ACCESS_DENIED": (
-        "Bitrix24 denies the key's user access to this mailbox or message: check the "
-        "mailbox permissions on the portal"
-    ),
-}
-
-# The gateway has no idempotency key: repeating a send that may have gone out sends it twice.
-_OUTCOME_UNKNOWN: Final = (
-    "; the request may have been applied (e.g. the message sent): "
-    "check the Sent folder before repeating it"
-)
 
 # Mail routes answer 403 SCOPE_DENIED to a key without it (/v1/me does not need it).
 _MAIL_SCOPE: Final = "mail"
@@ -79,16 +48,7 @@ _CELL_MAX: Final = 48
 T = TypeVar("T")
 
 
-class UsageError(Exception):
-    """A configuration problem found before any request: exit code 2."""
-
-
 # ----------------------------------------------------------------------------- printing
-def print_error(message: str) -> None:
-    """Print ``bitrix-mail: error: <message>`` on stderr."""
-    print(f"bitrix-mail: error: {message}", file=sys.stderr)
-
-
 def print_json(value: Any) -> None:
     """Print plain JSON data, indented, non-ASCII kept readable."""
     print(json.dumps(value, ensure_ascii=False, indent=2))
@@ -123,6 +83,15 @@ def show(
         print(empty)
     else:
         print(table(items))
+    return EXIT_OK
+
+
+def report(result: object, text: str, *, as_json: bool, wire: bool) -> int:
+    """A side effect's outcome: the result model as JSON, else one line saying what was done."""
+    if as_json:
+        print_models(result, wire=wire)
+    else:
+        print(text)
     return EXIT_OK
 
 
@@ -161,6 +130,24 @@ def sender_table(senders: Sequence[Sender]) -> str:
     """A mailbox's sender addresses as a table, the first column usable as ``--from``."""
     rows = [[_cell(s.sender, 80), _cell(s.email), _cell(s.name)] for s in senders]
     return _table(["SENDER (use as --from)", "EMAIL", "NAME"], rows)
+
+
+def people_table(people: Sequence[Contact | Employee]) -> str:
+    """Contacts or employees as a table: id, name, email (usable in --to)."""
+    rows = [[str(p.id), _cell(p.name), _cell(p.email)] for p in people]
+    return _table(["ID", "NAME", "EMAIL"], rows)
+
+
+def mailbox_text(box: Mailbox) -> str:
+    """One mailbox as ``Name: value`` lines, with the fields the library does not model."""
+    fields = [
+        ("ID", str(box.id)),
+        ("Name", box.name or "-"),
+        ("Email", box.email or "-"),
+        ("Sender name", box.sender_name or "-"),
+    ]
+    fields += [(str(name), _cell(value, 80)) for name, value in box.extra.items()]
+    return _fields(fields)
 
 
 def message_table(messages: Sequence[MessageSummary]) -> str:
@@ -255,47 +242,3 @@ def key_text(info: KeyInfo, *, key_hint: str, now: datetime) -> str:
             "command (SCOPE_DENIED)"
         )
     return text
-
-
-# ----------------------------------------------------------------------------- errors
-def first_error(exc: BaseException) -> BaseException:
-    """The first real failure inside (possibly nested) exception groups of a TaskGroup."""
-    while isinstance(exc, BaseExceptionGroup):
-        exc = exc.exceptions[0]
-    return exc
-
-
-def _describe_api_error(exc: errors.APIError) -> str:
-    code = exc.code or "HTTP"
-    advice = _AUTH_ADVICE.get(exc.code or "")
-    if advice is None and isinstance(exc, errors.AuthenticationError):
-        advice = f"the gateway rejected the key: check {ENV_API_KEY}"
-    if advice is None and isinstance(exc, errors.PermissionDeniedError):
-        advice = "the key may not do this: check its scopes and the portal permissions"
-    text = f"{code} (HTTP {exc.status}): {advice or exc.message}"
-    if advice is not None and exc.message:
-        text += f" [gateway: {exc.message}]"
-    if exc.hint:
-        text += f" [hint: {exc.hint}]"
-    if exc.retry_after is not None:
-        text += f" [retry after {exc.retry_after:g}s]"
-    if isinstance(exc, errors.OutcomeUnknownError):
-        text += _OUTCOME_UNKNOWN
-    return text
-
-
-def describe(exc: BaseException) -> tuple[str, int]:
-    """The human message and exit code for a library error."""
-    if isinstance(exc, errors.APIError):
-        return _describe_api_error(exc), EXIT_ERROR
-    if isinstance(exc, errors.OutcomeUnknownError):
-        return f"{exc}{_OUTCOME_UNKNOWN}", EXIT_ERROR
-    if isinstance(exc, errors.ConfigurationError | errors.InvalidArgumentError | UsageError):
-        return str(exc), EXIT_USAGE
-    if isinstance(exc, errors.TransportError):
-        return f"cannot reach the gateway: {exc}", EXIT_ERROR
-    if isinstance(exc, errors.DecodeError):
-        return f"unexpected answer from the gateway: {exc}", EXIT_ERROR
-    if isinstance(exc, OSError):
-        return str(exc), EXIT_ERROR
-    return f"{type(exc).__name__}: {exc}", EXIT_ERROR

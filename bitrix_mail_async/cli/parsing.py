@@ -1,188 +1,68 @@
-"""What the ``bitrix-mail`` parser is built from.
+"""The records ``bitrix-mail`` commands are declared with, and the parser that remembers them.
 
-Owns the argument types, the option groups several commands share (connection, ``--json``),
-the epilog every command shows, and the two records a command module fills in:
-:class:`Command` (one subcommand: texts, arguments, handler) and :class:`Group` (a command
-with actions, such as ``messages list``). Adding a command is one more record in a module's
-``COMMANDS``; :func:`bitrix_mail_async.cli.build_parser` turns the records into argparse.
+Owns the two records a command module fills in: :class:`Command` (one subcommand: texts,
+example, arguments, handler) and :class:`Group` (a command with actions, such as
+``messages list``), and :class:`CliParser`, which remembers the tree of commands and their
+option flags, so that help and shell completion come from the same records as the parser.
+Argument types are :mod:`.arguments`', the global options :mod:`.options`'.
 """
 
 from __future__ import annotations
 
 import argparse
+import textwrap
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 import attrs
 
-from bitrix_mail_async import errors
-from bitrix_mail_async._config import (
-    DEFAULT_BASE_URL,
-    ENV_API_KEY,
-    ENV_BASE_URL,
-    check_count,
-    check_number,
+from bitrix_mail_async.cli.options import (
+    CONNECTION,
+    GLOBAL_OPTIONS,
+    OUTPUT,
+    add_global_options,
+    global_note,
 )
 
-__all__ = [
-    "EPILOG",
-    "Command",
-    "Group",
-    "Handler",
-    "Subcommands",
-    "mailbox_argument",
-    "message_argument",
-    "non_negative_float",
-    "port",
-    "positive_float",
-    "positive_int",
-    "seeded_messages_argument",
-]
+__all__ = ["CliParser", "Command", "Group", "Handler", "Subcommands"]
 
-_MAX_PORT: Final = 65535
+# Help text is wrapped to this many columns.
+_WIDTH: Final = 79
 
 #: Runs a parsed command line and returns the exit code.
 Handler = Callable[[argparse.Namespace], int]
 
-EPILOG: Final = f"""\
-environment:
-  {ENV_API_KEY}   the gateway API key (vibe_api_...); needed by every command
-                        except demo and emulator
-  {ENV_BASE_URL}  gateway URL when --base-url is not given
-                        (default {DEFAULT_BASE_URL})
 
-exit codes:
-  0    success
-  1    API error, transport error (connection, timeout) or file error
-  2    usage or configuration error (bad arguments, missing key, insecure URL)
-  130  interrupted (Ctrl-C)
+class CliParser(argparse.ArgumentParser):
+    """An ArgumentParser that remembers its commands and option flags (for completion)."""
 
-examples:
-  bitrix-mail demo
-  bitrix-mail emulator --port 8080
-  bitrix-mail whoami
-  BITRIX_MAIL_BASE_URL=http://127.0.0.1:8080/v1 bitrix-mail messages list 1 --unseen
-  bitrix-mail export 1 --out sales.jsonl --concurrency 8
-"""
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Set first: the base class adds -h/--help through add_argument below.
+        self.commands: dict[str, CliParser] = {}
+        self.option_flags: list[str] = []
+        self.global_scopes: tuple[str, ...] = (OUTPUT, CONNECTION)
+        self.help_text = ""
+        self.hidden = False
+        super().__init__(*args, **kwargs)
 
+    def _remember(self, action: argparse.Action) -> argparse.Action:
+        if action.help is not argparse.SUPPRESS:
+            self.option_flags.extend(action.option_strings)
+        return action
 
-# ----------------------------------------------------------------------------- argument types
-def _refused(text: str, expected: str) -> argparse.ArgumentTypeError:
-    """argparse's error for a value it cannot use: what was expected, and what was given."""
-    return argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        """Add an argument as argparse does, remembering its flags if it is an option."""
+        return self._remember(super().add_argument(*args, **kwargs))
 
-
-def positive_int(text: str) -> int:
-    """Argument type: an integer of at least 1."""
-    try:
-        return check_count("value", int(text))
-    except (ValueError, errors.ConfigurationError):
-        raise _refused(text, "a positive integer") from None
+    def add_mutually_exclusive_group(self, **kwargs: Any) -> Any:
+        """A group as argparse makes it, whose options are remembered too."""
+        group = super().add_mutually_exclusive_group(**kwargs)
+        add = group.add_argument
+        # The group's own add_argument bypasses ours; wrap this one instance's method.
+        setattr(group, "add_argument", lambda *a, **k: self._remember(add(*a, **k)))  # noqa: B010
+        return group
 
 
-def port(text: str) -> int:
-    """Argument type: a TCP port, 0 (any free one) to 65535."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise _refused(text, "a port number") from None
-    try:
-        return check_count("port", value, minimum=0, maximum=_MAX_PORT)
-    except errors.ConfigurationError:
-        raise _refused(text, f"a port number 0-{_MAX_PORT}") from None
-
-
-def _float(text: str, *, allow_zero: bool) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise _refused(text, "a number") from None
-    try:
-        value = check_number("value", value, allow_zero=allow_zero)
-    except errors.ConfigurationError:
-        raise _refused(text, "a positive number") from None
-    # "-0" is an accepted zero; give it back as a plain 0.0.
-    return value or 0.0
-
-
-def positive_float(text: str) -> float:
-    """Argument type: a positive, finite number."""
-    return _float(text, allow_zero=False)
-
-
-def non_negative_float(text: str) -> float:
-    """Argument type: zero or a positive, finite number."""
-    return _float(text, allow_zero=True)
-
-
-def mailbox_argument(parser: argparse.ArgumentParser) -> None:
-    """Add the positional ``MAILBOX_ID``."""
-    parser.add_argument("mailbox", type=positive_int, metavar="MAILBOX_ID")
-
-
-def message_argument(parser: argparse.ArgumentParser) -> None:
-    """Add the positional ``MESSAGE_ID``."""
-    parser.add_argument("message", type=positive_int, metavar="MESSAGE_ID")
-
-
-def seeded_messages_argument(parser: argparse.ArgumentParser) -> None:
-    """Add ``--messages``: how many messages the emulator's portal starts with."""
-    parser.add_argument(
-        "--messages", type=positive_int, default=60, help="seeded messages (default: 60)"
-    )
-
-
-# ----------------------------------------------------------------------------- shared options
-def _connection_options() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
-    group = parent.add_argument_group("connection")
-    group.add_argument(
-        "--base-url",
-        metavar="URL",
-        help=f"gateway URL (default: ${ENV_BASE_URL} or {DEFAULT_BASE_URL})",
-    )
-    group.add_argument(
-        "--timeout",
-        type=positive_float,
-        default=30.0,
-        metavar="SECONDS",
-        help="timeout of each HTTP request (default: 30)",
-    )
-    group.add_argument(
-        "--rate",
-        type=non_negative_float,
-        default=2.0,
-        metavar="R",
-        help="client-side limit in requests per second; 0 disables it (default: 2)",
-    )
-    group.add_argument(
-        "--burst",
-        type=positive_int,
-        default=50,
-        metavar="B",
-        help="requests allowed at once before --rate applies (default: 50)",
-    )
-    group.add_argument(
-        "--insecure-http",
-        action="store_true",
-        help="allow plain http to a host other than loopback (sends the key unencrypted)",
-    )
-    return parent
-
-
-def _json_option() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parent.add_argument(
-        "--wire",
-        action="store_true",
-        help="with --json: the gateway's field names (mailboxId, isSeen, ...), unknown "
-        "fields kept in place, instead of the library's (mailbox_id, is_seen, extra)",
-    )
-    return parent
-
-
-# ----------------------------------------------------------------------------- command records
 class Subcommands(Protocol):
     """What argparse's ``add_subparsers()`` returns, as far as commands use it."""
 
@@ -194,51 +74,127 @@ def _no_arguments(parser: argparse.ArgumentParser) -> None:
     """A command without arguments of its own."""
 
 
+def _epilog(example: str, scopes: tuple[str, ...]) -> str:
+    examples = example.strip().splitlines()
+    lines = "\n".join(f"  {line}" for line in examples)
+    text = f"{'examples' if len(examples) > 1 else 'example'}:\n{lines}"
+    return f"{text}\n\n{global_note(scopes)}"
+
+
+def _add_parser(
+    subcommands: Subcommands,
+    name: str,
+    *,
+    help: str,
+    hidden: bool,
+    description: str,
+    **kwargs: Any,
+) -> CliParser:
+    parser = subcommands.add_parser(
+        name,
+        help=argparse.SUPPRESS if hidden else help,
+        # Raw, so that examples keep their lines; the description is wrapped here instead.
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.fill(description, _WIDTH),
+        **kwargs,
+    )
+    if not isinstance(parser, CliParser):  # built by build_parser(), whose class is CliParser
+        raise TypeError("bitrix-mail parsers must be CliParser instances")
+    parser.hidden = hidden
+    parser.help_text = help
+    return parser
+
+
 @attrs.frozen
 class Command:
-    """One subcommand: its texts, which shared options it takes, its arguments, its handler.
+    """One subcommand: its texts, an example, which global options it takes, its handler.
 
-    ``json`` adds ``--json``; ``connection`` adds the gateway connection options (both for
-    commands that talk to the gateway).
+    ``gateway`` adds the connection options and ``--dry-run`` (commands that talk to the
+    gateway); every command takes the output options. ``usage`` is what the top-level help
+    shows after the name (``MAILBOX_ID``); ``hidden`` keeps an old spelling working unlisted.
     """
 
     name: str
     handler: Handler
     help: str
     description: str
+    example: str
     arguments: Callable[[argparse.ArgumentParser], None] = _no_arguments
-    json: bool = True
-    connection: bool = True
+    gateway: bool = True
+    usage: str = ""
+    aliases: tuple[str, ...] = ()
+    hidden: bool = False
 
-    def add_to(self, subcommands: Subcommands) -> None:
-        """Add this command's parser to ``subcommands``."""
-        parents = [_json_option()] if self.json else []
-        if self.connection:
-            parents.append(_connection_options())
-        parser = subcommands.add_parser(
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        """The global option scopes this command takes."""
+        return (OUTPUT, CONNECTION) if self.gateway else (OUTPUT,)
+
+    def add_to(self, subcommands: Subcommands, owner: CliParser, path: str = "") -> None:
+        """Add this command's parser to ``subcommands`` (of ``owner``)."""
+        parser = _add_parser(
+            subcommands,
             self.name,
-            parents=parents,
             help=self.help,
+            hidden=self.hidden,
+            aliases=list(self.aliases),
             description=self.description,
-            epilog=EPILOG,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            epilog=_epilog(self.example, self.scopes),
         )
+        owner.commands[self.name] = parser
+        parser.global_scopes = self.scopes
+        dests = add_global_options(parser, self.scopes, visible=False)
         self.arguments(parser)
-        parser.set_defaults(handler=self.handler)
+        parser.set_defaults(
+            handler=self.handler, command_path=f"{path}{self.name}", accepted=frozenset(dests)
+        )
 
 
 @attrs.frozen
 class Group:
-    """A command whose work is done by actions: ``messages list``, ``messages get``, ..."""
+    """A command whose work is done by actions: ``messages list``, ``messages get``, ...
+
+    ``default`` names the action run when none is given (``mailboxes`` lists them).
+    """
 
     name: str
     help: str
     description: str
+    example: str
     actions: tuple[Command, ...]
+    default: str | None = None
 
-    def add_to(self, subcommands: Subcommands) -> None:
+    @property
+    def usage(self) -> str:
+        """The actions, as the top-level help lists them."""
+        return "|".join(action.name for action in self.actions if not action.hidden)
+
+    def add_to(self, subcommands: Subcommands, owner: CliParser, path: str = "") -> None:
         """Add the group's parser and, under it, one parser per action."""
-        parser = subcommands.add_parser(self.name, help=self.help, description=self.description)
-        actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+        parser = _add_parser(
+            subcommands,
+            self.name,
+            help=self.help,
+            hidden=False,
+            description=self.description,
+            epilog=_epilog(self.example, (OUTPUT, CONNECTION)),
+        )
+        owner.commands[self.name] = parser
+        add_global_options(parser, (OUTPUT, CONNECTION), visible=False)
+        actions = parser.add_subparsers(
+            dest="action",
+            metavar="ACTION",
+            required=self.default is None,
+            prog=f"bitrix-mail {path}{self.name}",
+        )
         for action in self.actions:
-            action.add_to(actions)
+            action.add_to(actions, parser, f"{path}{self.name} ")
+            if action.name == self.default:
+                # Its options work on the group too: "mailboxes --json" is "mailboxes list --json".
+                action.arguments(parser)
+                dests = [o.dest for o in GLOBAL_OPTIONS if o.scope in action.scopes]
+                parser.set_defaults(
+                    handler=action.handler,
+                    command_path=f"{path}{self.name}",
+                    accepted=frozenset(dests),
+                )

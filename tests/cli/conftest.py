@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Protocol
 
 import pytest
 
+import bitrix_mail_async
 from bitrix_mail_async.cli import main
 from bitrix_mail_async.testing import MailEmulator
 
@@ -30,10 +32,15 @@ class RunCli(Protocol):
     ) -> subprocess.CompletedProcess[str]: ...
 
 
+#: The directory holding the package under test: subprocesses import it, whatever their cwd.
+SOURCE_ROOT = str(Path(bitrix_mail_async.__file__).resolve().parent.parent)
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """The current environment without the user's gateway settings, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BITRIX_MAIL_")}
     env["PYTHONIOENCODING"] = "utf-8"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [SOURCE_ROOT, env.get("PYTHONPATH")]))
     env.update(extra)
     return env
 

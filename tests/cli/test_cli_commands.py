@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 
 import pytest
 
@@ -236,3 +238,50 @@ def test_send_with_unknown_outcome_says_to_check_before_resending(
     assert "may have been applied" in err
     # Never resent on its own: one POST reached the emulator.
     assert len(mail_emulator.requests.filter(method="POST", path="/mail/messages")) == 1
+
+
+def test_messages_list_all_reads_every_page(cli: RunCli, mail_emulator: MailEmulator) -> None:
+    for number in range(250):
+        mail_emulator.state.add_message(mailbox_id=3, subject=f"Bulk {number}")
+    ids = mail_emulator.state.mailbox_message_ids(3)
+    result = cli("messages", "list", "3", "--all", "--json")
+    assert result.returncode == 0, result.stderr
+    assert [m["id"] for m in json.loads(result.stdout)] == ids
+    pages = mail_emulator.requests.filter(method="GET", path="/mail/messages")
+    assert [r.query["limit"] for r in pages] == ["200", "200"]
+    assert cli("messages", "list", "3", "--all", "--limit", "5").returncode == 2
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_long_listing_counts_on_a_terminal_then_erases_the_line(
+    cli_in_process: RunInProcess, mail_emulator: MailEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for number in range(250):
+        mail_emulator.state.add_message(mailbox_id=3, subject=f"Bulk {number}")
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    code, out, _ = cli_in_process("messages", "list", "3", "--all")
+    assert code == 0
+    shown = terminal.getvalue()
+    assert shown.startswith("\rlisted 200 messages")
+    assert shown.endswith("\r")  # erased: the table on stdout starts on a clean line
+    assert "\r" not in out
+    assert len(out.splitlines()) == 1 + mail_emulator.state.mailbox_count(3)
+
+
+def test_messages_list_more_filters(cli: RunCli, mail_emulator: MailEmulator) -> None:
+    result = cli(
+        "messages", "list", "1", "--seen", "--no-attachments", "--since",
+        "2026-05-20T00:00:00+03:00", "--until", "2026-05-31T00:00:00+03:00", "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    query = mail_emulator.requests.last.query
+    assert query["isSeen"] == "true"
+    assert query["hasAttachments"] == "false"
+    assert query["dateFrom"] == "2026-05-20T00:00:00+03:00"
+    assert query["dateTo"] == "2026-05-31T00:00:00+03:00"
+    assert all(m["is_seen"] and not m["has_attachments"] for m in json.loads(result.stdout))

@@ -6,6 +6,7 @@ import json
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -136,5 +137,53 @@ def test_emulator_command_stops_on_ctrl_c() -> None:
     assert "emulator at http://127.0.0.1:" in process.stdout.readline()
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=CLI_TIMEOUT)
-    assert process.returncode == 0
+    # 130, as every command interrupted with Ctrl-C (the README's exit codes).
+    assert process.returncode == 130
+    assert "emulator stopped" in err
     assert "Traceback" not in err
+
+
+def test_demo_json_is_one_document_of_seven_steps() -> None:
+    result = run_cli("demo", "--json", env=clean_env())
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["succeeded"] is True
+    assert document["emulator"].endswith("/v1")
+    assert [s["step"] for s in document["steps"]] == list(range(1, 8))
+    assert document["steps"][6]["result"].startswith("taskId ")
+
+
+def test_emulator_json_line_and_retry_after() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bitrix_mail_async", "emulator", "--port", "0", "--json",
+         "--rate", "0.001", "--burst", "1", "--retry-after", "7"],
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        started = json.loads(process.stdout.readline())
+        assert started["api_key"] == DEFAULT_API_KEY
+        statuses = []
+        for _ in range(2):
+            request = urllib.request.Request(
+                started["base_url"] + "/mail/mailboxes", headers={"X-Api-Key": DEFAULT_API_KEY}
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=CLI_TIMEOUT) as answer:
+                    statuses.append((answer.status, None))
+            except urllib.error.HTTPError as refused:
+                statuses.append((refused.code, refused.headers["Retry-After"]))
+        # A burst of one: the second call at once is refused with the Retry-After asked for.
+        assert statuses == [(200, None), (429, "7")]
+    finally:
+        process.terminate()
+        process.communicate(timeout=CLI_TIMEOUT)
+
+
+def test_emulator_burst_without_rate_is_a_usage_error() -> None:
+    result = run_cli("emulator", "--port", "0", "--retry-after", "3", env=clean_env())
+    assert result.returncode == 2
+    assert "go with --rate" in result.stderr

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import subprocess
+from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from bitrix_mail_async.testing import MailEmulator
 
@@ -104,3 +108,37 @@ def test_env_base_url_and_option_precedence(cli: RunCli, mail_emulator: MailEmul
     result = cli("mailboxes", "--base-url", "http://gateway.invalid/v1")
     assert result.returncode == 2
     assert len(mail_emulator.requests) == 0
+
+
+def test_base_url_without_v1_gets_a_hint(cli: RunCli, mail_emulator: MailEmulator) -> None:
+    root = mail_emulator.base_url.removesuffix("/v1")
+    result = cli("mailboxes", "--base-url", root)
+    assert result.returncode == 1
+    assert "NOT_FOUND (HTTP 404)" in result.stderr
+    assert f"--base-url has no /v1 at the end: try --base-url {root}/v1" in result.stderr
+
+
+def test_a_server_that_is_not_the_gateway_is_named(tmp_path: Path) -> None:
+    # A plain web server: its 404 is an HTML page, not the gateway's JSON.
+    async def main() -> subprocess.CompletedProcess[str]:
+        app = web.Application()
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        env = clean_env(BITRIX_MAIL_API_KEY=SECRET)
+        try:
+            return await asyncio.to_thread(
+                run_cli, "mailboxes", "--base-url", f"http://127.0.0.1:{port}", env=env
+            )
+        finally:
+            await runner.cleanup()
+
+    result = asyncio.run(main())
+    assert result.returncode == 1
+    assert "HTTP 404 from http://127.0.0.1:" in result.stderr
+    assert "not the gateway's JSON error" in result.stderr
+    assert "try --base-url http://127.0.0.1:" in result.stderr
+    assert "HTTP (HTTP 404)" not in result.stderr
+    _assert_key_hidden(result.stdout, result.stderr)

@@ -201,3 +201,39 @@ def test_export_ctrl_c_exits_130_and_leaves_complete_lines(
     rows = _lines(out)
     assert 3 <= len(rows) < mail_emulator.state.mailbox_count(1)
     assert len({r["id"] for r in rows}) == len(rows)
+
+
+def test_export_to_stdout_with_dash(
+    cli: RunCli, mail_emulator: MailEmulator, tmp_path: Path
+) -> None:
+    result = cli("export", "2", "--out", "-", *FAST, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.split("\n")
+    assert lines.pop() == ""
+    rows = [json.loads(line) for line in lines]
+    assert sorted(r["id"] for r in rows) == sorted(mail_emulator.state.mailbox_message_ids(2))
+    assert all(r["body"] is not None for r in rows)
+    # The summary goes to stderr, so stdout is nothing but the lines; no file named "-".
+    assert f"exported {len(rows)} messages of mailbox 2 to stdout" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_wire_names_and_json_summary(
+    cli: RunCli, mail_emulator: MailEmulator, tmp_path: Path
+) -> None:
+    out = tmp_path / "wire.jsonl"
+    result = cli("export", "2", "--out", str(out), "--wire", "--json", *FAST)
+    assert result.returncode == 0, result.stderr
+    rows = _lines(out)
+    assert all("mailboxId" in r and "mailbox_id" not in r for r in rows)
+    summary = json.loads(result.stdout)
+    assert summary == {
+        "mailbox": 2,
+        "out": str(out),
+        "exported": len(rows),
+        "already_there": 0,
+        "gone": [],
+    }
+    # A rerun resumes from wire-named lines as well (the id is "id" in both).
+    again = json.loads(cli("export", "2", "--out", str(out), "--wire", "--json", *FAST).stdout)
+    assert (again["exported"], again["already_there"]) == (0, len(rows))

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bitrix_mail_async import KeyInfo, KeyRateLimit
-from bitrix_mail_async.cli import output
+from bitrix_mail_async.cli import failures, output
 from bitrix_mail_async.testing import DEFAULT_PORTAL, MailEmulator
 
 from .conftest import RunCli, RunInProcess, clean_env, run_cli
@@ -124,7 +124,7 @@ def test_rejected_key_exits_1_with_an_explanation(
 ) -> None:
     mail_emulator.add_key(SECRET, **kwargs)  # type: ignore[arg-type]
     exit_code, out, err = cli_in_process("whoami", key=SECRET)
-    assert exit_code == output.EXIT_ERROR
+    assert exit_code == failures.EXIT_ERROR
     assert code in err
     assert explanation in err
     assert out == ""
