@@ -73,3 +73,30 @@ def test_readme_raw_responses_example_runs(mail_emulator: MailEmulator, tmp_path
     assert lines[1].startswith("200 ")  # status, X-RateLimit-Remaining, request id
     assert lines[2] == "True"  # parsed and data agree
     assert ("GET", "/me") in [(r.method, r.path) for r in mail_emulator.requests]
+
+
+def test_every_readme_python_block_compiles() -> None:
+    # Copied into a file, each block must at least be valid Python (no top-level `async with`).
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    assert len(blocks) >= 8
+    for index, block in enumerate(blocks):
+        compile(block, f"README.md python block {index}", "exec")
+
+
+def test_readme_bulk_example_runs(mail_emulator: MailEmulator, tmp_path: Path) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    example = next(b for b in blocks if "get_many" in b and "asyncio.run" in b)
+    script = tmp_path / "bulk_example.py"
+    script.write_text(example)
+    env = dict(
+        os.environ,
+        BITRIX_MAIL_API_KEY=mail_emulator.api_key,
+        BITRIX_MAIL_BASE_URL=mail_emulator.base_url,
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    listed = [r for r in mail_emulator.requests if r.path == "/mail/messages"]
+    fetched = [r for r in mail_emulator.requests if r.path.startswith("/mail/messages/")]
+    assert listed and len(done.stdout.splitlines()) == len(fetched) > 0
