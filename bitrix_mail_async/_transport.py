@@ -357,6 +357,13 @@ class Transport:
                 f"connect timed out after {timeout:g}s", method=method, path=path
             )
             return AttemptFailed(err, Failure.NOT_SENT)
+        if isinstance(exc, aiohttp.ClientHttpProxyError):
+            # The proxy refused the tunnel (CONNECT): the request never reached the gateway.
+            # Its URL is not quoted, since a proxy URL may carry credentials.
+            err = errors.TransportError(
+                f"the proxy refused the connection (HTTP {exc.status})", method=method, path=path
+            )
+            return AttemptFailed(err, Failure.NOT_SENT)
         if isinstance(exc, aiohttp.ClientConnectorError):
             err = errors.TransportError(
                 f"cannot connect: {exc.os_error!s}", method=method, path=path

@@ -340,3 +340,39 @@ def test_base_url_credentials_and_a_session_token_are_refused_together() -> None
             session_token="tok123",
         )
     assert PASSWORD not in str(info.value)
+
+
+async def test_a_proxy_refusing_the_tunnel_means_nothing_was_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An https gateway through a proxy: the proxy answers CONNECT with 407, so the request
+    # never reached the gateway. A send is then safe to retry, and never "outcome unknown".
+    connects: list[str] = []
+
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        connects.append(head.decode("latin-1").split("\r\n")[0])
+        writer.write(
+            b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+            b"Proxy-Authenticate: Basic\r\nContent-Length: 0\r\n\r\n"
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(refuse, "127.0.0.1", 0)
+    _set_proxy(monkeypatch, server.sockets[0].getsockname()[1])
+    try:
+        async with MailClient(
+            SECRET,
+            base_url="https://gateway.invalid/v1",
+            trust_env=True,
+            retry=RetryPolicy(max_attempts=2, backoff_base=0.01),
+        ) as mail:
+            with pytest.raises(errors.TransportError, match="proxy") as info:
+                await mail.messages.send(from_="a@x.io", to="b@x.io", subject="s", body="b")
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert not isinstance(info.value, errors.OutcomeUnknownError)
+    assert connects == ["CONNECT gateway.invalid:443 HTTP/1.1"] * 2  # retried: nothing sent
+    assert PASSWORD not in str(info.value)
