@@ -221,7 +221,7 @@ class RetryLoop:
                 elif loop.time() - first_refusal >= self.policy.max_refused_time:
                     # A server that refuses forever (say 429 with Retry-After: 0) must not
                     # keep a call waiting at an ever lower learned rate.
-                    raise failed.error
+                    raise self._final_error(request, failed)
             if failed.failure is Failure.RATE_LIMITED:
                 wait = await self._after_rate_limit(request, failed, refused)
                 delay = 0.0  # the limiter's acquire() waits the cooldown out
@@ -246,13 +246,13 @@ class RetryLoop:
         wait = policy.rate_limit_wait(failed.retry_after, rate_limited + 1)
         if wait > policy.max_retry_after:
             # Not honoured, so not imposed on the other calls either.
-            raise failed.error
+            raise self._final_error(request, failed)
         cooldown = wait + cooldown_jitter(wait)
         # Shared even when this call gives up: the others would only earn 429s.
         await self._report_rate_limited(failed.permit, cooldown)
         log.debug("%s %s: rate limited, shared cooldown %.3fs", request.method, request.path, wait)
         if rate_limited >= policy.rate_limit_attempts:
-            raise failed.error
+            raise self._final_error(request, failed)
         self._stats.retries += 1
         return cooldown
 
@@ -261,7 +261,7 @@ class RetryLoop:
         policy = self.policy
         wait = policy.rate_limit_wait(failed.retry_after, refused + 1, QUEUE_RETRY_AFTER)
         if wait > policy.max_retry_after or refused >= policy.rate_limit_attempts:
-            raise failed.error
+            raise self._final_error(request, failed)
         wait += cooldown_jitter(wait)
         self._stats.retries += 1
         self._stats.retry_wait += wait
@@ -298,7 +298,10 @@ class RetryLoop:
         return delay
 
     def _final_error(self, request: Request, failed: AttemptFailed) -> errors.MailError:
-        """The error the caller sees: as is, or marked outcome-unknown for a side effect."""
+        """The error the caller sees, counted: as is, or marked outcome-unknown for a side effect.
+
+        Every way a call ends in an error comes through here, refusals included.
+        """
         err = failed.error
         if request.idempotent or failed.failure not in _MAYBE_APPLIED:
             self._stats.errors += 1

@@ -298,3 +298,21 @@ def test_a_gateway_that_refuses_forever_ends_the_call_after_max_refused_time() -
     # the lowest learned rate (2/s x 0.02 = one call per 25 s).
     assert 30 <= elapsed <= 30 + 25 + 1, elapsed
     assert 2 <= hits < 1000
+
+
+async def test_a_call_ended_by_refusals_counts_as_an_error(
+    mail: MailClient, mail_emulator: MailEmulator
+) -> None:
+    # stats.errors counts every call that raised, refusals included (as the breaker's do).
+    mail_emulator.faults.fault_retry_after = 0.01
+    mail_emulator.faults.schedule("429", "429", methods=["GET"])
+    async with MailClient(
+        mail_emulator.api_key,
+        base_url=mail_emulator.base_url,
+        rate_limit=None,
+        retry=RetryPolicy(rate_limit_attempts=1),
+    ) as client:
+        with pytest.raises(errors.RateLimitedError):
+            await client.mailboxes.get(1)
+        assert client.stats.errors == 1
+        assert client.stats.rate_limited == 2
