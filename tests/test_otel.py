@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import re
 import socket
-import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -21,20 +17,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
+from readme_examples import block_with, run_example
 
 from bitrix_mail_async import Hooks, MailClient, RequestEvent, RetryPolicy, errors, otel
 from bitrix_mail_async.testing import MailEmulator
 
 FAST_RETRY = RetryPolicy(max_attempts=3, backoff_base=0.01, backoff_cap=0.05)
-
-# The README's OpenTelemetry example, word for word (section "Observability").
-README = Path(__file__).resolve().parents[1] / "README.md"
-
-
-def readme_example() -> str:
-    """The README's OpenTelemetry example, as written there."""
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-    return next(b for b in blocks if "otel.instrument()" in b and "asyncio.run" in b)
 
 
 class Telemetry(NamedTuple):
@@ -209,17 +197,8 @@ async def test_the_span_is_current_during_the_call_and_nests_under_the_callers(
 
 
 def test_the_readme_example_runs(mail_emulator: MailEmulator, tmp_path: Path) -> None:
-    script = tmp_path / "otel_example.py"
-    script.write_text(readme_example())
-    env = dict(
-        os.environ,
-        BITRIX_MAIL_API_KEY=mail_emulator.api_key,
-        BITRIX_MAIL_BASE_URL=mail_emulator.base_url,
-    )
-    done = subprocess.run(
-        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
+    # The README's OpenTelemetry example, word for word (section "Observability").
+    done = run_example(block_with("otel.instrument()", "asyncio.run"), mail_emulator, tmp_path)
     assert '"name": "GET /v1/mail/mailboxes"' in done.stdout
     assert '"http.response.status_code": 200' in done.stdout
     assert mail_emulator.api_key not in done.stdout + done.stderr

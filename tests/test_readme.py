@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
-from bitrix_mail_async.testing import MailEmulator
+from readme_examples import block_with, python_blocks, run_example
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+from bitrix_mail_async.testing import MailEmulator
 
 
 def test_readme_example_runs(mail_emulator: MailEmulator, tmp_path: Path) -> None:
-    example = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)[0]
+    example = python_blocks()[0]
     assert "async with MailClient()" in example
-    script = tmp_path / "example.py"
-    script.write_text(example)
-    env = dict(
-        os.environ,
-        BITRIX_MAIL_API_KEY=mail_emulator.api_key,
-        BITRIX_MAIL_BASE_URL=mail_emulator.base_url,
-    )
-    done = subprocess.run(
-        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_example(example, mail_emulator, tmp_path)
     assert "ENTITY_NOT_FOUND" in done.stdout
     assert [(r.method, r.path) for r in mail_emulator.requests] == [
         ("GET", "/mail/mailboxes"),
@@ -39,8 +27,7 @@ def test_readme_example_runs(mail_emulator: MailEmulator, tmp_path: Path) -> Non
 
 
 def test_readme_fixture_example_passes(tmp_path: Path) -> None:
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-    example = next(b for b in blocks if "def test_send_is_never_repeated" in b)
+    example = block_with("def test_send_is_never_repeated")
     (tmp_path / "test_readme_example.py").write_text(example)
     # A fresh project: no configuration of ours, pytest-asyncio in its default (strict) mode.
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
@@ -56,19 +43,7 @@ def test_readme_fixture_example_passes(tmp_path: Path) -> None:
 
 
 def test_readme_raw_responses_example_runs(mail_emulator: MailEmulator, tmp_path: Path) -> None:
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-    example = next(b for b in blocks if "with_raw_response" in b and "asyncio.run" in b)
-    script = tmp_path / "raw_example.py"
-    script.write_text(example)
-    env = dict(
-        os.environ,
-        BITRIX_MAIL_API_KEY=mail_emulator.api_key,
-        BITRIX_MAIL_BASE_URL=mail_emulator.base_url,
-    )
-    done = subprocess.run(
-        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_example(block_with("with_raw_response", "asyncio.run"), mail_emulator, tmp_path)
     lines = done.stdout.splitlines()
     assert lines[1].startswith("200 ")  # status, X-RateLimit-Remaining, request id
     assert lines[2] == "True"  # parsed and data agree
@@ -77,26 +52,15 @@ def test_readme_raw_responses_example_runs(mail_emulator: MailEmulator, tmp_path
 
 def test_every_readme_python_block_compiles() -> None:
     # Copied into a file, each block must at least be valid Python (no top-level `async with`).
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    blocks = python_blocks()
     assert len(blocks) >= 8
     for index, block in enumerate(blocks):
         compile(block, f"README.md python block {index}", "exec")
 
 
 def test_readme_bulk_example_runs(mail_emulator: MailEmulator, tmp_path: Path) -> None:
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-    example = next(b for b in blocks if "get_many" in b and "asyncio.run" in b)
-    script = tmp_path / "bulk_example.py"
-    script.write_text(example)
-    env = dict(
-        os.environ,
-        BITRIX_MAIL_API_KEY=mail_emulator.api_key,
-        BITRIX_MAIL_BASE_URL=mail_emulator.base_url,
-    )
-    done = subprocess.run(
-        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
+    example = block_with("get_many", "asyncio.run")
+    done = run_example(example, mail_emulator, tmp_path, timeout=120)
     listed = [r for r in mail_emulator.requests if r.path == "/mail/messages"]
     fetched = [r for r in mail_emulator.requests if r.path.startswith("/mail/messages/")]
     assert listed and len(done.stdout.splitlines()) == len(fetched) > 0
