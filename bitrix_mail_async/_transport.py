@@ -295,9 +295,9 @@ class Transport:
 
         The session's own ``raise_for_status`` is overridden: a caller's session made with
         ``raise_for_status=True`` would turn a 404 into a retried transport error and a 429
-        on a send into "outcome unknown".
+        on a send into "outcome unknown". The request's size was checked once, when the
+        pipeline prepared it (:meth:`check_request`), not again on every attempt.
         """
-        self.check_request(request)
         session = self.require_open()
         try:
             async with session.request(
