@@ -47,6 +47,7 @@ class BadValue(ValueError):
 
 
 def shown(value: object) -> str:
+    """A short repr of a wire value for error texts."""
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -59,6 +60,7 @@ _INT_TEXT: Final = re.compile(r"[+-]?[0-9]+")
 
 
 def to_int(value: Any, _: object) -> int:
+    """An int field: an int or a decimal string; not a bool, a fraction or other text."""
     if value.__class__ is int:
         return value
     # Bitrix24 sends most ids as decimal strings; isascii() keeps out digits int() would
@@ -81,6 +83,7 @@ def to_int(value: Any, _: object) -> int:
 
 
 def to_str(value: Any, _: object) -> str:
+    """A str field: a string, or a number written as one."""
     if isinstance(value, str):
         return value if value.__class__ is str else str(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -94,6 +97,7 @@ _BOOL_TEXT: Final = {"Y": True, "N": False, "true": True, "false": False, "1": T
 
 
 def to_bool(value: Any, _: object) -> bool:
+    """A bool field: true/false, "Y"/"N", "true"/"false", "1"/"0", 1/0."""
     if value is True or value is False:
         return value
     if value.__class__ is str and value in _BOOL_TEXT:
@@ -126,6 +130,7 @@ opt_bool: Final = or_none(to_bool, blank=True)
 
 
 def to_datetime(value: Any, _: object) -> datetime:
+    """A datetime field: ISO 8601 (an offset gives an aware datetime)."""
     if not isinstance(value, str):
         raise BadValue(f"expected an ISO 8601 date-time string, got {type(value).__name__}")
     try:
@@ -135,6 +140,7 @@ def to_datetime(value: Any, _: object) -> datetime:
 
 
 def opt_datetime(value: Any, _: object) -> datetime | None:
+    """An optional datetime: None for null, "" or the zero date."""
     # Bitrix24 (PHP/MySQL) writes an unset date as "" or the zero date, not null.
     if value is None or value == "" or (isinstance(value, str) and value.startswith("0000-00-00")):
         return None
@@ -142,6 +148,7 @@ def opt_datetime(value: Any, _: object) -> datetime | None:
 
 
 def json_tuple(value: Any, _: object) -> tuple[Any, ...]:
+    """``bindings``: any JSON list as a tuple, if not absurdly deep."""
     # `bindings` has no documented item shape: keep whatever JSON arrives, if not absurdly deep.
     if value.__class__ is list or value.__class__ is tuple:
         check_depth(value)
@@ -166,6 +173,7 @@ def _recipient_item(item: object) -> str | None:
 
 
 def to_recipients(value: Any, _: object) -> tuple[str, ...]:
+    """An address list: a comma-separated string or a list of addresses."""
     if value.__class__ is str:
         return split_recipients(value)
     if value is None:
