@@ -10,7 +10,6 @@ method and path of the call.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import math
 import time
@@ -20,6 +19,7 @@ from typing import Any, Literal, NamedTuple, TypeVar
 
 from bitrix_mail_async import errors
 from bitrix_mail_async._convert import structure, structure_list
+from bitrix_mail_async._httpdate import parse_http_date
 from bitrix_mail_async._jsonlib import MAX_DEPTH, TooDeepError, check_depth, loads
 from bitrix_mail_async.models import Page
 
@@ -93,9 +93,8 @@ def parse_retry_after(value: str | None) -> float | None:
     try:
         seconds = float(text)
     except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
+        when = parse_http_date(text)
+        if when is None:
             _unusable_retry_after(text)
             return None
         # An HTTP-date a little in the past only means "now".
