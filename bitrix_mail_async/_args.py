@@ -61,9 +61,12 @@ def positive_id(name: str, value: object) -> int:
     """Return ``value`` if it is a positive int id; else raise InvalidArgumentError."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise errors.InvalidArgumentError(f"{name} must be a positive int, got {_kind(value)}")
-    if value <= 0 or value > _MAX_ID:
-        raise errors.InvalidArgumentError(f"{name} must be a positive int id, got {value}")
-    return value
+    # A subclass may format, compare or hash itself as another number: the plain int it
+    # holds is what goes on the wire and what the checks see.
+    number = int.__int__(value)
+    if number <= 0 or number > _MAX_ID:
+        raise errors.InvalidArgumentError(f"{name} must be a positive int id, got {number}")
+    return number
 
 
 def id_collection(name: str, value: object, *, maximum: int) -> list[int]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import re
 from collections.abc import Mapping
 from typing import Final
 from urllib.parse import urlsplit
@@ -170,20 +171,80 @@ def _is_loopback(host: str) -> bool:
 
 
 def check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:
-    """Validate and normalise the base URL (no trailing slash); plain http only to loopback."""
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    """Validate and normalise the base URL (no trailing slash); plain http only to loopback.
+
+    Everything aiohttp would refuse only when sending (a host with an empty label, a label
+    IDNA cannot encode, unbalanced brackets, a port outside 1-65535) is refused here: at send
+    time it surfaced as a raw ``ValueError``/``UnicodeError`` from inside aiohttp, whose
+    frames hold the request headers.
+    """
+    problem = _url_problem(base_url)
+    if problem is not None:
         raise errors.ConfigurationError(
-            f"base_url must be an http(s) URL with a host, got {redact_url(base_url)!r}"
+            f"base_url {problem}, got {errors.clean(redact_url(base_url), 200)!r}"
         )
-    if parts.query or parts.fragment:
-        raise errors.ConfigurationError("base_url must not carry a query or fragment")
-    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
+    host = urlsplit(base_url).hostname or ""
+    if base_url.startswith("http:") and not allow_insecure_http and not _is_loopback(host):
         raise errors.ConfigurationError(
             "refusing to send the API key over plain http to a non-loopback host; "
             "use https or pass allow_insecure_http=True"
         )
     return base_url.rstrip("/")
+
+
+_HOST_LABEL: Final = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
+_MAX_HOST: Final = 253  # RFC 1035, without the root's trailing dot
+_DOTTED_NUMBERS: Final = re.compile(r"[0-9.]+")
+
+
+def _url_problem(base_url: object) -> str | None:
+    """What makes ``base_url`` unusable, as the end of a sentence; None when it is fine."""
+    if not isinstance(base_url, str):
+        return "must be a str"
+    if any(c.isspace() or not c.isprintable() for c in base_url):
+        return "must not contain whitespace or control characters"
+    # The ValueErrors' texts are not passed on: they may quote the netloc, password included.
+    try:
+        parts = urlsplit(base_url)
+        host = parts.hostname
+    except ValueError:
+        return "is not a valid URL (unbalanced brackets, or characters a host cannot hold)"
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if parts.scheme not in ("http", "https") or not host:
+        return "must be an http(s) URL with a host"
+    if parts.query or parts.fragment:
+        return "must not carry a query or fragment"
+    authority = parts.netloc.rpartition("@")[2]
+    if authority.endswith(":") or port == 0:
+        return "must name a port from 1 to 65535, or none"
+    if authority.startswith("["):
+        try:
+            ipaddress.IPv6Address(host.partition("%")[0])
+        except ValueError:
+            return "has an invalid IPv6 address in brackets"
+        return None
+    return _host_problem(host)
+
+
+def _host_problem(host: str) -> str | None:
+    """What is wrong with a DNS name or IPv4 address; None when it is fine."""
+    if _DOTTED_NUMBERS.fullmatch(host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return "has an invalid IPv4 address"
+        return None
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return "has a host name that IDNA cannot encode (an empty or over-long label?)"
+    name = ascii_host[:-1] if ascii_host.endswith(".") else ascii_host
+    if len(name) > _MAX_HOST or not all(_HOST_LABEL.fullmatch(label) for label in name.split(".")):
+        return "has an invalid host name (empty labels, or characters a host cannot hold)"
+    return None
 
 
 def resolve_api_key(api_key: str | None) -> str:

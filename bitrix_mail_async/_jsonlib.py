@@ -66,7 +66,8 @@ def std_loads(raw: bytes) -> Any:
 
 def std_dumps(obj: Any) -> bytes:
     """Encode compact UTF-8 JSON with the standard library."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+    # allow_nan=False: NaN and Infinity are not JSON (orjson would send them as null).
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 _loads: Callable[[bytes], Any] = std_loads

@@ -224,6 +224,13 @@ class Pipeline:
             reply = self._hear(shared.limiter, request, permit, outcome, generation)
         except (AttemptFailed, errors.DecodeError) as exc:
             failed = exc
+        except errors.APIError as exc:
+            # A 2xx saying success: false: an answer like any error answer, observed and
+            # counted as one, never repeated.
+            failed = AttemptFailed(exc, None)
+        except Exception as exc:
+            # The boundary: an answer that breaks a reader in a way no rule knows.
+            failed = _unreadable(request, outcome.status, exc)
         else:
             if observed:  # else no coroutine at all: the common case costs nothing
                 await self._observe(request, attempt, outcome.status, elapsed, None)
@@ -334,3 +341,19 @@ class Pipeline:
         if failure is Failure.QUEUED and self.concurrency.overloaded(generation):
             log.info("portal queue timeout: at most %d calls in flight now", self.concurrency.limit)
         raise AttemptFailed(err, failure, err.retry_after)
+
+
+def _unreadable(request: Request, status: int, exc: Exception) -> AttemptFailed:
+    """A typed failure for an answer whose reading raised something untyped.
+
+    Judged by its status, as a readable answer would be: a 429 or a 5xx keeps what it proves
+    (not executed, or maybe executed), a 2xx is an answer lost after the call ran.
+    """
+    err = errors.DecodeError(
+        errors.clean(f"the answer could not be read: {type(exc).__name__}: {exc}", 300),
+        status=status,
+        method=request.method,
+        path=request.path,
+    )
+    failure = Failure.UNREADABLE if 200 <= status < 300 else classify(status, None)
+    return AttemptFailed(err, failure)

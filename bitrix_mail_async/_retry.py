@@ -49,6 +49,7 @@ class Failure(enum.Enum):
     SERVER_ERROR = "server_error"  # any 5xx but QUEUE_TIMEOUT: may have reached Bitrix24
     LOST = "lost"  # connection broke or read timed out after the request was written
     UNREADABLE = "unreadable"  # a 2xx that cannot be read (broken, oversized): the call ran
+    BROKEN = "broken"  # an exception no rule knows: may have gone out, would fail again
 
 
 def _seconds(_inst: object, attr: attrs.Attribute[float], value: float) -> None:
@@ -116,8 +117,8 @@ def should_retry(failure: Failure, *, idempotent: bool) -> bool:
     """Whether a failed attempt may be repeated without risking a duplicate side effect."""
     if failure in (Failure.RATE_LIMITED, Failure.NOT_SENT, Failure.QUEUED):
         return True
-    if failure is Failure.UNREADABLE:
-        return False  # the same answer would come again
+    if failure in (Failure.UNREADABLE, Failure.BROKEN):
+        return False  # the same answer (or the same exception) would come again
     return idempotent
 
 
@@ -311,7 +312,7 @@ class RetryLoop:
 
 
 #: Failures after which a side effect may have been applied.
-_MAYBE_APPLIED = (Failure.SERVER_ERROR, Failure.LOST, Failure.UNREADABLE)
+_MAYBE_APPLIED = (Failure.SERVER_ERROR, Failure.LOST, Failure.UNREADABLE, Failure.BROKEN)
 _NOTE = " (the gateway may have applied this call; it was not retried to avoid a duplicate)"
 
 

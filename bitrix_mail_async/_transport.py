@@ -299,6 +299,10 @@ class Transport:
         pipeline prepared it (:meth:`check_request`), not again on every attempt.
         """
         session = self.require_open()
+        if session.closed:  # a caller's session, closed by its owner after it was handed over
+            raise errors.ConfigurationError(
+                "the aiohttp.ClientSession passed as session= was closed; nothing was sent"
+            )
         try:
             async with session.request(
                 request.method,
@@ -312,8 +316,17 @@ class Transport:
             ) as resp:
                 body = await self._read_body(request, resp)
                 return Answer(status=resp.status, headers=resp.headers, body=body)
+        except AttemptFailed:
+            raise  # ours (an answer over max_response_bytes), raised in _read_body
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             failed = self._failed(request, exc)
+        except Exception as exc:
+            # The boundary: whatever else aiohttp or the standard library raises becomes a
+            # typed failure too, never a raw exception with aiohttp's frames behind it.
+            failed = self._unexpected(request, exc)
+        except asyncio.CancelledError as exc:
+            # Cancelled inside aiohttp: its frames, which hold the headers, are cut off.
+            raise errors.detached(exc) from None
         # Raised outside the except block, so the aiohttp error is not even its __context__:
         # aiohttp's frames hold the request headers, the key among them, in their locals.
         raise failed
@@ -349,11 +362,39 @@ class Transport:
             chunks.append(chunk)
         return b"".join(chunks)
 
+    def _scrub(self, text: str) -> str:
+        """``text`` fit for an exception: bounded, controls escaped, no key or token in it."""
+        text = errors.clean(text, 500)
+        for name in ("X-Api-Key", "Authorization"):
+            secret = self._headers.get(name)
+            if secret:
+                text = text.replace(secret, "***").replace(secret.removeprefix("Bearer "), "***")
+        return text
+
+    def _unexpected(self, request: Request, exc: Exception) -> AttemptFailed:
+        """An exception no rule knows: it may have come after the request went out."""
+        err = errors.TransportError(
+            self._scrub(f"the HTTP layer failed unexpectedly: {type(exc).__name__}: {exc}"),
+            method=request.method,
+            path=request.path,
+        )
+        # Never repeated (it would fail the same way); a side effect gets "outcome unknown".
+        return AttemptFailed(err, Failure.BROKEN)
+
     def _failed(self, request: Request, exc: BaseException) -> AttemptFailed:
         """Say how an attempt failed: before anything was sent, or after (outcome unknown)."""
         method, path, timeout = request.method, request.path, request.timeout
+        if isinstance(exc, aiohttp.InvalidURL):
+            # aiohttp refused the URL before opening a connection: provably not sent, and
+            # sending it again would be refused the same way.
+            err: errors.MailError = errors.TransportError(
+                self._scrub(f"the URL was refused before sending, nothing was sent: {exc}"),
+                method=method,
+                path=path,
+            )
+            return AttemptFailed(err, None)
         if isinstance(exc, aiohttp.ConnectionTimeoutError):
-            err: errors.MailError = errors.TimeoutError(
+            err = errors.TimeoutError(
                 f"connect timed out after {timeout:g}s", method=method, path=path
             )
             return AttemptFailed(err, Failure.NOT_SENT)
@@ -366,7 +407,7 @@ class Transport:
             return AttemptFailed(err, Failure.NOT_SENT)
         if isinstance(exc, aiohttp.ClientConnectorError):
             err = errors.TransportError(
-                f"cannot connect: {exc.os_error!s}", method=method, path=path
+                self._scrub(f"cannot connect: {exc.os_error!s}"), method=method, path=path
             )
             return AttemptFailed(err, Failure.NOT_SENT)
         if isinstance(exc, TimeoutError):
@@ -377,7 +418,9 @@ class Transport:
             )
         else:
             err = errors.TransportError(
-                f"connection failed: {type(exc).__name__}: {exc}", method=method, path=path
+                self._scrub(f"connection failed: {type(exc).__name__}: {exc}"),
+                method=method,
+                path=path,
             )
         return AttemptFailed(err, Failure.LOST)
 

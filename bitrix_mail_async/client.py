@@ -70,10 +70,18 @@ def _check_credentials(url: str, session_token: str | None) -> None:
         )
 
 
-def _check_session(session: object, trust_env: object) -> None:
-    """``session`` is an aiohttp session or None; ``trust_env`` a bool for our own session."""
+def _check_session(session: object, trust_env: object, session_token: str | None) -> None:
+    """``session`` is an open aiohttp session or None; ``trust_env`` a bool for our own session."""
     if session is not None and not isinstance(session, aiohttp.ClientSession):
         raise errors.ConfigurationError("session must be an aiohttp.ClientSession")
+    if session is not None and session.closed:
+        raise errors.ConfigurationError("the aiohttp.ClientSession passed as session= is closed")
+    if session is not None and session_token is not None and session.auth is not None:
+        # aiohttp refuses an Authorization header beside the session's auth= on every call.
+        raise errors.ConfigurationError(
+            "the session passed as session= has auth=, which would replace the session "
+            "token's Authorization header; pass a session without auth="
+        )
     if not isinstance(trust_env, bool):
         raise errors.ConfigurationError(f"trust_env must be a bool, got {type(trust_env).__name__}")
     if trust_env and session is not None:
@@ -81,6 +89,23 @@ def _check_session(session: object, trust_env: object) -> None:
             "trust_env=True applies to the client's own session; with session=..., create "
             "that aiohttp.ClientSession with trust_env=True instead"
         )
+
+
+def _configuration_error(
+    exc: Exception, api_key: str | None, session_token: str | None
+) -> errors.MailError:
+    """The typed error a refused configuration raises, detached from every frame below.
+
+    A check's own ``MailError`` passes as it is; anything else (a ``ValueError`` from the
+    standard library, say) becomes a ``ConfigurationError`` whose text has the secrets blanked.
+    """
+    if isinstance(exc, errors.MailError):
+        return errors.detached(exc)
+    text = errors.clean(f"{type(exc).__name__}: {exc}", 300)
+    for secret in (api_key, session_token):
+        if isinstance(secret, str) and secret:
+            text = text.replace(secret, redact_key(secret))
+    return errors.ConfigurationError(f"invalid configuration: {text}")
 
 
 def _rate_limit_config(rate_limit: RateLimitConfig | _Default | None) -> RateLimitConfig:
@@ -137,16 +162,45 @@ def _custom_path(path: object, base_url: str) -> str:
     return path
 
 
+#: Most digits an int query value may have: far above any id, far below what str() refuses.
+_MAX_INT_DIGITS: Final = 100
+
+
 def _query_value(name: str, value: object) -> str:
+    label = f"params[{name!r:.40}]"
     if isinstance(value, bool):
         return "true" if value else "false"  # the gateway's spelling of query booleans
     if isinstance(value, str):
-        return value
-    if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
-        return str(value)
+        # Lone surrogates would be dropped silently by the URL encoder: refused instead.
+        return _args.text(label, value, allow_empty=True)
+    if isinstance(value, int):
+        # 400 bits hold over 100 digits; past that str() would cost (and raise past 4,300).
+        digits = str(int.__int__(value)) if int.bit_length(value) <= 400 else ""
+        if not digits or len(digits.lstrip("-")) > _MAX_INT_DIGITS:
+            raise errors.InvalidArgumentError(
+                f"{label} is an int of more than {_MAX_INT_DIGITS} digits"
+            )
+        return digits
+    if isinstance(value, float) and math.isfinite(value):
+        return repr(float(value))
     raise errors.InvalidArgumentError(
-        f"params[{name!r:.40}] must be a str, int, float or bool, got {type(value).__name__}"
+        f"{label} must be a str, int, finite float or bool, got {type(value).__name__}"
     )
+
+
+def _check_finite(value: object) -> None:
+    """Refuse NaN and Infinity anywhere in a JSON body: JSON has no spelling for them."""
+    stack = [value]
+    seen: set[int] = set()  # a cycle is the encoder's to refuse; it must not loop here
+    while stack:
+        node = stack.pop()
+        if isinstance(node, float) and not math.isfinite(node):
+            raise errors.InvalidArgumentError(
+                f"json holds {float(node)!r}, which JSON cannot carry (orjson would send null)"
+            )
+        if isinstance(node, Mapping | list | tuple) and id(node) not in seen:
+            seen.add(id(node))
+            stack.extend(node.values() if isinstance(node, Mapping) else node)
 
 
 def _custom_query(params: object) -> dict[str, str] | None:
@@ -161,6 +215,7 @@ def _custom_query(params: object) -> dict[str, str] | None:
     for name, value in params.items():
         if not isinstance(name, str) or not name:
             raise errors.InvalidArgumentError("params names must be non-empty strings")
+        _args.text("params names", name)
         if value is not None:
             query[name] = _query_value(name, value)
     return query or None
@@ -179,6 +234,7 @@ def _custom_body(method: str, json: object) -> Mapping[str, Any] | None:
             f"json must be a mapping (the gateway's POST bodies are objects), "
             f"got {type(json).__name__}"
         )
+    _check_finite(json)
     return json
 
 
@@ -223,17 +279,22 @@ class MailClient:
             timeout = check_timeout(timeout)
             # The calendar's wire times are portal-local: aware times are converted to it.
             zone = _args.portal_timezone(portal_timezone)
-            _check_session(session, trust_env)
+            _check_session(session, trust_env, session_token)
             config = _rate_limit_config(rate_limit)
             max_request_bytes = check_byte_limit("max_request_bytes", max_request_bytes)
             max_response_bytes = check_byte_limit("max_response_bytes", max_response_bytes)
             check_hooks(hooks)
-        except errors.MailError as exc:
-            # A traceback keeps this frame's locals (and those of the frames below it, which
-            # with_traceback drops): clear the secrets before the error leaves.
+        except Exception as exc:
+            refused: errors.MailError | None = _configuration_error(exc, api_key, session_token)
+        else:
+            refused = None
+        if refused is not None:
+            # A traceback keeps this frame's locals: clear the secrets before the error leaves.
+            # It is raised outside the except block and detached from what caused it, so no
+            # frame below this one (which may hold the key) is reachable from it.
             api_key = session_token = None
             key = ""
-            raise exc.with_traceback(None) from None
+            raise refused
         self._key_hint = redact_key(key)
         self._base_url = url
         transport = Transport(

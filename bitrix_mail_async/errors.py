@@ -35,7 +35,7 @@ from __future__ import annotations
 import builtins
 import re
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 __all__ = [
     "APIError",
@@ -98,6 +98,23 @@ def clean(text: object, limit: int = MAX_TEXT_CHARS) -> str:
     if cut or len(escaped) > limit:
         return escaped[: limit - 1] + "…"
     return escaped
+
+
+E = TypeVar("E", bound=BaseException)
+
+
+def detached(exc: E) -> E:
+    """``exc`` without its traceback, cause and context: no frame below is reachable from it.
+
+    For errors raised where a frame further down held a secret in its locals (the request
+    headers inside aiohttp, the key in a constructor): a caller that formats the traceback
+    with ``capture_locals=True`` must not find it.
+    """
+    exc.__traceback__ = None
+    exc.__cause__ = None
+    exc.__context__ = None
+    exc.__suppress_context__ = False
+    return exc
 
 
 def clip(text: str | None, limit: int = MAX_RAW_TEXT_CHARS) -> str | None:
