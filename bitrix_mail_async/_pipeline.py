@@ -26,7 +26,7 @@ import asyncio
 import copy
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from bitrix_mail_async import _envelope, _raw, errors
 from bitrix_mail_async._concurrency import AdaptiveConcurrency
@@ -36,7 +36,14 @@ from bitrix_mail_async._hooks import HookDispatcher, Hooks, route_template
 from bitrix_mail_async._jsonlib import dumps
 from bitrix_mail_async._keys import REGISTRY, KeyState
 from bitrix_mail_async._ratelimit import Limiter, Permit, RateLimitConfig
-from bitrix_mail_async._retry import AttemptFailed, Failure, RetryLoop, RetryPolicy, classify
+from bitrix_mail_async._retry import (
+    AttemptFailed,
+    Failure,
+    RetryLoop,
+    RetryPolicy,
+    classify,
+    outcome_unknown,
+)
 from bitrix_mail_async._stats import ClientStats
 from bitrix_mail_async._transport import Request, Transport
 from bitrix_mail_async._window import Window
@@ -64,8 +71,10 @@ class Pipeline:
         timeout: float,
         hooks: Hooks | None = None,
         base_url: str = "",
+        deadline: float | None = None,
     ) -> None:
         self.transport = transport
+        self._deadline = deadline
         self.stats = ClientStats()
         self.concurrency = AdaptiveConcurrency(max_concurrency)
         self._timeout = timeout
@@ -115,6 +124,7 @@ class Pipeline:
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
         max_concurrency: int | None = None,
+        deadline: float | None = None,
     ) -> Pipeline:
         """A view for ``MailClient.with_options``: other per-call defaults, everything else shared.
 
@@ -127,6 +137,8 @@ class Pipeline:
         view._shared = None
         if timeout is not None:
             view._timeout = timeout
+        if deadline is not None:
+            view._deadline = deadline
         if retry is not None:
             # A copy keeps the loop's callbacks (the root's cooldown reports, the counters).
             view._retry = copy.copy(self._retry)
@@ -172,9 +184,46 @@ class Pipeline:
         request = self._prepare(method, path, params, json, timeout, idempotent)
         if untyped:
             request = request._replace(untyped=True)
-        reply = await self._retry.run(request, lambda attempt: self._attempt(request, attempt))
+        if self._deadline is None:
+            reply = await self._retry.run(request, lambda attempt: self._attempt(request, attempt))
+        else:
+            reply = await self._within_deadline(request._replace(deadline=self._deadline))
         _raw.note(reply)  # for mail.with_raw_response, when this call runs under it
         return reply
+
+    async def _within_deadline(self, request: Request) -> Reply:
+        """Run the call, its waits and attempts all bounded by ``request.deadline``.
+
+        Waits whose length is known (backoffs, cooldowns, Retry-After) that would end past the
+        deadline fail at once (the retry loop's rule); anything else running at the deadline,
+        a limiter wait or an attempt, is cancelled there. What the caller gets then depends on
+        whether this call may have reached the gateway: a side effect that may have is
+        outcome unknown, anything else :class:`errors.DeadlineExceededError`.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = request.deadline or 0.0
+        expires = loop.time() + deadline
+        wire = _Wire()
+        scope = asyncio.timeout_at(expires)
+        try:
+            async with scope:
+                return await self._retry.run(
+                    request, lambda attempt: self._attempt(request, attempt, wire), expires
+                )
+        except TimeoutError:
+            if not scope.expired():
+                raise  # the call's own error (an attempt's timeout), not the deadline
+        err = errors.DeadlineExceededError(
+            f"the deadline of {deadline:g}s passed before the call completed",
+            deadline=deadline,
+            method=request.method,
+            path=request.path,
+        )
+        if wire.maybe_sent and not request.idempotent:
+            self.stats.outcome_unknown += 1
+            raise outcome_unknown(request.call, request.json, err)
+        self.stats.errors += 1
+        raise err
 
     def _prepare(
         self,
@@ -203,8 +252,12 @@ class Pipeline:
         self.transport.check_request(request)
         return request
 
-    async def _attempt(self, request: Request, attempt: int) -> Reply:
-        """One attempt: a concurrency slot, admission, one exchange; then hear and observe it."""
+    async def _attempt(self, request: Request, attempt: int, wire: _Wire | None = None) -> Reply:
+        """One attempt: a concurrency slot, admission, one exchange; then hear and observe it.
+
+        ``wire`` (calls with a deadline) learns whether the request may have reached the
+        gateway without a known outcome.
+        """
         shared = self._shared or self.claim()
         generation = self.concurrency.try_acquire()
         if generation is None:
@@ -212,9 +265,13 @@ class Pipeline:
         try:
             permit, waited = await self._admit(shared)
             self.stats.requests += 1
+            if wire is not None:
+                wire.maybe_sent = True  # cleared below only by an answer proving otherwise
             outcome, elapsed = await self._exchange(shared, request, attempt, waited)
         finally:
             self.concurrency.release()
+        if wire is not None:
+            wire.heard(outcome)
         observed = self._hooks is not None or log.isEnabledFor(logging.DEBUG)
         if isinstance(outcome, AttemptFailed):
             if observed:
@@ -224,6 +281,8 @@ class Pipeline:
             reply = self._hear(shared.limiter, request, permit, outcome, generation)
         except (AttemptFailed, errors.DecodeError) as exc:
             failed = exc
+            if wire is not None and isinstance(exc, AttemptFailed) and exc.failure in _NOT_RUN:
+                wire.maybe_sent = False
         except errors.APIError as exc:
             # A 2xx saying success: false: an answer like any error answer, observed and
             # counted as one, never repeated.
@@ -357,3 +416,23 @@ def _unreadable(request: Request, status: int, exc: Exception) -> AttemptFailed:
     )
     failure = Failure.UNREADABLE if 200 <= status < 300 else classify(status, None)
     return AttemptFailed(err, failure)
+
+
+#: Attempt outcomes that prove the gateway did not run the call.
+_NOT_RUN: Final = (Failure.NOT_SENT, Failure.RATE_LIMITED, Failure.QUEUED)
+
+
+class _Wire:
+    """Whether a call with a deadline may have reached the gateway with its outcome unknown."""
+
+    __slots__ = ("maybe_sent",)
+
+    def __init__(self) -> None:
+        self.maybe_sent = False
+
+    def heard(self, outcome: Answer | AttemptFailed) -> None:
+        """An attempt's exchange ended: a refusal or "never sent" proves nothing ran."""
+        if isinstance(outcome, AttemptFailed):
+            self.maybe_sent = outcome.failure not in _NOT_RUN
+        else:  # a 429 proves it now; a 504 QUEUE_TIMEOUT once its body is read (_attempt)
+            self.maybe_sent = outcome.status != 429

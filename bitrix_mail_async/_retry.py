@@ -180,19 +180,27 @@ class RetryLoop:
         self._is_closed = is_closed
         self._hooks = hooks
 
-    async def run(self, request: Request, attempt: Callable[[int], Awaitable[R]]) -> R:
+    async def run(
+        self,
+        request: Request,
+        attempt: Callable[[int], Awaitable[R]],
+        expires: float | None = None,
+    ) -> R:
         """Call ``attempt(n)`` (n: 1, 2, 3...) until it succeeds or the rules say stop.
 
         Hooks hear of every refusal and retry; call scopes (OpenTelemetry's span) enclose the
-        whole logical call, final error included.
+        whole logical call, final error included. ``expires`` is the call's deadline on the
+        loop's clock: a wait that would end past it is not started (DeadlineExceededError).
         """
         hooks = self._hooks
         if hooks is None or not hooks.scoped:
-            return await self._run(request, attempt)
+            return await self._run(request, attempt, expires)
         with hooks.call(request):
-            return await self._run(request, attempt)
+            return await self._run(request, attempt, expires)
 
-    async def _run(self, request: Request, attempt: Callable[[int], Awaitable[R]]) -> R:
+    async def _run(
+        self, request: Request, attempt: Callable[[int], Awaitable[R]], expires: float | None
+    ) -> R:
         """The loop of :meth:`run`; raises the final error.
 
         The final error is raised outside any ``except`` block, so it has no ``__context__``:
@@ -230,6 +238,8 @@ class RetryLoop:
                 delay = wait = self._after_queue_timeout(request, failed, refused)
             else:
                 delay = wait = self._backoff_or_raise(request, failed, attempts)
+            if expires is not None and loop.time() + wait >= expires:
+                raise self._past_deadline(request, failed, wait, expires - loop.time())
             if hooks is not None and failed.failure is not None:
                 await hooks.retry(request, tries, failed.failure, wait, failed.error)
             if failed.failure in (Failure.RATE_LIMITED, Failure.QUEUED):
@@ -298,6 +308,22 @@ class RetryLoop:
         )
         return delay
 
+    def _past_deadline(
+        self, request: Request, failed: AttemptFailed, wait: float, left: float
+    ) -> errors.MailError:
+        """The error of a call whose next wait would end past its deadline: raised at once.
+
+        Only failures that may be repeated get here, so nothing of this call was applied.
+        """
+        self._stats.errors += 1
+        return errors.DeadlineExceededError(
+            f"the deadline would pass during the {wait:.3g}s wait before the next attempt "
+            f"({max(left, 0.0):.3g}s left) after: {failed.error}",
+            deadline=request.deadline or 0.0,
+            method=request.method,
+            path=request.path,
+        )
+
     def _final_error(self, request: Request, failed: AttemptFailed) -> errors.MailError:
         """The error the caller sees, counted: as is, or marked outcome-unknown for a side effect.
 
@@ -350,8 +376,12 @@ def outcome_unknown(call: Call, json: Any, err: errors.MailError) -> errors.Outc
         )
     cls = (
         errors.TimeoutOutcomeUnknownError
-        if isinstance(err, errors.TimeoutError)
+        if isinstance(err, errors.TimeoutError | errors.DeadlineExceededError)
         else errors.OutcomeUnknownError
     )
-    message = err.message if isinstance(err, errors.TransportError) else str(err)
+    message = (
+        err.message
+        if isinstance(err, errors.TransportError | errors.DeadlineExceededError)
+        else str(err)
+    )
     return cls(_noted(message), method=method, path=path, request=sent)

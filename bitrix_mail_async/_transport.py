@@ -79,6 +79,8 @@ class Request(NamedTuple):
     idempotent: bool
     #: The caller takes ``data`` as plain JSON (``mail.request``), not decoded into a model.
     untyped: bool = False
+    #: Seconds the whole call may take (``MailClient(deadline=...)``); None: no bound.
+    deadline: float | None = None
 
     @property
     def call(self) -> Call:

@@ -25,6 +25,7 @@ from bitrix_mail_async._config import (
     DEFAULT_TIMEOUT,
     check_byte_limit,
     check_count,
+    check_number,
     check_timeout,
     redact_key,
     redact_url,
@@ -250,6 +251,11 @@ class MailClient:
     client per loop; another loop gets ``errors.ConfigurationError``. Proxy settings from the
     environment (``HTTP_PROXY``, ``HTTPS_PROXY``, ``NO_PROXY``) and ``~/.netrc`` are ignored
     unless ``trust_env=True``.
+
+    ``timeout`` bounds one HTTP attempt; ``deadline`` (seconds, None for none) bounds a whole
+    call: limiter waits, cooldowns, backoffs and every attempt. Past it the call raises
+    ``errors.DeadlineExceededError`` (a ``TimeoutError``), or ``OutcomeUnknownError`` for a side
+    effect that may have gone out; a wait that would end past it fails at once.
     """
 
     def __init__(
@@ -269,6 +275,7 @@ class MailClient:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         hooks: Hooks | None = None,
+        deadline: float | None = None,
     ) -> None:
         try:
             key = resolve_api_key(api_key)
@@ -284,6 +291,8 @@ class MailClient:
             max_request_bytes = check_byte_limit("max_request_bytes", max_request_bytes)
             max_response_bytes = check_byte_limit("max_response_bytes", max_response_bytes)
             check_hooks(hooks)
+            if deadline is not None:
+                deadline = check_number("deadline", deadline)
         except Exception as exc:
             refused: errors.MailError | None = _configuration_error(exc, api_key, session_token)
         else:
@@ -318,6 +327,7 @@ class MailClient:
             timeout=timeout,
             hooks=hooks,
             base_url=url,
+            deadline=deadline,
         )
         self._attach_resources(zone)
 
@@ -403,6 +413,7 @@ class MailClient:
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
         max_concurrency: int | None = None,
+        deadline: float | None = None,
     ) -> MailClient:
         """A view of this client with other defaults for the calls made through it.
 
@@ -421,8 +432,10 @@ class MailClient:
             )
         if max_concurrency is not None:
             check_count("max_concurrency", max_concurrency, minimum=1)
+        if deadline is not None:
+            deadline = check_number("deadline", deadline)
         pipeline = self._pipeline.derive(
-            timeout=timeout, retry=retry, max_concurrency=max_concurrency
+            timeout=timeout, retry=retry, max_concurrency=max_concurrency, deadline=deadline
         )
         view = copy.copy(self)
         view._pipeline = pipeline

@@ -16,6 +16,7 @@ Every exception the library raises derives from :class:`MailError`::
     │   └── UpstreamUnavailableError    5xx, after retries
     │       ├── QueueTimeoutError       504 QUEUE_TIMEOUT (not executed), after retries
     │       └── UpstreamOutcomeUnknownError  a side effect answered 5xx (also below)
+    ├── DeadlineExceededError           the call's deadline passed (also the builtin TimeoutError)
     ├── TransportError                  connection failures
     │   ├── TimeoutError                (also the builtin TimeoutError)
     │   └── OutcomeUnknownError         a side effect that may have been applied
@@ -42,6 +43,7 @@ __all__ = [
     "AuthenticationError",
     "BitrixError",
     "ConfigurationError",
+    "DeadlineExceededError",
     "DecodeError",
     "ErrorLoopDetectedError",
     "InvalidArgumentError",
@@ -301,6 +303,26 @@ class TransportError(MailError):
 
 class TimeoutError(TransportError, builtins.TimeoutError):
     """The request timed out (per-call or client timeout) after retries were spent."""
+
+
+class DeadlineExceededError(MailError, builtins.TimeoutError):
+    """The call's deadline (``MailClient(deadline=...)``) passed, or would pass before it could
+    be sent: waits for the limiter, cooldowns, backoffs and attempts all count against it.
+
+    Nothing it raised for had a side effect that may have gone out: a send caught on the wire
+    by its deadline raises :class:`TimeoutOutcomeUnknownError` instead. ``deadline`` is the
+    call's deadline in seconds; ``method`` and ``path`` name the call.
+    """
+
+    def __init__(
+        self, message: str, *, deadline: float, method: str | None = None, path: str | None = None
+    ) -> None:
+        self.message = message = clean(message)
+        self.deadline = deadline
+        self.method = method
+        self.path = path
+        where = f"{method} {path}: " if method and path else ""
+        MailError.__init__(self, f"{where}{message}")
 
 
 class OutcomeUnknownError(TransportError):
