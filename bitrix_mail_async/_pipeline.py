@@ -31,10 +31,11 @@ from typing import Any, Final
 from bitrix_mail_async import _envelope, _raw, errors
 from bitrix_mail_async._concurrency import AdaptiveConcurrency
 from bitrix_mail_async._config import check_timeout
+from bitrix_mail_async._credentials import Credentials
 from bitrix_mail_async._envelope import Answer, Reply
 from bitrix_mail_async._hooks import HookDispatcher, Hooks, route_template
 from bitrix_mail_async._jsonlib import dumps
-from bitrix_mail_async._keys import REGISTRY, KeyState
+from bitrix_mail_async._keys import REGISTRY, KeyState, Scopes
 from bitrix_mail_async._ratelimit import Limiter, Permit, RateLimitConfig
 from bitrix_mail_async._retry import (
     AttemptFailed,
@@ -63,7 +64,8 @@ class Pipeline:
         self,
         *,
         transport: Transport,
-        key: str,
+        scopes: Scopes,
+        credentials: Credentials,
         rate_limit: RateLimitConfig,
         create_limiter: Callable[[], Limiter],
         max_concurrency: int,
@@ -78,12 +80,21 @@ class Pipeline:
         self.stats = ClientStats()
         self.concurrency = AdaptiveConcurrency(max_concurrency)
         self._timeout = timeout
-        self._key = key
+        self._scopes = scopes
+        self._credentials = credentials
+        self._base_url = base_url
+        #: A tenant (``for_session``) shares its parent's transport and owns only its claim.
+        self._parent: Pipeline | None = None
+        self._tenants: set[Pipeline] = set()
+        #: True while a tenant's portal is to be learned from /v1/me (see _learn_portal).
+        self._portal_unknown = False
+        self._portal_task: asyncio.Task[None] | None = None
         self._rate_limit = rate_limit
         self._create_limiter = create_limiter
         self._shared: KeyState | None = None
         # None without hooks: then no event is ever built (base_url names the server in them).
         self._hooks = HookDispatcher.create(hooks, base_url)
+        self._hooks_given = hooks
         self._retry = RetryLoop(
             retry,
             report_rate_limited=self._report_rate_limited,
@@ -99,7 +110,7 @@ class Pipeline:
             return self._root.claim()  # a view never holds a claim of its own
         if self._shared is None:
             self.transport.require_open()
-            self._shared = REGISTRY.claim(self._key, self._rate_limit, self._create_limiter)
+            self._shared = REGISTRY.claim(self._scopes, self._rate_limit, self._create_limiter)
         return self._shared
 
     @property
@@ -147,18 +158,58 @@ class Pipeline:
             view.concurrency = AdaptiveConcurrency(max_concurrency)
         return view
 
+    def tenant(self, credentials: Credentials, session: str, portal: str | None) -> Pipeline:
+        """A pipeline for one installation of an app key (``MailClient.for_session``).
+
+        It sends through this pipeline's transport (session, pool, lifecycle) with its own
+        headers, counters, concurrency limit and retry loop, and claims the limiter of its
+        own portal: one tenant's refusals, cooldowns and backoffs never hold another's calls.
+        Without ``portal`` it is learned from ``GET /v1/me`` before the tenant's first call.
+        """
+        root = self._parent or self._root or self
+        view = Pipeline(
+            transport=root.transport,
+            scopes=root._scopes.for_session(session, portal, root._base_url),
+            credentials=credentials,
+            rate_limit=root._rate_limit,
+            create_limiter=root._create_limiter,
+            max_concurrency=root.concurrency.maximum,
+            retry=root._retry.policy,
+            timeout=root._timeout,
+            hooks=root._hooks_given,
+            base_url=root._base_url,
+            deadline=root._deadline,
+        )
+        view._parent = root
+        view._portal_unknown = portal is None
+        root._tenants.add(view)
+        return view
+
     async def close(self) -> None:
-        """End the calls in progress and close the transport, then give the key's state back."""
+        """End the calls in progress and close the transport, then give the key's state back.
+
+        A tenant gives back only its own claim; its parent's close gives back every tenant's.
+        """
         transport = self.transport
+        if self._parent is not None:
+            self._parent._tenants.discard(self)
+            await self._release(transport.orphaned)
+            return
         if transport.closed or self._root is not None:  # a view owns neither
             return
         # The registry keeps a state per loop; one whose loop has ended goes with that loop,
         # and its limiter cannot be closed from here.
         orphaned = transport.orphaned
         await transport.close()
+        await self._release(orphaned)
+        tenants, self._tenants = self._tenants, set()
+        for tenant in tenants:
+            await tenant._release(orphaned)
+
+    async def _release(self, orphaned: bool) -> None:
         shared, self._shared = self._shared, None
         if shared is not None and not orphaned:
-            await REGISTRY.release(self._key, shared)
+            await REGISTRY.release(shared)
 
     async def _report_rate_limited(self, permit: Permit | None, wait: float) -> None:
         if self._shared is not None:  # None once closed: nothing left to cool down
@@ -184,12 +235,67 @@ class Pipeline:
         request = self._prepare(method, path, params, json, timeout, idempotent)
         if untyped:
             request = request._replace(untyped=True)
-        if self._deadline is None:
-            reply = await self._retry.run(request, lambda attempt: self._attempt(request, attempt))
+        if self._portal_unknown:
+            await self._learn_portal()
+        credentials = self._credentials
+        if not credentials.ready:
+            await self.transport.wait(credentials.refresh(0))
+        seen = credentials.version
+        try:
+            reply = await self._send(request)
+        except errors.AuthenticationError as exc:
+            # The session token expired (an app key's installation): one fresh token, asked
+            # once for every call that saw the stale one, and the call repeated once. The
+            # gateway refused the call before running it, so a send is not duplicated.
+            if exc.code != "TOKEN_EXPIRED" or not credentials.refreshable:
+                raise
+            self.stats.errors -= 1  # counted as it ended, but the call goes on
         else:
-            reply = await self._within_deadline(request._replace(deadline=self._deadline))
+            _raw.note(reply)  # for mail.with_raw_response, when this call runs under it
+            return reply
+        await self.transport.wait(credentials.refresh(seen))
+        reply = await self._send(request)
         _raw.note(reply)  # for mail.with_raw_response, when this call runs under it
         return reply
+
+    async def _send(self, request: Request) -> Reply:
+        """The call's attempts under the retry rules, within its deadline when it has one."""
+        if self._deadline is None:
+            return await self._retry.run(request, lambda attempt: self._attempt(request, attempt))
+        return await self._within_deadline(request._replace(deadline=self._deadline))
+
+    async def _learn_portal(self) -> None:
+        """Learn a tenant's portal from ``GET /v1/me`` once; concurrent first calls share it."""
+        task = self._portal_task
+        if task is None:
+            task = self._portal_task = asyncio.ensure_future(self._ask_portal())
+        await asyncio.shield(task)
+
+    async def _ask_portal(self) -> None:
+        """Ask ``/v1/me`` which portal this session belongs to and move to that portal's state.
+
+        Until then (and for good, when the answer names none) the session counts as a portal
+        of its own. The question goes through the session's own limits, like any call.
+        """
+        portal: str | None = None
+        try:
+            credentials = self._credentials
+            if not credentials.ready:
+                await credentials.refresh(0)
+            request = self._prepare("GET", "/me", None, None, None, None)
+            reply = await self._send(request._replace(untyped=True))
+            portal = _portal_name(reply.data)
+        except errors.MailError as exc:
+            log.info(
+                "could not learn a session's portal from /v1/me (%s): its limits stay its own",
+                type(exc).__name__,
+            )
+        finally:
+            self._portal_unknown = False  # asked once, whatever the answer
+        if portal is not None:
+            self._scopes = self._scopes.for_portal(portal, self._base_url)
+            # Claimed again, under the portal's scope, by the next attempt.
+            await self._release(self.transport.orphaned)
 
     async def _within_deadline(self, request: Request) -> Reply:
         """Run the call, its waits and attempts all bounded by ``request.deadline``.
@@ -236,6 +342,7 @@ class Pipeline:
     ) -> Request:
         self.transport.require_open()
         request = Request(
+            credentials=self._credentials,
             method=method,
             path=path,
             params=params,
@@ -436,3 +543,26 @@ class _Wire:
             self.maybe_sent = outcome.failure not in _NOT_RUN
         else:  # a 429 proves it now; a 504 QUEUE_TIMEOUT once its body is read (_attempt)
             self.maybe_sent = outcome.status != 429
+
+
+#: Longest portal name taken from /v1/me (a domain is at most 253 characters).
+_MAX_PORTAL: Final = 255
+
+
+def _portal_name(data: object) -> str | None:
+    """The portal ``/v1/me`` names: a string, or an object's domain/url/name/id (contract I)."""
+    portal = data.get("portal") if isinstance(data, dict) else None
+    if isinstance(portal, dict):
+        portal = next(
+            (
+                portal[k]
+                for k in ("domain", "url", "name", "id")
+                if isinstance(portal.get(k), str | int)
+            ),
+            None,
+        )
+    if isinstance(portal, int) and not isinstance(portal, bool):
+        portal = str(portal)
+    if not isinstance(portal, str) or not portal.strip() or len(portal) > _MAX_PORTAL:
+        return None
+    return portal.strip().lower()

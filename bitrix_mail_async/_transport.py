@@ -13,10 +13,11 @@ hang. ``close()`` ends every call in progress at once: calls parked in a wait
 ``TransportError``, or an ``OutcomeUnknownError`` for a side effect. aiohttp alone would leave
 those calls waiting in its pool until their own timeout.
 
-Secrets: the API key lives only in ``Transport._headers``; no local variable of this module
-holds it (tracebacks that capture locals show ``repr(self)``, which is redacted), and aiohttp
-exceptions are replaced by ours raised outside the ``except`` block, so their frames, which
-do see the headers, are not even the ``__context__`` of what the caller gets.
+Secrets: the API key lives only in the request's credentials
+(:class:`~bitrix_mail_async._credentials.Credentials`, whose repr is redacted); no local
+variable of this module holds it, and aiohttp exceptions are replaced by ours raised outside
+the ``except`` block, so their frames, which do see the headers, are not even the
+``__context__`` of what the caller gets.
 """
 
 from __future__ import annotations
@@ -35,17 +36,15 @@ from bitrix_mail_async._config import (
     DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_MAX_RESPONSE_BYTES,
     check_request,
-    redact_key,
     redact_url,
 )
+from bitrix_mail_async._credentials import USER_AGENT, Credentials
 from bitrix_mail_async._envelope import Answer, Call
 from bitrix_mail_async._retry import AttemptFailed, Failure
-from bitrix_mail_async._version import __version__
 
-__all__ = ["ClientState", "Request", "Transport"]
+__all__ = ["USER_AGENT", "ClientState", "Request", "Transport"]
 
 T = TypeVar("T")
-USER_AGENT = f"bitrix-mail-async/{__version__}"
 _CLOSED = "this MailClient is closed; create a new one"
 _OTHER_LOOP = (
     "this MailClient belongs to another event loop (the one that opened it or made its first "
@@ -70,6 +69,8 @@ class ClientState(enum.Enum):
 class Request(NamedTuple):
     """One logical call, ready to send: what the retry loop repeats and errors report."""
 
+    #: Whose headers go with it: the client's, or a tenant's (``for_session``).
+    credentials: Credentials
     method: str
     path: str
     params: Mapping[str, str] | None
@@ -94,9 +95,8 @@ class Transport:
     def __init__(
         self,
         *,
-        api_key: str,
+        credentials: Credentials,
         base_url: str,
-        session_token: str | None,
         max_connections: int,
         timeout: float,
         session: aiohttp.ClientSession | None,
@@ -104,13 +104,9 @@ class Transport:
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
-        # The key and token were checked by _config.resolve_api_key/resolve_session_token.
-        headers = {"X-Api-Key": api_key, "User-Agent": USER_AGENT, "Accept": "application/json"}
-        if session_token is not None:
-            headers["Authorization"] = f"Bearer {session_token}"
-        self._headers = headers
-        self._post_headers = {**headers, "Content-Type": "application/json"}
-        self._key_hint = redact_key(api_key)
+        #: The client's own headers (a tenant's calls carry theirs in their Request).
+        self.credentials = credentials
+        self._key_hint = repr(credentials)
         self._base_url = base_url
         self._max_connections = max(max_connections, 1)
         self._timeout = timeout
@@ -135,7 +131,7 @@ class Transport:
 
     def __repr__(self) -> str:
         url = redact_url(self._base_url)
-        return f"<Transport {url} key={self._key_hint} {self.state.value}>"
+        return f"<Transport {url} {self._key_hint} {self.state.value}>"
 
     @property
     def closed(self) -> bool:
@@ -311,7 +307,11 @@ class Transport:
                 self._base_url + request.path,
                 params=request.params,
                 data=request.body,
-                headers=self._post_headers if request.body is not None else self._headers,
+                headers=(
+                    request.credentials.post_headers
+                    if request.body is not None
+                    else request.credentials.headers
+                ),
                 timeout=self._timeout_for(request),
                 allow_redirects=False,
                 raise_for_status=False,
@@ -364,19 +364,20 @@ class Transport:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _scrub(self, text: str) -> str:
+    @staticmethod
+    def _scrub(request: Request, text: str) -> str:
         """``text`` fit for an exception: bounded, controls escaped, no key or token in it."""
         text = errors.clean(text, 500)
-        for name in ("X-Api-Key", "Authorization"):
-            secret = self._headers.get(name)
-            if secret:
-                text = text.replace(secret, "***").replace(secret.removeprefix("Bearer "), "***")
+        for secret in request.credentials.secrets():
+            text = text.replace(secret, "***")
         return text
 
     def _unexpected(self, request: Request, exc: Exception) -> AttemptFailed:
         """An exception no rule knows: it may have come after the request went out."""
         err = errors.TransportError(
-            self._scrub(f"the HTTP layer failed unexpectedly: {type(exc).__name__}: {exc}"),
+            self._scrub(
+                request, f"the HTTP layer failed unexpectedly: {type(exc).__name__}: {exc}"
+            ),
             method=request.method,
             path=request.path,
         )
@@ -390,7 +391,9 @@ class Transport:
             # aiohttp refused the URL before opening a connection: provably not sent, and
             # sending it again would be refused the same way.
             err: errors.MailError = errors.TransportError(
-                self._scrub(f"the URL was refused before sending, nothing was sent: {exc}"),
+                self._scrub(
+                    request, f"the URL was refused before sending, nothing was sent: {exc}"
+                ),
                 method=method,
                 path=path,
             )
@@ -409,7 +412,7 @@ class Transport:
             return AttemptFailed(err, Failure.NOT_SENT)
         if isinstance(exc, aiohttp.ClientConnectorError):
             err = errors.TransportError(
-                self._scrub(f"cannot connect: {exc.os_error!s}"), method=method, path=path
+                self._scrub(request, f"cannot connect: {exc.os_error!s}"), method=method, path=path
             )
             return AttemptFailed(err, Failure.NOT_SENT)
         if isinstance(exc, TimeoutError):
@@ -420,7 +423,7 @@ class Transport:
             )
         else:
             err = errors.TransportError(
-                self._scrub(f"connection failed: {type(exc).__name__}: {exc}"),
+                self._scrub(request, f"connection failed: {type(exc).__name__}: {exc}"),
                 method=method,
                 path=path,
             )

@@ -33,8 +33,9 @@ from bitrix_mail_async._config import (
     resolve_base_url,
     resolve_session_token,
 )
+from bitrix_mail_async._credentials import Credentials, TokenSource
 from bitrix_mail_async._hooks import Hooks, check_hooks
-from bitrix_mail_async._keys import key_id
+from bitrix_mail_async._keys import Scopes
 from bitrix_mail_async._pipeline import Pipeline
 from bitrix_mail_async._ratelimit import RateLimit, RateLimitConfig, Unlimited
 from bitrix_mail_async._raw import RawClient
@@ -61,7 +62,18 @@ class _Default:
 _DEFAULT: Final = _Default()
 
 
-def _check_credentials(url: str, session_token: str | None) -> None:
+def _session_token(value: object) -> str | TokenSource | None:
+    """A session token (given, or from the environment), or an async callable returning one."""
+    if callable(value):
+        return value  # the token it gives is checked when it comes
+    if value is not None and not isinstance(value, str):
+        raise errors.ConfigurationError(
+            f"session_token must be a str or an async callable, got {type(value).__name__}"
+        )
+    return resolve_session_token(value)
+
+
+def _check_credentials(url: str, session_token: object) -> None:
     """A base URL's user and password cannot go with a session token: both need one header."""
     if session_token is not None and "@" in urlsplit(url).netloc:
         # aiohttp sends a URL's credentials as the Authorization header the token needs.
@@ -71,7 +83,7 @@ def _check_credentials(url: str, session_token: str | None) -> None:
         )
 
 
-def _check_session(session: object, trust_env: object, session_token: str | None) -> None:
+def _check_session(session: object, trust_env: object, session_token: object) -> None:
     """``session`` is an open aiohttp session or None; ``trust_env`` a bool for our own session."""
     if session is not None and not isinstance(session, aiohttp.ClientSession):
         raise errors.ConfigurationError("session must be an aiohttp.ClientSession")
@@ -93,7 +105,7 @@ def _check_session(session: object, trust_env: object, session_token: str | None
 
 
 def _configuration_error(
-    exc: Exception, api_key: str | None, session_token: str | None
+    exc: Exception, api_key: object, session_token: object
 ) -> errors.MailError:
     """The typed error a refused configuration raises, detached from every frame below.
 
@@ -263,7 +275,7 @@ class MailClient:
         api_key: str | None = None,
         *,
         base_url: str | None = None,
-        session_token: str | None = None,
+        session_token: str | TokenSource | None = None,
         rate_limit: RateLimitConfig | _Default | None = _DEFAULT,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         retry: RetryPolicy | None = None,
@@ -280,13 +292,13 @@ class MailClient:
         try:
             key = resolve_api_key(api_key)
             url = resolve_base_url(base_url, allow_insecure_http=allow_insecure_http)
-            session_token = resolve_session_token(session_token)
-            _check_credentials(url, session_token)
+            token = _session_token(session_token)
+            _check_credentials(url, token)
             check_count("max_concurrency", max_concurrency, minimum=1)
             timeout = check_timeout(timeout)
             # The calendar's wire times are portal-local: aware times are converted to it.
             zone = _args.portal_timezone(portal_timezone)
-            _check_session(session, trust_env, session_token)
+            _check_session(session, trust_env, token)
             config = _rate_limit_config(rate_limit)
             max_request_bytes = check_byte_limit("max_request_bytes", max_request_bytes)
             max_response_bytes = check_byte_limit("max_response_bytes", max_response_bytes)
@@ -301,15 +313,14 @@ class MailClient:
             # A traceback keeps this frame's locals: clear the secrets before the error leaves.
             # It is raised outside the except block and detached from what caused it, so no
             # frame below this one (which may hold the key) is reachable from it.
-            api_key = session_token = None
+            api_key = session_token = token = None
             key = ""
             raise refused
         self._key_hint = redact_key(key)
         self._base_url = url
         transport = Transport(
-            api_key=key,
+            credentials=Credentials(key, token),
             base_url=url,
-            session_token=session_token,
             max_connections=max_concurrency,
             timeout=timeout,
             session=session,
@@ -319,7 +330,8 @@ class MailClient:
         )
         self._pipeline = Pipeline(
             transport=transport,
-            key=key_id(key, url),
+            scopes=Scopes.of(key, url),
+            credentials=transport.credentials,
             rate_limit=config,
             create_limiter=lambda: config.create_limiter(api_key=key),
             max_concurrency=max_concurrency,
@@ -437,6 +449,43 @@ class MailClient:
         pipeline = self._pipeline.derive(
             timeout=timeout, retry=retry, max_concurrency=max_concurrency, deadline=deadline
         )
+        return self._view(pipeline)
+
+    def for_session(
+        self, session_token: str | TokenSource, *, portal: str | None = None
+    ) -> MailClient:
+        """A client for one installation of an app key (``vibe_app_``): its own session token.
+
+        The view shares this client's aiohttp session and connection pool and the key's
+        window; it has its own ``Authorization`` header, counters (``stats``), concurrency
+        limit and retries, and the limiter (bucket, 429 cooldown, learned rate) of its portal,
+        so one tenant's refusals and backoffs never hold another's calls. ``portal`` names the
+        installation's portal; without it the view asks ``GET /v1/me`` once, before its first
+        call, and until then (or when the answer names none) counts as a portal of its own.
+        ``session_token`` may be an async callable returning the token, asked again once when
+        the gateway answers 401 ``TOKEN_EXPIRED``. Closing the view (or leaving ``async with``)
+        gives back its portal's state and nothing else; closing this client ends every view.
+        Example: ``async with mail.for_session(token, portal="acme.bitrix24.ru") as tenant:``.
+        """
+        refused: errors.MailError | None = None
+        token: str | TokenSource | None = None
+        try:
+            if session_token is None:  # never the environment's: that is the client's own
+                raise errors.ConfigurationError("for_session() needs a session token")
+            token = _session_token(session_token)
+            if portal is not None:
+                portal = _args.single_line("portal", portal)
+        except errors.MailError as exc:
+            refused = errors.detached(exc)
+        if refused is not None or token is None:
+            del session_token, token  # a traceback's locals must not show them
+            raise refused or errors.ConfigurationError("for_session() needs a session token")
+        credentials = self._pipeline.transport.credentials.with_token(token)
+        session = token if isinstance(token, str) else f"callable {id(token)}"
+        return self._view(self._pipeline.tenant(credentials, session, portal))
+
+    def _view(self, pipeline: Pipeline) -> MailClient:
+        """A copy of this client that sends through ``pipeline``, every resource included."""
         view = copy.copy(self)
         view._pipeline = pipeline
         # Every resource, whichever there are, sends through the view's pipeline.

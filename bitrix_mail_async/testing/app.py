@@ -9,7 +9,7 @@ are shared by all its keys.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -56,6 +56,15 @@ class KeyInfo:
     portal: str = DEFAULT_PORTAL
     #: Reported by ``GET /v1/me``; once past, the key answers ``401 KEY_EXPIRED``.
     expires_at: datetime | None = None
+    #: An app key's installations on other portals: token -> portal (else ``portal``). Each
+    #: portal has its own buckets and queue; the key's window is shared by all its sessions.
+    token_portals: Mapping[str, str] = field(default_factory=dict)
+    #: Session tokens that answer ``401 TOKEN_EXPIRED`` (see ``MailEmulator.expire_token``).
+    expired_tokens: frozenset[str] = frozenset()
+
+    def portal_of(self, token: str) -> str:
+        """The portal of the installation a session token belongs to."""
+        return self.token_portals.get(token, self.portal)
 
     def __repr__(self) -> str:
         # The key itself never shows in a repr (tests print these on failure).

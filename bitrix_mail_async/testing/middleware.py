@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -108,6 +108,13 @@ def authenticate(gw: Gateway, request: web.Request, *, scope: str | None = "mail
             raise GatewayError(
                 401, "INVALID_API_KEY", "Invalid or missing session token for an app key"
             )
+        if token in info.expired_tokens:
+            raise GatewayError(
+                401, "TOKEN_EXPIRED", "The session token has expired", hint="Refresh the token"
+            )
+        if info.token_portals:
+            # The installation's portal: its buckets and queue; the key (window) stays one.
+            info = replace(info, portal=info.portal_of(token))
     if info.status == "inactive":
         raise GatewayError(401, "KEY_INACTIVE", "API key is inactive")
     if _expired(info):

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -145,6 +146,21 @@ class MailEmulator(LimitControls):
         )
         self.gateway.keys[key] = info
         return info
+
+    def add_session(self, key: str, token: str, *, portal: str | None = None) -> None:
+        """Install app key ``key`` once more: session ``token`` on ``portal`` (else the key's)."""
+        info = self.gateway.keys[key]
+        portals = dict(info.token_portals)
+        if portal is not None:
+            portals[token] = portal
+        tokens = info.tokens if token in info.tokens else (*info.tokens, token)
+        self.gateway.keys[key] = replace(info, tokens=tokens, token_portals=portals)
+
+    def expire_token(self, key: str, token: str, *, expired: bool = True) -> None:
+        """Make session ``token`` of app key ``key`` answer ``401 TOKEN_EXPIRED`` (or not)."""
+        info = self.gateway.keys[key]
+        tokens = info.expired_tokens | {token} if expired else info.expired_tokens - {token}
+        self.gateway.keys[key] = replace(info, expired_tokens=frozenset(tokens))
 
     def remove_key(self, key: str) -> None:
         """Stop accepting a key."""

@@ -260,7 +260,7 @@ async def test_clients_of_one_key_share_one_limiter_until_the_last_closes(
         assert shared is second._pipeline.limiter
         assert first._pipeline.window is second._pipeline.window
         assert other._pipeline.limiter is not first._pipeline.limiter
-        name = first._pipeline._key
+        name = first._pipeline._scopes.portal
         assert REGISTRY.users(name) == 2
         await first.close()
         assert REGISTRY.users(name) == 1
@@ -315,7 +315,7 @@ async def test_a_closed_clients_call_cannot_claim_the_key_again(
 ) -> None:
     mail = MailClient(mail_emulator.api_key, base_url=mail_emulator.base_url)
     await mail.open()
-    name = mail._pipeline._key
+    name = mail._pipeline._scopes.portal
     await mail.close()
     with pytest.raises(errors.ConfigurationError):
         await mail.mailboxes.get(1)

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from bitrix_mail_async.testing import wire
 from bitrix_mail_async.testing.limits import PortalRate
+from bitrix_mail_async.testing.middleware import authenticate
 
 if TYPE_CHECKING:
     from bitrix_mail_async.testing.app import Gateway
@@ -17,7 +18,7 @@ __all__ = ["me"]
 
 async def me(gw: Gateway, request: web.Request) -> web.Response:
     """GET /me: the key's scopes, its portal's rate, the portal and the key's expiry."""
-    info = gw.keys[request.headers["X-Api-Key"]]
+    info = authenticate(gw, request, scope=None)  # an app key's session: its own portal
     # While the portal bucket is off the key still has a limit on the real gateway: the default.
     rate = gw.limits.portal.rate(info.portal) or PortalRate()
     expires = info.expires_at.isoformat() if info.expires_at is not None else None
