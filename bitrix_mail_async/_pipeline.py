@@ -36,7 +36,14 @@ from bitrix_mail_async._hooks import HookDispatcher, Hooks, route_template
 from bitrix_mail_async._jsonlib import dumps
 from bitrix_mail_async._keys import REGISTRY, KeyState
 from bitrix_mail_async._ratelimit import Limiter, Permit, RateLimitConfig
-from bitrix_mail_async._retry import AttemptFailed, Failure, RetryLoop, RetryPolicy, classify
+from bitrix_mail_async._retry import (
+    AttemptFailed,
+    Failure,
+    RefusalDeadline,
+    RetryLoop,
+    RetryPolicy,
+    classify,
+)
 from bitrix_mail_async._stats import ClientStats
 from bitrix_mail_async._transport import Request, Transport
 from bitrix_mail_async._window import Window
@@ -172,7 +179,9 @@ class Pipeline:
         request = self._prepare(method, path, params, json, timeout, idempotent)
         if untyped:
             request = request._replace(untyped=True)
-        reply = await self._retry.run(request, lambda attempt: self._attempt(request, attempt))
+        reply = await self._retry.run(
+            request, lambda attempt, deadline: self._attempt(request, attempt, deadline)
+        )
         _raw.note(reply)  # for mail.with_raw_response, when this call runs under it
         return reply
 
@@ -203,14 +212,21 @@ class Pipeline:
         self.transport.check_request(request)
         return request
 
-    async def _attempt(self, request: Request, attempt: int) -> Reply:
-        """One attempt: a concurrency slot, admission, one exchange; then hear and observe it."""
+    async def _attempt(self, request: Request, attempt: int, deadline: float | None) -> Reply:
+        """One attempt: a concurrency slot, admission, one exchange; then hear and observe it.
+
+        Admission must be done by ``deadline`` (loop time; None: no bound), else
+        :class:`RefusalDeadline`: the call's ``max_refused_time`` ends first.
+        """
         shared = self._shared or self.claim()
         generation = self.concurrency.try_acquire()
         if generation is None:
             generation = await self.concurrency.acquire()
         try:
-            permit, waited = await self._admit(shared)
+            if deadline is None:
+                permit, waited = await self._admit(shared)
+            else:
+                permit, waited = await self._admit_by(shared, deadline)
             self.stats.requests += 1
             outcome, elapsed = await self._exchange(shared, request, attempt, waited)
         finally:
@@ -246,6 +262,17 @@ class Pipeline:
             self.stats.window_wait += window_wait
             waited += window_wait
         return permit, waited
+
+    async def _admit_by(self, shared: KeyState, deadline: float) -> tuple[Permit, float]:
+        """:meth:`_admit`, given up at ``deadline`` with :class:`RefusalDeadline`."""
+        bound = asyncio.timeout_at(deadline)
+        try:
+            async with bound:
+                return await self._admit(shared)
+        except TimeoutError:
+            if not bound.expired():
+                raise
+        raise RefusalDeadline
 
     async def _exchange(
         self, shared: KeyState, request: Request, attempt: int, waited: float

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from bitrix_mail_async import MailClient
+from bitrix_mail_async import MailClient, RetryPolicy, errors
+from bitrix_mail_async._ratelimit import AIMD, DEFAULT_PER_SECOND
 
 from .virtual_time import in_virtual_time
 
@@ -70,3 +71,112 @@ def test_a_probes_answer_wakes_the_calls_waiting_for_the_window(reset: str) -> N
     assert hits == 20
     # 8 calls start cold, then one at a time, each after the previous answer's Reset.
     assert elapsed <= 12 * float(reset) + 0.1, elapsed
+
+
+# ------------------------------------------------------------------ item 7: max_refused_time
+def refusing(status: int, body: object, headers: dict[str, str], hits: list[float]) -> Handler:
+    """A handler refusing every call alike, noting when each came (loop time)."""
+
+    async def refuse(request: web.Request) -> web.Response:
+        hits.append(asyncio.get_running_loop().time())
+        return web.json_response(body, status=status, headers=headers)
+
+    return refuse
+
+
+def test_a_429_storm_ends_the_call_within_max_refused_time() -> None:
+    # Retry-After: 0 on every answer: each retry lowers the learned rate, and the wait before
+    # the refusal that ended the call began before the bound and ended 7 s past it (10.4 s).
+    async def scenario() -> tuple[float, int]:
+        loop = asyncio.get_running_loop()
+        hits: list[float] = []
+        handler = refusing(429, SLOW_DOWN, {"Retry-After": "0"}, hits)
+        async with (
+            serving(handler) as url,
+            MailClient(KEY, base_url=url, retry=RetryPolicy(max_refused_time=3)) as mail,
+        ):
+            started = loop.time()
+            with pytest.raises(errors.RateLimitedError):
+                await mail.mailboxes.get(1)
+            assert mail.stats.errors == 1
+            return loop.time() - started, len(hits)
+
+    elapsed, hits = in_virtual_time(scenario)
+    assert elapsed <= 3.0 + 1e-3, elapsed
+    assert hits >= 2
+
+
+def test_a_wait_that_would_end_past_the_bound_is_not_started() -> None:
+    # A 429 at 0 s and one at 5 s, each asking for 5 s: the wait after the second would end
+    # at 10 s, past max_refused_time=8, so the second refusal is raised at once.
+    async def scenario() -> tuple[float, list[float]]:
+        loop = asyncio.get_running_loop()
+        hits: list[float] = []
+        handler = refusing(429, SLOW_DOWN, {"Retry-After": "5"}, hits)
+        policy = RetryPolicy(max_refused_time=8)
+        async with serving(handler) as url, MailClient(KEY, base_url=url, retry=policy) as mail:
+            started = loop.time()
+            with pytest.raises(errors.RateLimitedError):
+                await mail.mailboxes.get(1)
+            return loop.time() - started, [hit - started for hit in hits]
+
+    elapsed, hits = in_virtual_time(scenario)
+    assert len(hits) == 2, hits
+    assert 5.0 <= elapsed <= 5.0 + 0.25 + 1e-3, elapsed  # Retry-After plus at most its jitter
+
+
+def test_a_queue_timeout_wait_past_the_bound_is_not_started() -> None:
+    # The same for 504 QUEUE_TIMEOUT (retryAfter 10 s) under max_refused_time=15: the send is
+    # refused at 0 s and 10 s; the third try would start at 20 s. It was made; now it is not.
+    body = {
+        "success": False,
+        "error": {"code": "QUEUE_TIMEOUT", "message": "portal queue saturated", "retryAfter": 10},
+    }
+
+    async def scenario() -> tuple[float, int]:
+        loop = asyncio.get_running_loop()
+        hits: list[float] = []
+        policy = RetryPolicy(max_refused_time=15)
+        async with (
+            serving(refusing(504, body, {}, hits)) as url,
+            MailClient(KEY, base_url=url, retry=policy) as mail,
+        ):
+            started = loop.time()
+            with pytest.raises(errors.QueueTimeoutError):
+                await mail.messages.send(from_="a@b.c", to="d@e.f", subject="s", body="b")
+            return loop.time() - started, len(hits)
+
+    elapsed, hits = in_virtual_time(scenario)
+    assert hits == 2
+    assert 10.0 <= elapsed <= 10.0 + 0.25 + 1e-3, elapsed
+
+
+def test_the_learned_rate_stops_at_its_floor_and_the_next_call_goes_soon() -> None:
+    # A long storm of Retry-After: 0 lowered the learned rate once per retry, to 2 % of the
+    # configured rate (one call per 25 s at 2/s). The floor is a quarter: one call per 2 s.
+    async def scenario() -> tuple[float | None, float]:
+        loop = asyncio.get_running_loop()
+        hits: list[float] = []
+        storm = refusing(429, SLOW_DOWN, {"Retry-After": "0"}, hits)
+        refuse = True
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            if refuse:
+                return await storm(request)
+            return web.json_response(OK)
+
+        async with serving(handler) as url, MailClient(KEY, base_url=url) as mail:
+            with pytest.raises(errors.RateLimitedError):
+                await mail.mailboxes.get(1)
+            assert len(hits) == 21  # rate_limit_attempts: far more than it takes to reach the floor
+            rate = mail.stats.current_rate
+            refuse = False
+            started = loop.time()
+            await mail.mailboxes.get(1)
+            return rate, loop.time() - started
+
+    rate, next_call = in_virtual_time(scenario)
+    # The documented floor: a quarter of the configured rate, 0.5/s at the default 2/s.
+    assert DEFAULT_PER_SECOND * AIMD.min_scale == 0.5
+    assert rate == pytest.approx(0.5)
+    assert next_call <= 2.0 + 1e-3, next_call
