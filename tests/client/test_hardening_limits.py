@@ -5,6 +5,7 @@ whose numbers the stdlib parser makes huge. Server and client share one virtual 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
@@ -12,9 +13,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from bitrix_mail_async import MailClient, RetryPolicy, errors
+from bitrix_mail_async import MailClient, RetryPolicy, _jsonlib, errors
 from bitrix_mail_async._ratelimit import AIMD, DEFAULT_PER_SECOND
 
+from .conftest import ScriptedServer
 from .virtual_time import in_virtual_time
 
 KEY = "vibe_api_hardening_limits_key_01"
@@ -180,3 +182,56 @@ def test_the_learned_rate_stops_at_its_floor_and_the_next_call_goes_soon() -> No
     assert DEFAULT_PER_SECOND * AIMD.min_scale == 0.5
     assert rate == pytest.approx(0.5)
     assert next_call <= 2.0 + 1e-3, next_call
+
+
+# ------------------------------------------------------------------ item 8: huge numbers
+HUGE = "1" + "0" * 400  # 401 digits: the stdlib parser makes an int no float can hold
+
+
+@pytest.fixture
+def stdlib_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parse answers with the standard library, as an install without orjson does."""
+    monkeypatch.setattr(_jsonlib, "_loads", _jsonlib.std_loads)
+    # Proof that the stdlib path is the one taken: orjson refuses integers past 64 bits.
+    assert _jsonlib.loads(HUGE.encode()) == 10**400
+
+
+def error_body(code: str, retry_after: str) -> str:
+    return (
+        f'{{"success": false, "error": {{"code": "{code}", "message": "no",'
+        f' "retryAfter": {retry_after}}}}}'
+    )
+
+
+@pytest.mark.usefixtures("stdlib_json")
+@pytest.mark.parametrize("retry_after", [HUGE, "-" + HUGE, "1e400", "-1e400", "NaN"])
+async def test_a_huge_retry_after_in_an_error_body_is_just_unusable(
+    scripted: ScriptedServer,
+    scripted_client: Callable[..., MailClient],
+    caplog: pytest.LogCaptureFixture,
+    retry_after: str,
+) -> None:
+    json_type = {"Content-Type": "application/json"}
+    scripted.push(400, error_body("INVALID_PARAMS", retry_after), json_type)
+    with caplog.at_level(logging.DEBUG, logger="bitrix_mail_async.transport"):
+        async with scripted_client() as mail:
+            with pytest.raises(errors.InvalidParamsError) as info:
+                await mail.mailboxes.get(1)
+    assert info.value.retry_after is None
+    assert "ignoring an unusable Retry-After" in caplog.text
+
+
+@pytest.mark.usefixtures("stdlib_json")
+@pytest.mark.parametrize("retry_after", [HUGE, "-" + HUGE])
+async def test_a_send_answered_500_with_a_huge_retry_after_is_outcome_unknown(
+    scripted: ScriptedServer, scripted_client: Callable[..., MailClient], retry_after: str
+) -> None:
+    json_type = {"Content-Type": "application/json"}
+    scripted.push(500, error_body("INTERNAL_ERROR", retry_after), json_type)
+    async with scripted_client() as mail:
+        with pytest.raises(errors.UpstreamOutcomeUnknownError) as info:
+            await mail.messages.send(from_="a@b.c", to="d@e.f", subject="s", body="b")
+        assert mail.stats.outcome_unknown == 1
+    assert info.value.status == 500
+    assert info.value.retry_after is None
+    assert len(scripted.hits) == 1  # never repeated
