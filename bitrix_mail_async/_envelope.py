@@ -110,10 +110,19 @@ def _unusable_retry_after(text: str) -> None:
 
 
 def _coerce_seconds(value: Any) -> float | None:
+    """Seconds from an error body's ``retryAfter`` (a number or text); None when unusable."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        return parse_retry_after(repr(float(value)))
+    if isinstance(value, int):
+        # The stdlib parser keeps every digit: float() of an int past 1e308 would raise
+        # OverflowError, and its repr() may run to thousands of digits. Range first.
+        if 0 <= value <= MAX_RETRY_AFTER:
+            return float(value)
+        bits = value.bit_length()
+        _unusable_retry_after(str(value) if bits <= 64 else f"an integer of {bits} bits")
+        return None
+    if isinstance(value, float):
+        return parse_retry_after(repr(value))
     if isinstance(value, str):
         return parse_retry_after(value)
     return None

@@ -40,6 +40,7 @@ from bitrix_mail_async._ratelimit import Limiter, Permit, RateLimitConfig
 from bitrix_mail_async._retry import (
     AttemptFailed,
     Failure,
+    RefusalDeadline,
     RetryLoop,
     RetryPolicy,
     classify,
@@ -261,7 +262,9 @@ class Pipeline:
     async def _send(self, request: Request) -> Reply:
         """The call's attempts under the retry rules, within its deadline when it has one."""
         if self._deadline is None:
-            return await self._retry.run(request, lambda attempt: self._attempt(request, attempt))
+            return await self._retry.run(
+                request, lambda attempt, deadline: self._attempt(request, attempt, deadline)
+            )
         return await self._within_deadline(request._replace(deadline=self._deadline))
 
     async def _learn_portal(self) -> None:
@@ -314,7 +317,9 @@ class Pipeline:
         try:
             async with scope:
                 return await self._retry.run(
-                    request, lambda attempt: self._attempt(request, attempt, wire), expires
+                    request,
+                    lambda attempt, deadline: self._attempt(request, attempt, deadline, wire),
+                    expires,
                 )
         except TimeoutError:
             if not scope.expired():
@@ -359,18 +364,25 @@ class Pipeline:
         self.transport.check_request(request)
         return request
 
-    async def _attempt(self, request: Request, attempt: int, wire: _Wire | None = None) -> Reply:
+    async def _attempt(
+        self, request: Request, attempt: int, deadline: float | None, wire: _Wire | None = None
+    ) -> Reply:
         """One attempt: a concurrency slot, admission, one exchange; then hear and observe it.
 
-        ``wire`` (calls with a deadline) learns whether the request may have reached the
-        gateway without a known outcome.
+        Admission must be done by ``deadline`` (loop time; None: no bound), else
+        :class:`RefusalDeadline`: the call's ``max_refused_time`` ends first. ``wire`` (calls
+        with a deadline of their own) learns whether the request may have reached the gateway
+        without a known outcome.
         """
         shared = self._shared or self.claim()
         generation = self.concurrency.try_acquire()
         if generation is None:
             generation = await self.concurrency.acquire()
         try:
-            permit, waited = await self._admit(shared)
+            if deadline is None:
+                permit, waited = await self._admit(shared)
+            else:
+                permit, waited = await self._admit_by(shared, deadline)
             self.stats.requests += 1
             if wire is not None:
                 wire.maybe_sent = True  # cleared below only by an answer proving otherwise
@@ -419,6 +431,17 @@ class Pipeline:
             self.stats.window_wait += window_wait
             waited += window_wait
         return permit, waited
+
+    async def _admit_by(self, shared: KeyState, deadline: float) -> tuple[Permit, float]:
+        """:meth:`_admit`, given up at ``deadline`` with :class:`RefusalDeadline`."""
+        bound = asyncio.timeout_at(deadline)
+        try:
+            async with bound:
+                return await self._admit(shared)
+        except TimeoutError:
+            if not bound.expired():
+                raise
+        raise RefusalDeadline
 
     async def _exchange(
         self, shared: KeyState, request: Request, attempt: int, waited: float

@@ -141,12 +141,18 @@ class Aimd:
     Each episode of unexpected 429s scales the rate and burst down by ``decrease`` (never
     below ``min_scale``); after ``quiet_period`` seconds without one, the rate grows by
     ``increase`` of itself, up to the configured rate.
+
+    The floor, ``min_scale``, is a quarter of the configured rate: 0.5/s at the default
+    2/s, one call per 2 s, the gateway's own default Retry-After. A gateway refusing every
+    call (say with ``Retry-After: 0``) lowers the rate once per retry; from a lower floor it
+    took minutes to creep back (one call per 25 s at 2 %), and the shared cooldowns, not the
+    learned rate, are what hold calls back while a key is refused anyway.
     """
 
     decrease: float = 0.8
     increase: float = 0.05
     quiet_period: float = 1.0
-    min_scale: float = 0.02
+    min_scale: float = 0.25
 
 
 AIMD = Aimd()

@@ -8,7 +8,10 @@ room for in total.
 - **Admission** is one Lua script: take one unit of the budget, or return how long to wait
   (until ``Reset`` while the budget is 0, then one probe per ``PROBE_HOLD`` for all processes;
   a missing hash means nothing is known yet, and the first caller probes). Times are Redis's
-  own (``TIME``), so hosts with skewed clocks agree.
+  own (``TIME``), so hosts with skewed clocks agree. No wait is longer than
+  :data:`~bitrix_mail_async._window.MAX_RESET`: a ``Reset`` or probe further ahead than any
+  reading sets means Redis's clock went back since it was written, and the scripts drop the
+  budget (the next call probes) instead of making every process wait out the step.
 - **Readings** go to Redis from ``settle()`` (which is sync) through a second script run in a
   tracked background task: the same accept rule (a reading counts when it is not more generous
   than the budget, or when ``Reset`` has passed), the budget being ``Remaining`` less this
@@ -69,12 +72,28 @@ local function keep(ends, margin_ms)
   redis.call('PEXPIRE', KEYS[1], fmt(math.ceil((math.max(ends, now) - now) / 1000) + margin_ms))
 end
 local st = redis.call('HMGET', KEYS[1], 'budget', 'reset_at', 'next_probe', 'none')
+if st[1] and not st[4] and ((tonumber(st[2]) or 0) > now + $MAX_RESET
+                            or (tonumber(st[3]) or 0) > now + $PROBE_HOLD) then
+  -- a Reset or a probe further ahead than any reading sets: Redis's clock went back since
+  -- it was written. What the budget says is void: nothing is known, the next call probes.
+  redis.call('DEL', KEYS[1])
+  st = {false, false, false, false}
+end
 """
 
+
+def _script(body: str) -> str:
+    """A script of the window: the prelude, ``body``, and the constants they name."""
+    return (
+        (_PRELUDE + body)
+        .replace("$MAX_RESET", str(round(MAX_RESET * 1_000_000)))
+        .replace("$PROBE_HOLD", str(round(PROBE_HOLD * 1_000_000)))
+    )
+
+
 # ARGV: probe hold (µs), probe poll (µs), keep (ms). Returns the wait in µs (0: admitted).
-_ADMIT_LUA: Final = (
-    _PRELUDE
-    + """
+_ADMIT_LUA: Final = _script(
+    """
 if st[4] then return '0' end
 local hold, margin = tonumber(ARGV[1]), tonumber(ARGV[3])
 if not st[1] then
@@ -100,9 +119,8 @@ return fmt(math.min(next_probe - now, tonumber(ARGV[2])))
 
 # ARGV: kind (reading | absent | garbage), budget, reset (µs), keep (ms), none mark TTL (ms).
 # Returns the accepted budget, -1 (not accepted) or -2 (dropped).
-_PUBLISH_LUA: Final = (
-    _PRELUDE
-    + """
+_PUBLISH_LUA: Final = _script(
+    """
 local kind = ARGV[1]
 local known = st[1] and not st[4]
 local passed = not known or now >= tonumber(st[2])
@@ -263,7 +281,8 @@ class RedisWindow:
         finally:
             self._taking -= 1
         self._link.answered()
-        return int(wait_us) / 1_000_000
+        # The script never asks for more (see the prelude); a clamp costs nothing.
+        return min(int(wait_us) / 1_000_000, MAX_RESET)
 
     def settle(self, headers: Mapping[str, str] | None) -> WindowReading | None:
         """One admitted call ended: the mirror learns its headers, Redis hears of them."""

@@ -34,7 +34,15 @@ if TYPE_CHECKING:
     from bitrix_mail_async._ratelimit import Permit
     from bitrix_mail_async._transport import Request
 
-__all__ = ["AttemptFailed", "Failure", "RetryLoop", "RetryPolicy", "classify", "should_retry"]
+__all__ = [
+    "AttemptFailed",
+    "Failure",
+    "RefusalDeadline",
+    "RetryLoop",
+    "RetryPolicy",
+    "classify",
+    "should_retry",
+]
 
 log = logging.getLogger("bitrix_mail_async.transport")
 R = TypeVar("R")
@@ -71,8 +79,10 @@ class RetryPolicy:
     ``Retry-After`` the gateway sends (plus a little jitter) when ``honor_retry_after`` is set;
     a ``Retry-After`` above ``max_retry_after`` raises :class:`errors.RateLimitedError` at once.
     ``max_refused_time`` bounds the time one call spends being refused (429s and queue
-    timeouts, counted from its first refusal, limiter waits included): at the first refusal
-    after it, that refusal is raised, however much of ``rate_limit_attempts`` is left.
+    timeouts, counted from its first refusal, limiter and window waits included): a wait that
+    would end past it is not started (nor a limiter or window wait continued past it); the
+    last refusal is raised instead, however much of ``rate_limit_attempts`` is left. Only an
+    attempt already on the wire when the bound passes may end after it.
 
     Example: ``MailClient(retry=RetryPolicy(max_attempts=6, backoff_cap=10))``.
     """
@@ -157,7 +167,15 @@ class AttemptFailed(Exception):
         self.permit = permit
 
 
+class RefusalDeadline(Exception):
+    """An attempt's admission could not finish before its call's ``max_refused_time`` ended."""
+
+
 Sleeper = Callable[[Coroutine[Any, Any, None]], Awaitable[None]]
+#: One attempt: ``attempt(n, deadline)`` with n = 1, 2, 3... and the loop time by which its
+#: admission (limiter, window) must be done, None when unbounded; it raises
+#: :class:`RefusalDeadline` when the admission would take longer.
+Attempt = Callable[[int, float | None], Awaitable[R]]
 
 
 class RetryLoop:
@@ -180,13 +198,8 @@ class RetryLoop:
         self._is_closed = is_closed
         self._hooks = hooks
 
-    async def run(
-        self,
-        request: Request,
-        attempt: Callable[[int], Awaitable[R]],
-        expires: float | None = None,
-    ) -> R:
-        """Call ``attempt(n)`` (n: 1, 2, 3...) until it succeeds or the rules say stop.
+    async def run(self, request: Request, attempt: Attempt[R], expires: float | None = None) -> R:
+        """Call ``attempt(n, deadline)`` (n: 1, 2, 3...) until it succeeds or the rules say stop.
 
         Hooks hear of every refusal and retry; call scopes (OpenTelemetry's span) enclose the
         whole logical call, final error included. ``expires`` is the call's deadline on the
@@ -198,9 +211,7 @@ class RetryLoop:
         with hooks.call(request):
             return await self._run(request, attempt, expires)
 
-    async def _run(
-        self, request: Request, attempt: Callable[[int], Awaitable[R]], expires: float | None
-    ) -> R:
+    async def _run(self, request: Request, attempt: Attempt[R], expires: float | None) -> R:
         """The loop of :meth:`run`; raises the final error.
 
         The final error is raised outside any ``except`` block, so it has no ``__context__``:
@@ -209,33 +220,42 @@ class RetryLoop:
         attempts = 0  # attempts that count against max_attempts
         tries = 0  # every attempt, refused ones included: what hooks and logs number
         refused = 0  # 429s and queue timeouts: the gateway did no work, own budget
-        first_refusal = 0.0
+        # From the first refusal on, the loop time by which the call must be done being refused.
+        deadline: float | None = None
+        last_refusal: AttemptFailed | None = None  # never raised: no traceback, no frame kept
         loop = asyncio.get_running_loop()
         hooks = self._hooks
         while True:
             attempts += 1
             tries += 1
             try:
-                return await attempt(tries)
+                return await attempt(tries, deadline)
             except AttemptFailed as exc:
                 failed = exc
             except errors.DecodeError as exc:
                 # A 2xx the envelope reader could not read: the call ran, its answer is lost.
                 failed = AttemptFailed(exc, Failure.UNREADABLE)
+            except RefusalDeadline:
+                failed = None
+            if failed is None:
+                # The limiter or window would have held the call past max_refused_time.
+                assert last_refusal is not None  # a deadline exists only after a refusal
+                raise self._final_error(request, last_refusal)
             if hooks is not None and failed.failure is Failure.RATE_LIMITED:
                 await hooks.rate_limited(request, tries, failed.retry_after)
             if failed.failure in (Failure.RATE_LIMITED, Failure.QUEUED):
-                if not refused:
-                    first_refusal = loop.time()
-                elif loop.time() - first_refusal >= self.policy.max_refused_time:
+                if deadline is None:
+                    deadline = loop.time() + self.policy.max_refused_time
+                elif loop.time() >= deadline:
                     # A server that refuses forever (say 429 with Retry-After: 0) must not
                     # keep a call waiting at an ever lower learned rate.
                     raise self._final_error(request, failed)
+                last_refusal = AttemptFailed(failed.error, failed.failure, failed.retry_after)
             if failed.failure is Failure.RATE_LIMITED:
-                wait = await self._after_rate_limit(request, failed, refused)
+                wait = await self._after_rate_limit(request, failed, refused, deadline)
                 delay = 0.0  # the limiter's acquire() waits the cooldown out
             elif failed.failure is Failure.QUEUED:
-                delay = wait = self._after_queue_timeout(request, failed, refused)
+                delay = wait = self._after_queue_timeout(request, failed, refused, deadline)
             else:
                 delay = wait = self._backoff_or_raise(request, failed, attempts)
             if expires is not None and loop.time() + wait >= expires:
@@ -250,9 +270,12 @@ class RetryLoop:
                 await self._wait(asyncio.sleep(delay))
 
     async def _after_rate_limit(
-        self, request: Request, failed: AttemptFailed, rate_limited: int
+        self, request: Request, failed: AttemptFailed, rate_limited: int, deadline: float | None
     ) -> float:
-        """Share a 429's cooldown with the other calls and return it; raise if the call must end."""
+        """Share a 429's cooldown with the other calls and return it; raise if the call must end.
+
+        It ends too when the cooldown would end past ``deadline`` (see ``max_refused_time``).
+        """
         policy = self.policy
         wait = policy.rate_limit_wait(failed.retry_after, rate_limited + 1)
         if wait > policy.max_retry_after:
@@ -262,18 +285,22 @@ class RetryLoop:
         # Shared even when this call gives up: the others would only earn 429s.
         await self._report_rate_limited(failed.permit, cooldown)
         log.debug("%s %s: rate limited, shared cooldown %.3fs", request.method, request.path, wait)
-        if rate_limited >= policy.rate_limit_attempts:
+        if rate_limited >= policy.rate_limit_attempts or _past(cooldown, deadline):
             raise self._final_error(request, failed)
         self._stats.retries += 1
         return cooldown
 
-    def _after_queue_timeout(self, request: Request, failed: AttemptFailed, refused: int) -> float:
+    def _after_queue_timeout(
+        self, request: Request, failed: AttemptFailed, refused: int, deadline: float | None
+    ) -> float:
         """Seconds to wait before repeating a call the portal queue never ran, or raise."""
         policy = self.policy
         wait = policy.rate_limit_wait(failed.retry_after, refused + 1, QUEUE_RETRY_AFTER)
         if wait > policy.max_retry_after or refused >= policy.rate_limit_attempts:
             raise self._final_error(request, failed)
         wait += cooldown_jitter(wait)
+        if _past(wait, deadline):
+            raise self._final_error(request, failed)
         self._stats.retries += 1
         self._stats.retry_wait += wait
         log.debug(
@@ -335,6 +362,11 @@ class RetryLoop:
             return err
         self._stats.outcome_unknown += 1
         return outcome_unknown(request.call, request.json, err)
+
+
+def _past(wait: float, deadline: float | None) -> bool:
+    """Whether a wait starting now would end past ``deadline`` (None: no deadline)."""
+    return deadline is not None and asyncio.get_running_loop().time() + wait > deadline
 
 
 #: Failures after which a side effect may have been applied.

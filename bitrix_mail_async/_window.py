@@ -12,7 +12,8 @@ start:
   ``Reset`` has passed;
 * once ``Reset`` has passed without a new reading, the oldest counted call has left the window:
   one probe goes, and its answer brings the real figure. Another probe goes only after
-  ``PROBE_HOLD`` seconds without an answer, so a silent gateway is never flooded;
+  ``PROBE_HOLD`` seconds without an answer, so a silent gateway is never flooded; an answer
+  wakes the waiting calls, so that they follow its ``Reset`` (which may be 0) instead;
 * answers arrive out of order, so a reading counts only when it is not more generous than the
   budget, or when the previous reading's ``Reset`` has passed (the window may have freed up);
 * before the first answer of a key nothing is known: :data:`COLD_START` calls may start, the
@@ -218,11 +219,15 @@ class WindowBudget:
             return None
         budget = max(0, reading.remaining - self.in_flight)
         if self._budget is None or budget <= self._budget or now >= self._reset_at:
+            # When the calls waiting at 0 would have gone: Reset, or the next probe after it.
+            due = self._reset_at if now < self._reset_at else self._next_probe
             self.reading = reading
             self._budget = budget
             self._reset_at = now + reading.reset
             self._next_probe = 0.0
-            if budget > 0:
+            # A probe's answer is news even at 0: its Reset may come before the probe hold
+            # ends, and the waiting calls must follow it rather than sleep the hold out.
+            if budget > 0 or self._reset_at < due:
                 self._wake()
         return reading
 

@@ -11,11 +11,21 @@ Design, in short:
   shared cooldown and the learned rate, reserves the caller's slot by advancing the
   theoretical arrival time (TAT) and returns how long to wait. The caller sleeps locally until
   its slot; nothing polls Redis. The script uses Redis's own clock (``TIME``), so hosts with
-  skewed clocks still agree. A caller that had to sleep re-reads the cooldown once (``PTTL``)
-  before sending, because a 429 elsewhere may have started one meanwhile.
-- **Shared 429 cooldown.** A 429 seen by any client sets ``<bucket>:cooldown`` (expiring after
-  Retry-After, only ever extended) and marks the bucket full at the cooldown's end, so calls
-  resume at the sustained rate instead of in a burst.
+  skewed clocks still agree. A caller that had to sleep re-reads the cooldown once (a script
+  too) before sending, because a 429 elsewhere may have started one meanwhile.
+- **Bounded waits.** No slot is reserved more than :data:`MAX_SLOT_WAIT` ahead: a caller
+  whose slot would lie further out (a long queue, a long cooldown) sleeps until it is within
+  reach and asks again, and no single sleep on Redis's word is longer. So the state has known
+  bounds, and the scripts repair state past them: Redis's clock stepped back (NTP, a failover
+  to a replica behind) leaves every stored time ahead of it, and without the repair every
+  call of every worker would wait out the step. A TAT too far ahead is taken as a full
+  bucket, a cooldown with more left than its length restarts at its length, a rate change
+  "in the future" counts from now; the window budget (``_redis_window``) does the same. A
+  repair is logged once at WARNING.
+- **Shared 429 cooldown.** A 429 seen by any client sets ``<bucket>:cooldown`` (its end and its
+  length, expiring after Retry-After, only ever extended, at most :data:`MAX_COOLDOWN`) and
+  marks the bucket full at the cooldown's end, so calls resume at the sustained rate instead
+  of in a burst.
 - **Shared adaptive rate.** The AIMD state of :class:`~bitrix_mail_async._ratelimit.AdaptiveRate`
   (scale, generation, last change) lives in ``<bucket>:rate`` and is updated by the same
   scripts, so a decrease seen by one client slows everyone sharing the key. The scripts do the
@@ -67,9 +77,17 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
         "pip install 'bitrix-mail-async[redis]' (redis-py >= 5.0)"
     ) from exc
 
+from bitrix_mail_async._redis_lua import (
+    ACQUIRE_LUA,
+    COOLDOWN_LUA,
+    MAX_COOLDOWN,
+    MAX_SLOT_WAIT,
+    REPORT_LUA,
+    STATE_TTL_MS,
+)
 from bitrix_mail_async._redis_window import REDIS_FAULTS, RedisLink, RedisWindow
 
-__all__ = ["RedisLimiter", "RedisRateLimit"]
+__all__ = ["MAX_COOLDOWN", "MAX_SLOT_WAIT", "RedisLimiter", "RedisRateLimit"]
 
 log = logging.getLogger("bitrix_mail_async.ratelimit.redis")
 
@@ -82,89 +100,6 @@ DEFAULT_FALLBACK_SHARE: Final = 0.25
 # and the fallback is a better deal than making every mail call wait for it.
 DEFAULT_REDIS_TIMEOUT: Final = 0.5
 DEFAULT_PROBE_INTERVAL: Final = 1.0
-# The learned rate outlives short pauses but not a quiet afternoon; by then the additive
-# increase would have restored the configured rate anyway.
-_STATE_TTL_MS: Final = 600_000
-
-# Both scripts: KEYS = gcra (TAT, µs of Redis time), cooldown (end, µs), rate (hash).
-# Times are µs since the epoch as doubles (exact below 2^53, i.e. until year 2255), written
-# with %.0f because Lua's tostring would round them to 14 digits.
-_PRELUDE = """
-if redis.replicate_commands then pcall(redis.replicate_commands) end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local function fmt(x) return string.format('%.0f', x) end
-local function learned(adaptive)
-  if not adaptive then return 1, 0, 0 end
-  local st = redis.call('HMGET', KEYS[3], 'scale', 'generation', 'last_change')
-  return tonumber(st[1]) or 1, tonumber(st[2]) or 0, tonumber(st[3]) or 0
-end
-local function shape(per_second, capacity, scale)
-  local cap = math.max(1, math.floor(capacity * scale + 0.5))
-  local interval = 1000000 / (per_second * scale)
-  return interval, cap * interval
-end
-"""
-
-# ARGV: per_second, capacity, adaptive (0/1), increase, quiet period (µs), rate TTL (ms).
-# Returns {wait µs, scale, generation}.
-_ACQUIRE_LUA: Final = (
-    _PRELUDE
-    + """
-local per_second, capacity = tonumber(ARGV[1]), tonumber(ARGV[2])
-local adaptive = ARGV[3] == '1'
-local scale, generation, last_change = learned(adaptive)
-if adaptive then
-  if scale < 1 and now - last_change >= tonumber(ARGV[5]) then
-    scale = math.min(1, scale * (1 + tonumber(ARGV[4])))
-    redis.call('HSET', KEYS[3], 'scale', tostring(scale), 'last_change', fmt(now))
-  end
-  redis.call('PEXPIRE', KEYS[3], ARGV[6])
-end
-local interval, tau = shape(per_second, capacity, scale)
-local base = math.max(tonumber(redis.call('GET', KEYS[1])) or now, now)
-local cooldown = tonumber(redis.call('GET', KEYS[2])) or 0
-if cooldown > now then
-  -- the gateway's bucket was full when the 429 came: resume at the rate, not in a burst
-  base = math.max(base, cooldown + tau - interval)
-end
-local tat = base + interval
-redis.call('SET', KEYS[1], fmt(tat), 'PX', fmt(math.ceil((tat - now) / 1000) + 1000))
-return {fmt(math.max(0, tat - tau - now)), tostring(scale), generation}
-"""
-)
-
-# ARGV: retry_after (µs), permit generation (-1: none), adaptive (0/1), decrease, min scale,
-#       per_second, capacity, rate TTL (ms).
-# Returns {cooldown left µs, scale, generation}.
-_REPORT_LUA: Final = (
-    _PRELUDE
-    + """
-local retry_after = tonumber(ARGV[1])
-local adaptive = ARGV[3] == '1'
-local current = tonumber(redis.call('GET', KEYS[2])) or 0
-local ends = math.max(current, now + retry_after)
-if ends > current and ends > now then
-  redis.call('SET', KEYS[2], fmt(ends), 'PX', fmt(math.ceil((ends - now) / 1000)))
-end
-local scale, generation = learned(adaptive)
-if adaptive and tonumber(ARGV[2]) == generation then
-  generation = generation + 1
-  scale = math.max(tonumber(ARGV[5]), scale * tonumber(ARGV[4]))
-  redis.call('HSET', KEYS[3], 'scale', tostring(scale), 'generation', generation,
-             'last_change', fmt(now))
-  redis.call('PEXPIRE', KEYS[3], ARGV[8])
-end
-if ends > now then
-  local interval, tau = shape(tonumber(ARGV[6]), tonumber(ARGV[7]), scale)
-  local full = ends + tau - interval
-  if full > (tonumber(redis.call('GET', KEYS[1])) or 0) then
-    redis.call('SET', KEYS[1], fmt(full), 'PX', fmt(math.ceil((full - now) / 1000) + 1000))
-  end
-end
-return {fmt(math.max(0, ends - now)), tostring(scale), generation}
-"""
-)
 
 
 def redact_redis_url(url: str) -> str:
@@ -317,16 +252,22 @@ class RedisLimiter:
         self._keys = [f"{bucket}:gcra", f"{bucket}:cooldown", f"{bucket}:rate"]
         self._adaptive = adaptive
         self._timeout = redis_timeout
-        self._acquire_script = client.register_script(_ACQUIRE_LUA)
-        self._report_script = client.register_script(_REPORT_LUA)
+        self._acquire_script = client.register_script(ACQUIRE_LUA)
+        self._report_script = client.register_script(REPORT_LUA)
+        self._cooldown_script = client.register_script(COOLDOWN_LUA)
         # The scripts' arguments, from the shared shape and AIMD parameters (see the scripts).
         self._shape_args = [repr(shape.per_second), str(shape.capacity)]
+        # The most a burst and one slot add to the horizon at any learned rate: a burst takes
+        # at most (capacity * scale + 1) intervals of 1 / (per_second * scale) seconds.
+        reach = (shape.capacity + 2 / AIMD.min_scale) / shape.per_second
         self._acquire_args = [
             *self._shape_args,
             "1" if adaptive else "0",
             repr(AIMD.increase),
             str(round(AIMD.quiet_period * 1_000_000)),
-            str(_STATE_TTL_MS),
+            str(STATE_TTL_MS),
+            str(round(MAX_SLOT_WAIT * 1_000_000)),
+            str(round(reach * 1_000_000)),
         ]
         share = shape.share(fallback_share)
         self._fallback = InProcessLimiter(share.per_second, share.burst, adaptive=adaptive)
@@ -379,11 +320,26 @@ class RedisLimiter:
             reply: list[Any] = await script(keys=self._keys, args=args)
         return reply
 
-    async def _reserve(self) -> tuple[float, int]:
-        """Reserve the next slot of the shared bucket: (seconds until it, generation)."""
-        wait_us, scale, generation = await self._run(self._acquire_script, self._acquire_args)
+    async def _reserve(self) -> tuple[float, int | None]:
+        """Reserve the next slot of the shared bucket: (seconds until it, generation).
+
+        The generation is None when the slot lies past :data:`MAX_SLOT_WAIT`: nothing was
+        reserved, and the caller asks again after the wait.
+        """
+        reply = await self._run(self._acquire_script, self._acquire_args)
+        wait_us, scale, generation, reserved, repaired = reply
         self._redis_answered(scale)
-        return int(wait_us) / 1_000_000, int(generation)
+        if int(repaired):
+            self._repaired()
+        return int(wait_us) / 1_000_000, int(generation) if int(reserved) else None
+
+    def _repaired(self) -> None:
+        log.warning(
+            "Redis at %s holds rate limit state for bucket %s further ahead than any wait it "
+            "sets (has its clock gone back?); it was reset to the safe side",
+            self._where,
+            self._bucket,
+        )
 
     # ------------------------------------------------------------------ Limiter
     async def acquire(self) -> Permit:
@@ -399,7 +355,11 @@ class RedisLimiter:
             except REDIS_FAULTS as exc:
                 self._link.failed(exc)
                 continue
-            wait = max(wait, await self._fallback.cooldown_remaining())
+            if generation is None:
+                # The slot lies past the horizon: ask again once it is within reach.
+                await asyncio.sleep(min(wait, MAX_SLOT_WAIT))
+                continue
+            wait = max(min(wait, MAX_SLOT_WAIT), await self._fallback.cooldown_remaining())
             if wait <= 0:
                 return Permit(generation=generation, waited=loop.time() - start)
             await asyncio.sleep(wait)
@@ -407,7 +367,7 @@ class RedisLimiter:
             remaining = await self.cooldown_remaining()
             if remaining <= 0:
                 return Permit(generation=generation, waited=loop.time() - start)
-            await asyncio.sleep(remaining)
+            await asyncio.sleep(min(remaining, MAX_SLOT_WAIT))
             # The reserved slot fell inside the cooldown; the next one lies after it.
 
     def report_success(self, permit: Permit) -> None:
@@ -430,7 +390,7 @@ class RedisLimiter:
             repr(AIMD.decrease),
             repr(AIMD.min_scale),
             *self._shape_args,
-            str(_STATE_TTL_MS),
+            str(STATE_TTL_MS),
         ]
         try:
             _left, scale, new_generation = await self._run(self._report_script, args)
@@ -447,12 +407,14 @@ class RedisLimiter:
         if self._link.in_fallback:
             return local
         try:
-            async with asyncio.timeout(self._timeout):
-                pttl = await self._client.pttl(self._keys[1])
+            left_us, repaired = await self._run(self._cooldown_script, [])
         except REDIS_FAULTS as exc:
             self._link.failed(exc)
             return local
-        return max(local, int(pttl) / 1000 if int(pttl) > 0 else 0.0)
+        self._link.answered()
+        if int(repaired):
+            self._repaired()
+        return max(local, int(left_us) / 1_000_000)
 
     def _outage_started(self) -> None:
         # Every worker of the key falls back at the same moment: a full fallback bucket each
