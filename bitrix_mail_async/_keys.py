@@ -95,6 +95,11 @@ class Scopes:
             return self
         return attrs.evolve(self, portal=_digest(base_url, "portal", portal.strip().lower()))
 
+    @property
+    def shared_portal(self) -> str | None:
+        """The portal scope when it is not simply the key's (a tenant, a known portal)."""
+        return None if self.portal == self.key else self.portal
+
     def name(self, limit: str) -> str:
         """The registry name of the state that holds ``limit`` (a key of LIMIT_SCOPES)."""
         scope: str = getattr(self, LIMIT_SCOPES[limit])
@@ -133,7 +138,7 @@ class KeyRegistry:
         self._states = weakref.WeakKeyDictionary()
 
     def claim(
-        self, scopes: Scopes | str, config: RateLimitConfig, create: Callable[[], Limiter]
+        self, scopes: Scopes | str, config: RateLimitConfig, create: Callable[[Scopes], Limiter]
     ) -> KeyState:
         """The limiter and window of these scopes in the running loop, created if none.
 
@@ -146,7 +151,7 @@ class KeyRegistry:
         limiter_name = scopes.name("bucket")
         entry = states.get(("limiter", limiter_name))
         if entry is None:
-            entry = states[("limiter", limiter_name)] = _Entry(create(), config)
+            entry = states[("limiter", limiter_name)] = _Entry(create(scopes), config)
         elif entry.config != config:
             log.warning(
                 "another open client of this portal set rate_limit=%r; all clients of a portal "

@@ -68,7 +68,7 @@ class Pipeline:
         scopes: Scopes,
         credentials: Credentials,
         rate_limit: RateLimitConfig,
-        create_limiter: Callable[[], Limiter],
+        create_limiter: Callable[[Scopes], Limiter],
         max_concurrency: int,
         retry: RetryPolicy,
         timeout: float,

@@ -97,8 +97,13 @@ class Limiter(Protocol):
 class RateLimitConfig(Protocol):
     """Anything :class:`~bitrix_mail_async.MailClient` accepts as ``rate_limit``."""
 
-    def create_limiter(self, *, api_key: str) -> Limiter:
-        """Build the limiter one client uses."""
+    def create_limiter(self, *, api_key: str, scope: str | None = None) -> Limiter:
+        """Build the limiter of one portal scope.
+
+        ``scope`` names the portal (a digest, see ``_keys.Scopes``) when it is not simply the
+        key's: a tenant of an app key, or a portal given by the caller. A limiter shared beyond
+        the process keys its state by it; None means the key's own.
+        """
         ...
 
 
@@ -453,7 +458,7 @@ class RateLimit:
         # A sustained rate at or above the peak says the caller knows the portal's limit.
         return peak if peak.per_second > self.per_second else None
 
-    def create_limiter(self, *, api_key: str) -> InProcessLimiter:
+    def create_limiter(self, *, api_key: str, scope: str | None = None) -> InProcessLimiter:
         """Build the in-process limiter for one client (the key is not needed here)."""
         return InProcessLimiter(
             self.per_second,
@@ -467,6 +472,6 @@ class RateLimit:
 class Unlimited:
     """``rate_limit=None``: no bucket, but 429 cooldowns are still shared between calls."""
 
-    def create_limiter(self, *, api_key: str) -> InProcessLimiter:
+    def create_limiter(self, *, api_key: str, scope: str | None = None) -> InProcessLimiter:
         """Build a limiter with no bucket."""
         return InProcessLimiter(None, None, adaptive=False)

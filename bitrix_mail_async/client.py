@@ -333,7 +333,9 @@ class MailClient:
             scopes=Scopes.of(key, url),
             credentials=transport.credentials,
             rate_limit=config,
-            create_limiter=lambda: config.create_limiter(api_key=key),
+            create_limiter=lambda scopes: config.create_limiter(
+                api_key=key, scope=scopes.shared_portal
+            ),
             max_concurrency=max_concurrency,
             retry=retry if retry is not None else RetryPolicy(),
             timeout=timeout,

@@ -201,7 +201,7 @@ class RedisRateLimit:
             f"burst={self.burst}, prefix={self.prefix!r}, adaptive={self.adaptive})"
         )
 
-    def create_limiter(self, *, api_key: str) -> RedisLimiter:
+    def create_limiter(self, *, api_key: str, scope: str | None = None) -> RedisLimiter:
         """Build the limiter of one client; its Redis keys derive from a hash of ``api_key``."""
         if isinstance(self._target, str):
             client = aioredis.Redis.from_url(
