@@ -1,15 +1,18 @@
 """The ``bitrix-mail`` command line: every gateway route, a raw ``api`` call, a demo, the emulator.
 
-Owns the entry point (:func:`main`: parse, apply the global options, set up logging, run the
-handler, turn an interruption into 130) and the assembly of the parser
-(:func:`build_parser`, with the top-level help) from the records each module declares:
-:mod:`.commands` (whoami, mailboxes, recipients), :mod:`.messages` and :mod:`.objects`,
-:mod:`.api`, :mod:`.export`, :mod:`.demo`, :mod:`.emulator` and :mod:`.completion`.
-:mod:`.gateway` runs a command with a client (or :mod:`.dryrun`'s stand-in), :mod:`.output`
-prints, :mod:`.failures` explains errors, :mod:`.parsing` holds the parser's building blocks.
+Owns the entry point (:func:`main`: parse, apply the global options, refuse arguments that
+are not UTF-8, set up logging, run the handler, turn an interruption into 130 and anything
+unexpected into one line and 1) and the assembly of the parser (:func:`build_parser`, with
+the top-level help) from the records each module declares: :mod:`.commands` (whoami,
+mailboxes, recipients), :mod:`.messages` and :mod:`.objects`, :mod:`.api`, :mod:`.export`,
+:mod:`.demo`, :mod:`.emulator` and :mod:`.completion`. :mod:`.gateway` runs a command with a
+client (or :mod:`.dryrun`'s stand-in), :mod:`.output` prints, :mod:`.terminal` keeps what is
+printed harmless to a terminal, :mod:`.inputs` reads stdin and files, :mod:`.failures`
+explains errors, :mod:`.parsing` holds the parser's building blocks.
 
-Built on argparse only. Every command returns an exit code instead of raising: 0 success,
-1 an API, transport or file error, 2 a usage or configuration error, 130 interrupted.
+Built on argparse only. Every command returns an exit code instead of raising, and
+:func:`main` never raises: 0 success, 1 an API, transport or file error, 2 a usage or
+configuration error, 130 interrupted. A traceback shows only with ``--debug``.
 The API key comes from the environment only (never from argv, where ``ps`` shows it) and is
 never printed.
 """
@@ -21,6 +24,7 @@ import logging
 import os
 import sys
 import textwrap
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Final
@@ -39,9 +43,11 @@ from bitrix_mail_async.cli.failures import (
     EXIT_USAGE,
     UsageError,
     print_error,
+    unexpected,
 )
 from bitrix_mail_async.cli.options import CONNECTION, GLOBAL_OPTIONS, OUTPUT, add_global_options
 from bitrix_mail_async.cli.parsing import CliParser, Command, Group, Handler
+from bitrix_mail_async.cli.terminal import printable_lines, safe_stdout
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -69,8 +75,10 @@ environment:
 
 exit codes:
   0    success
-  1    API error, transport error (connection, timeout) or file error
-  2    usage or configuration error (bad arguments, missing key, insecure URL)
+  1    API error, transport error (connection, timeout), file error, or anything
+       unexpected (one line; --debug shows the traceback)
+  2    usage or configuration error (bad arguments or URL, missing key, insecure URL,
+       input or arguments not UTF-8, input over 10 MiB, stdin or stdout closed)
   130  interrupted (Ctrl-C)
 
 examples:
@@ -85,6 +93,9 @@ examples:
 
 'bitrix-mail COMMAND --help' shows a command's options and an example.
 """
+
+# Arguments naming a file: undecodable bytes in a file name still name that file.
+_PATH_ARGUMENTS: Final = frozenset({"out"})
 
 _NAME_WIDTH: Final = 12
 _HELP_WIDTH: Final = 78
@@ -146,6 +157,14 @@ def _apply_global_options(args: argparse.Namespace) -> None:
             raise UsageError(f"{option.flags[-1]} does not apply to '{args.command_path}'")
 
 
+class _Printable(logging.Formatter):
+    """Log lines with control characters escaped: they may quote what the gateway sent."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record's line, as logging formats it, made safe for a terminal."""
+        return printable_lines(super().format(record))
+
+
 @contextmanager
 def _logging(args: argparse.Namespace) -> Iterator[None]:
     """``-v``: INFO lines of the library on stderr, ``--debug``: DEBUG ones; undone after."""
@@ -154,7 +173,7 @@ def _logging(args: argparse.Namespace) -> Iterator[None]:
         return
     logger = logging.getLogger("bitrix_mail_async")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("bitrix-mail: %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_Printable("bitrix-mail: %(levelname)s %(name)s: %(message)s"))
     level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if args.debug else logging.INFO)
@@ -166,29 +185,92 @@ def _logging(args: argparse.Namespace) -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``bitrix-mail`` command line; returns the exit code."""
-    parser = build_parser()
+    """Run the ``bitrix-mail`` command line; returns the exit code and never raises.
+
+    The one boundary of the command line: whatever goes wrong ends as one line on stderr
+    and an exit code (an exception nobody expected: 1, its traceback only with ``--debug``).
+    """
+    args: argparse.Namespace | None = None
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    handler: Handler = args.handler
-    try:
-        _apply_global_options(args)
-        with _logging(args):
-            code = handler(args)
-            # Flush here, not at interpreter exit, so a closed pipe is handled below.
-            sys.stdout.flush()
-        return code
-    except UsageError as exc:
-        print_error(str(exc))
-        return EXIT_USAGE
+        with safe_stdout():
+            parser = build_parser()
+            try:
+                args = parser.parse_args(argv)
+            except SystemExit as exc:
+                return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+            return _run(parser, args)
     except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
+        if sys.stderr is not None:
+            print("\ninterrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         _quiet_stdout()
         return EXIT_ERROR
+    except Exception as exc:
+        if args is not None and args.debug and sys.stderr is not None:
+            traceback.print_exc()
+        print_error(unexpected(exc))
+        return EXIT_ERROR
+
+
+def _run(parser: CliParser, args: argparse.Namespace) -> int:
+    """Apply the global options, refuse undecodable arguments, run the command's handler."""
+    handler: Handler = args.handler
+    try:
+        if sys.stdout is None:
+            # Closed (>&-): no result could be reported, and a send unreported invites another.
+            raise UsageError("standard output is closed; redirect it instead (e.g. >/dev/null)")
+        _apply_global_options(args)
+        _refuse_undecodable(parser, args)
+        with _logging(args):
+            code = handler(args)
+            if sys.stdout is not None:
+                # Flush here, not at interpreter exit, so a closed pipe is handled in main().
+                sys.stdout.flush()
+        return code
+    except UsageError as exc:
+        print_error(str(exc))
+        return EXIT_USAGE
+
+
+def _undecodable(value: object) -> bool:
+    """True for text holding what no UTF-8 encodes: bytes of argv that were not UTF-8."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, list | tuple):
+        return any(_undecodable(item) for item in value)
+    return False
+
+
+def _flags(parser: CliParser) -> set[str]:
+    """Every option flag of ``parser`` and of its commands."""
+    flags = set(parser.option_flags)
+    for command in parser.commands.values():
+        flags |= _flags(command)
+    return flags
+
+
+def _refuse_undecodable(parser: CliParser, args: argparse.Namespace) -> None:
+    """Refuse an argument whose bytes were not UTF-8: it would reach the gateway altered.
+
+    Python keeps such bytes as lone surrogates; the encoder drops or replaces them. A file
+    name (``export --out``, ``api --data @FILE``) is exempt: the system opens it as it is.
+    """
+    for dest, value in vars(args).items():
+        if dest in _PATH_ARGUMENTS or (dest == "data" and str(value).startswith("@")):
+            continue
+        if _undecodable(value):
+            name = dest.rstrip("_").replace("_", "-")
+            flag = f"--{name}"
+            name = flag if flag in _flags(parser) else name.upper()
+            raise UsageError(
+                f"{name} holds bytes that are not UTF-8, and the gateway takes UTF-8 text: "
+                "convert it first (e.g. with iconv)"
+            )
 
 
 def _quiet_stdout() -> None:

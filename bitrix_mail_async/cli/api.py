@@ -1,10 +1,11 @@
 """``bitrix-mail api METHOD PATH``: any gateway route, answered as raw JSON.
 
 Owns reading the request from the command line (``--param NAME=VALUE`` for the query,
-``--data`` for a POST's JSON body: inline, ``@file`` or ``-`` for stdin) and printing the
-answer's ``data``. The call goes through :meth:`~bitrix_mail_async.MailClient.request`, so it
-gets the limiter, the retry rules and the typed errors of every other command; a POST counts
-as a side effect and is not repeated once it may have been applied.
+``--data`` for a POST's JSON body: inline, ``@file`` or ``-`` for stdin, at most 10 MiB, see
+:mod:`.inputs`) and printing the answer's ``data``. The call goes through
+:meth:`~bitrix_mail_async.MailClient.request`, so it gets the limiter, the retry rules and the
+typed errors of every other command; a POST counts as a side effect and is not repeated once
+it may have been applied.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from urllib.parse import parse_qsl
 
 from bitrix_mail_async import MailClient
 from bitrix_mail_async.cli import output
-from bitrix_mail_async.cli.arguments import text_or_stdin
 from bitrix_mail_async.cli.failures import EXIT_OK, UsageError
 from bitrix_mail_async.cli.gateway import on_gateway
+from bitrix_mail_async.cli.inputs import read_file, text_or_stdin
 from bitrix_mail_async.cli.parsing import Command
 
 __all__ = ["COMMAND"]
@@ -34,20 +35,18 @@ def _param(text: str) -> tuple[str, str]:
 
 
 def _data(value: str) -> Any:
-    """The body ``--data`` names: JSON text, ``@file`` (read as UTF-8) or ``-`` (stdin)."""
+    """The body ``--data`` names: JSON text, ``@file`` or ``-`` (stdin), read bounded as UTF-8."""
     if value.startswith("@"):
         path = Path(value[1:])
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"--data @{path}: cannot read it: {exc}") from None
-        where = str(path)
+        where = f"--data @{path}"
+        text = read_file(path, where)
     else:
-        text = text_or_stdin(value)
         where = "stdin" if value == "-" else "--data"
+        text = text_or_stdin(value, "--data")
     try:
         return json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
+        # RecursionError: nesting deeper than the parser's stack.
         raise UsageError(f"{where} is not JSON: {exc}") from None
 
 

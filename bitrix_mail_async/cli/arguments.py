@@ -1,14 +1,14 @@
 """The argument types of ``bitrix-mail`` and the arguments several commands share.
 
 Owns turning a command-line word into a checked value (a positive id, a port, a number) with
-argparse's own error when it is not one, the positional ``MAILBOX_ID``/``MESSAGE_ID``, and
-``-`` read as standard input. The checks themselves are :mod:`bitrix_mail_async._config`'s.
+argparse's own error when it is not one, and the positional ``MAILBOX_ID``/``MESSAGE_ID``
+(``-`` read as standard input is :mod:`.inputs`'). The checks themselves are
+:mod:`bitrix_mail_async._config`'s.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Final
 
 from bitrix_mail_async import errors
@@ -22,7 +22,6 @@ __all__ = [
     "positive_float",
     "positive_int",
     "seeded_messages_argument",
-    "text_or_stdin",
 ]
 
 _MAX_PORT: Final = 65535
@@ -74,11 +73,6 @@ def positive_float(text: str) -> float:
 def non_negative_float(text: str) -> float:
     """Argument type: zero or a positive, finite number."""
     return _float(text, allow_zero=True)
-
-
-def text_or_stdin(value: str) -> str:
-    """The text of an option that may be ``-``: then all of standard input, read now."""
-    return sys.stdin.read() if value == "-" else value
 
 
 def mailbox_argument(parser: argparse.ArgumentParser) -> None:

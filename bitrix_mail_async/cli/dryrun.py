@@ -22,6 +22,7 @@ from bitrix_mail_async import MailClient, errors
 from bitrix_mail_async._config import redact_key, redact_url
 from bitrix_mail_async.cli.failures import EXIT_OK, first_error
 from bitrix_mail_async.cli.output import print_json
+from bitrix_mail_async.cli.terminal import json_text, printable
 
 __all__ = ["DRY_RUN_CODE", "RecordedRequest", "StandIn", "dry_run"]
 
@@ -124,12 +125,12 @@ def _print_request(request: RecordedRequest, base_url: str, *, as_json: bool) ->
             }
         )
         return
-    print(f"dry run, nothing sent: {request.method} {request.url(base_url)}")
+    print(printable(f"dry run, nothing sent: {request.method} {request.url(base_url)}"))
     for name, value in request.headers:
-        print(f"{name}: {value}")
+        print(printable(f"{name}: {value}"))
     if request.body is not None:
         print()
-        print(json.dumps(request.body, ensure_ascii=False, indent=2))
+        print(json_text(request.body, indent=2))
 
 
 async def dry_run(

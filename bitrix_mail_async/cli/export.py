@@ -22,6 +22,7 @@ from bitrix_mail_async.cli.failures import EXIT_ERROR, EXIT_OK, UsageError, prin
 from bitrix_mail_async.cli.gateway import LIST_PAGE_MAX, run_gateway
 from bitrix_mail_async.cli.parsing import Command
 from bitrix_mail_async.cli.progress import Progress
+from bitrix_mail_async.cli.terminal import json_text
 
 __all__ = ["COMMAND", "run_export"]
 
@@ -133,7 +134,8 @@ class _Export:
             except errors.NotFoundError:
                 self.vanished.append(msg_id)  # deleted since it was listed
                 continue
-            line = json.dumps(to_dict(msg, wire=self.args.wire), ensure_ascii=False)
+            # Safe for a terminal and for any encoding of the stream, the same JSON all the same.
+            line = json_text(to_dict(msg, wire=self.args.wire), stream=self.out)
             # One write and a flush per line: a crash loses at most the line being written.
             self.out.write(line + "\n")
             self.out.flush()
@@ -162,7 +164,7 @@ class _Export:
                 "already_there": len(self.done),
                 "gone": self.vanished,
             }
-            print(json.dumps(summary, ensure_ascii=False), file=stream)
+            print(json_text(summary, stream=stream), file=stream)
             return EXIT_OK
         text = f"exported {self.exported} messages of mailbox {self.args.mailbox} to {where}"
         if self.done:

@@ -9,12 +9,19 @@ that does not answer the gateway's JSON). The API key is never part of any of it
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from typing import Final
 from urllib.parse import urlsplit
 
 from bitrix_mail_async import errors
-from bitrix_mail_async._config import DEFAULT_BASE_URL, ENV_API_KEY, redact_url
+from bitrix_mail_async._config import (
+    DEFAULT_BASE_URL,
+    ENV_API_KEY,
+    ENV_SESSION_TOKEN,
+    redact_url,
+)
+from bitrix_mail_async.cli.terminal import printable
 
 __all__ = [
     "EXIT_ERROR",
@@ -26,6 +33,7 @@ __all__ = [
     "first_error",
     "is_interrupt",
     "print_error",
+    "unexpected",
 ]
 
 EXIT_OK: Final = 0
@@ -65,6 +73,10 @@ _OUTCOME_UNKNOWN: Final = (
 # Every gateway route lives under this path of the base URL (contract section 1).
 _API_PREFIX: Final = "/v1"
 _NOT_FOUND: Final = 404
+# An exception nobody expected is quoted this far.
+_UNEXPECTED_MAX: Final = 300
+# Shorter values are not secrets worth hiding (and would blank common words).
+_SECRET_MIN: Final = 8
 
 
 class UsageError(Exception):
@@ -72,8 +84,11 @@ class UsageError(Exception):
 
 
 def print_error(message: str) -> None:
-    """Print ``bitrix-mail: error: <message>`` on stderr."""
-    print(f"bitrix-mail: error: {message}", file=sys.stderr)
+    """Print ``bitrix-mail: error: <message>`` on stderr, as one line, controls escaped."""
+    if sys.stderr is None:
+        return  # stderr closed (2>&-): print() would fall back to stdout
+    # The message may quote the gateway (an error's text, a body excerpt): it drives nothing.
+    print(f"bitrix-mail: error: {printable(message)}", file=sys.stderr)
 
 
 def first_error(exc: BaseException) -> BaseException:
@@ -163,3 +178,25 @@ def describe(exc: BaseException, *, base_url: str | None = None) -> tuple[str, i
     if isinstance(exc, OSError):
         return str(exc), EXIT_ERROR
     return f"{type(exc).__name__}: {exc}", EXIT_ERROR
+
+
+def _scrub(text: str) -> str:
+    """``text`` without the key or session token of the environment, should it quote them."""
+    for name in (ENV_API_KEY, ENV_SESSION_TOKEN):
+        secret = os.environ.get(name, "").strip()
+        if len(secret) >= _SECRET_MIN:
+            text = text.replace(secret, "***")
+    return text
+
+
+def unexpected(exc: BaseException) -> str:
+    """The one line an exception nobody expected becomes: its type and bounded text, no secret."""
+    try:
+        text = str(exc)
+    except Exception:  # a hostile __str__ must not bring the traceback back
+        text = ""
+    text = _scrub(text)
+    if len(text) > _UNEXPECTED_MAX:
+        text = text[:_UNEXPECTED_MAX] + "..."
+    what = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return f"unexpected {what} (--debug shows where)"

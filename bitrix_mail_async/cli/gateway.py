@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -22,9 +23,12 @@ import attrs
 
 from bitrix_mail_async import Hooks, MailClient, RateLimit, ResponseEvent, RetryEvent, errors
 from bitrix_mail_async._config import (
+    DEFAULT_BASE_URL,
     ENV_API_KEY,
+    ENV_BASE_URL,
     ENV_SESSION_TOKEN,
     check_base_url,
+    redact_url,
     resolve_base_url,
 )
 from bitrix_mail_async.cli import dryrun, failures, output
@@ -43,6 +47,9 @@ __all__ = [
 
 #: The largest page the gateway serves for the message list.
 LIST_PAGE_MAX: Final = 200
+
+# A malformed base URL, and what is wrong with it, are quoted this far.
+_URL_SHOWN: Final = 200
 
 #: A command that talks to the gateway through the client it is given.
 GatewayCommand = Callable[[MailClient, argparse.Namespace], Awaitable[int]]
@@ -75,7 +82,7 @@ def connection_from_args(args: argparse.Namespace) -> Connection:
             f"no API key: set the {ENV_API_KEY} environment variable "
             "(or try 'bitrix-mail demo', which needs none)"
         )
-    url = resolve_base_url(args.base_url, allow_insecure_http=True)
+    url = _checked_url(args.base_url)
     if not args.insecure_http:
         try:
             check_base_url(url, allow_insecure_http=False)
@@ -90,6 +97,47 @@ def connection_from_args(args: argparse.Namespace) -> Connection:
     if zone is not None:
         options["portal_timezone"] = zone
     return Connection(key, url, options)
+
+
+def _url_problem(url: str) -> str | None:
+    """What would make ``url`` fail at the first request, found now; None when nothing."""
+    parts = urlsplit(url)
+    port = parts.port  # ValueError past 65535 or when not a number
+    if port == 0:
+        return "port 0 cannot be connected to"
+    host = parts.hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        # A name: the resolver encodes it so; an empty label ("a..b") or one over 63 fails.
+        host.encode("idna")
+    return None
+
+
+def _checked_url(given: str | None) -> str:
+    """The base URL to use, checked; any problem with it is a UsageError (exit code 2).
+
+    Beyond the client's own check: whatever exception a malformed URL raises (a bracket
+    left open, a port out of range, an empty host label, a character NFKC turns into a
+    separator) ends as one line naming the URL, never a traceback or a failed request.
+    """
+    try:
+        url = resolve_base_url(given, allow_insecure_http=True)
+        problem = _url_problem(url)
+    except Exception as exc:  # ConfigurationError, ValueError, UnicodeError, whatever comes
+        problem = str(exc) or type(exc).__name__
+    else:
+        if problem is None:
+            return url
+    where = given or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
+    source = "--base-url" if given else ENV_BASE_URL
+    # The parsers' texts may quote the authority, user and password included.
+    authority = where.partition("://")[2].split("/", 1)[0]
+    user, at, _ = authority.rpartition("@")
+    if at and user:
+        problem = problem.replace(user, "***")
+    shown = redact_url(where)[:_URL_SHOWN]
+    raise UsageError(f"{source} {shown!r} is not a usable URL: {problem[:_URL_SHOWN]}")
 
 
 def _log_response(event: ResponseEvent) -> None:

@@ -19,10 +19,10 @@ from bitrix_mail_async.cli.arguments import (
     mailbox_argument,
     message_argument,
     positive_int,
-    text_or_stdin,
 )
 from bitrix_mail_async.cli.failures import EXIT_OK, UsageError
 from bitrix_mail_async.cli.gateway import LIST_PAGE_MAX, on_gateway
+from bitrix_mail_async.cli.inputs import text_or_stdin
 from bitrix_mail_async.cli.parsing import Command, Group
 from bitrix_mail_async.cli.progress import collect
 from bitrix_mail_async.resources.messages import MoveAction
@@ -137,7 +137,7 @@ def _composed(args: argparse.Namespace) -> _Composed:
         "from_": args.from_,
         "to": to,
         "subject": args.subject,
-        "body": text_or_stdin(args.body),
+        "body": text_or_stdin(args.body, "--body"),
         "cc": _recipients(args.cc) or None,
         "bcc": _recipients(args.bcc) or None,
     }

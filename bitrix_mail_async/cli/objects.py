@@ -14,16 +14,17 @@ from typing import Final
 
 from bitrix_mail_async import MailClient
 from bitrix_mail_async.cli import output
-from bitrix_mail_async.cli.arguments import message_argument, positive_int, text_or_stdin
+from bitrix_mail_async.cli.arguments import message_argument, positive_int
 from bitrix_mail_async.cli.failures import UsageError
 from bitrix_mail_async.cli.gateway import on_gateway
+from bitrix_mail_async.cli.inputs import text_or_stdin
 from bitrix_mail_async.cli.parsing import Command
 
 __all__ = ["ACTIONS"]
 
 
-def _optional_text(value: str | None) -> str | None:
-    return None if value is None else text_or_stdin(value)
+def _optional_text(value: str | None, option: str) -> str | None:
+    return None if value is None else text_or_stdin(value, option)
 
 
 async def task(mail: MailClient, args: argparse.Namespace) -> int:
@@ -32,7 +33,7 @@ async def task(mail: MailClient, args: argparse.Namespace) -> int:
         args.message,
         title=args.title,
         responsible_id=args.responsible,
-        description=_optional_text(args.description),
+        description=_optional_text(args.description, "--description"),
     )
     text = f"created task {result.task_id} from message {args.message}"
     return output.report(result, text, as_json=args.json, wire=args.wire)
@@ -68,7 +69,7 @@ async def event(mail: MailClient, args: argparse.Namespace) -> int:
         date_from=args.start,
         date_to=args.end,
         name=args.name,
-        description=_optional_text(args.description),
+        description=_optional_text(args.description, "--description"),
     )
     text = f"created calendar event {result.event_id} from message {args.message}"
     return output.report(result, text, as_json=args.json, wire=args.wire)

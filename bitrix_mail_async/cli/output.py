@@ -2,13 +2,14 @@
 
 Owns JSON printing (``--json``, ``--wire``), the tables of mailboxes, senders, messages and
 people, the text of one message and of the key's description (``whoami``), and the one-line
-reports of the commands with side effects (what was done, and the id the gateway gave). The
-API key is never part of any of it; failures are :mod:`.failures`'.
+reports of the commands with side effects (what was done, and the id the gateway gave).
+Every text the gateway gave is shown through :mod:`.terminal`, its control characters
+escaped, so a hostile subject cannot drive the terminal. The API key is never part of any of
+it; failures are :mod:`.failures`'.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
@@ -24,6 +25,7 @@ from bitrix_mail_async import (
     to_dict,
 )
 from bitrix_mail_async.cli.failures import EXIT_OK, UsageError
+from bitrix_mail_async.cli.terminal import json_text, printable, printable_lines
 
 __all__ = [
     "check_json_options",
@@ -50,8 +52,8 @@ T = TypeVar("T")
 
 # ----------------------------------------------------------------------------- printing
 def print_json(value: Any) -> None:
-    """Print plain JSON data, indented, non-ASCII kept readable."""
-    print(json.dumps(value, ensure_ascii=False, indent=2))
+    """Print plain JSON data, indented, non-ASCII kept readable where stdout can show it."""
+    print(json_text(value, indent=2))
 
 
 def check_json_options(args: Any) -> None:
@@ -91,16 +93,16 @@ def report(result: object, text: str, *, as_json: bool, wire: bool) -> int:
     if as_json:
         print_models(result, wire=wire)
     else:
-        print(text)
+        print(printable(text))
     return EXIT_OK
 
 
 # ----------------------------------------------------------------------------- tables and text
 def _cell(value: object, limit: int = _CELL_MAX) -> str:
-    """One table cell: a single line, shortened to ``limit`` characters."""
+    """One table cell: a single line, controls escaped, shortened to ``limit`` characters."""
     if value is None:
         return "-"
-    text = " ".join(str(value).split())
+    text = printable(" ".join(str(value).split()))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -142,11 +144,11 @@ def mailbox_text(box: Mailbox) -> str:
     """One mailbox as ``Name: value`` lines, with the fields the library does not model."""
     fields = [
         ("ID", str(box.id)),
-        ("Name", box.name or "-"),
-        ("Email", box.email or "-"),
-        ("Sender name", box.sender_name or "-"),
+        ("Name", printable(box.name or "-")),
+        ("Email", printable(box.email or "-")),
+        ("Sender name", printable(box.sender_name or "-")),
     ]
-    fields += [(str(name), _cell(value, 80)) for name, value in box.extra.items()]
+    fields += [(_cell(name, 40), _cell(value, 80)) for name, value in box.extra.items()]
     return _fields(fields)
 
 
@@ -194,7 +196,10 @@ def message_text(msg: Message) -> str:
     ]
     if msg.url:
         fields.append(("URL", msg.url))
-    return f"{_fields(fields)}\n\n{(msg.body or '').rstrip()}"
+    # Each field one line (a newline in a subject would forge a "Seen:" line); the body keeps
+    # its lines and tabs.
+    safe = [(name, printable(value)) for name, value in fields]
+    return f"{_fields(safe)}\n\n{printable_lines((msg.body or '').rstrip())}"
 
 
 def _plural(count: int, unit: str) -> str:
@@ -230,8 +235,8 @@ def key_text(info: KeyInfo, *, key_hint: str, now: datetime) -> str:
     text = _fields(
         [
             ("Key", key_hint),
-            ("Portal", info.portal or "unknown"),
-            ("Scopes", ", ".join(info.scopes) or "none"),
+            ("Portal", printable(info.portal or "unknown")),
+            ("Scopes", printable(", ".join(info.scopes) or "none")),
             ("Rate limit", f"{rate:g} requests/s" if rate is not None else "unknown"),
             ("Expires", _expiry(info.expires_at, now)),
         ]

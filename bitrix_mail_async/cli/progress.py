@@ -42,7 +42,8 @@ class Progress:
         stream: TextIO | None = None,
     ) -> None:
         self.stream = stream if stream is not None else sys.stderr
-        self.enabled = self.stream.isatty()
+        # Off without a terminal, and when stderr is closed (None).
+        self.enabled = self.stream is not None and self.stream.isatty()
         self.verb = verb
         self.unit = unit
         self.count = start

@@ -23,7 +23,7 @@ from bitrix_mail_async.testing.log import EmulatorStats, RequestLog
 from bitrix_mail_async.testing.middleware import gateway_middleware
 from bitrix_mail_async.testing.routes import account, mailboxes, messages, objects, recipients
 from bitrix_mail_async.testing.state import PortalState
-from bitrix_mail_async.testing.wire import PREFIX
+from bitrix_mail_async.testing.wire import MAX_BODY_BYTES, PREFIX
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -141,9 +141,7 @@ def create_app(
     )
     if limits is not None:
         gateway.limits.apply(limits)
-    app = web.Application(
-        middlewares=[gateway_middleware(gateway)], client_max_size=4 * 1024 * 1024
-    )
+    app = web.Application(middlewares=[gateway_middleware(gateway)], client_max_size=MAX_BODY_BYTES)
     app[GATEWAY] = gateway
     app.add_routes(
         web.route(method, PREFIX + path, partial(handler, gateway))

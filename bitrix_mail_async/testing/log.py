@@ -1,22 +1,78 @@
-"""The emulator's record of what it received and answered, and its counters."""
+"""The emulator's record of what it received and answered, and its counters.
+
+The log is bounded twice: by entries (:data:`DEFAULT_MAX_ENTRIES`) and by the bytes its entries
+hold (:data:`DEFAULT_MAX_BYTES`, as :func:`footprint` estimates them), the oldest dropped first;
+one body whose record would take more than :data:`MAX_BODY_BYTES_KEPT` is kept as an excerpt.
+"""
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import Counter, deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, overload
 
-__all__ = ["REDACTED", "EmulatorStats", "RecordedRequest", "RequestLog", "redact_headers"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_ENTRIES",
+    "MAX_BODY_BYTES_KEPT",
+    "REDACTED",
+    "EmulatorStats",
+    "RecordedRequest",
+    "RequestLog",
+    "bounded_body",
+    "footprint",
+    "redact_headers",
+]
 
 REDACTED = "***"
+#: Entries the request log keeps at most.
+DEFAULT_MAX_ENTRIES = 100_000
+#: Bytes (estimated by :func:`footprint`) the request log's entries hold at most.
+DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+#: A body whose parsed form takes more is logged as an excerpt (a ``str``) instead.
+MAX_BODY_BYTES_KEPT = 8 * 1024 * 1024
+# Characters of an oversized body kept in its excerpt.
+_EXCERPT_CHARS = 1024
 _SECRET_HEADERS = frozenset({"x-api-key", "authorization"})
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """Copy headers with the API key and the bearer token replaced by ``***``."""
     return {k: (REDACTED if k.lower() in _SECRET_HEADERS else v) for k, v in headers.items()}
+
+
+def footprint(value: object) -> int:
+    """Estimated bytes ``value`` holds: its own size plus, for containers, their contents'.
+
+    Iterative, so nesting of any depth costs no recursion; objects shared between places
+    (small ints, interned keys) are counted at each place, which only overestimates.
+    """
+    total = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        total += sys.getsizeof(item)
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return total
+
+
+def bounded_body(value: object, raw: bytes) -> object:
+    """``value`` (the body parsed from ``raw``), or an excerpt of ``raw`` when it is too big.
+
+    Too big: over :data:`MAX_BODY_BYTES_KEPT` by :func:`footprint`; a few MiB of ``[{},{},...]``
+    parse into far more memory than their bytes. The excerpt names the body's size.
+    """
+    if footprint(value) <= MAX_BODY_BYTES_KEPT:
+        return value
+    head = raw[:_EXCERPT_CHARS].decode("utf-8", errors="replace")
+    return f"{head}... [{len(raw)} bytes, too big to keep whole in the request log]"
 
 
 @dataclass
@@ -26,6 +82,7 @@ class RecordedRequest:
     method: str
     path: str
     query: dict[str, str]
+    #: The parsed JSON body; the text when it is not JSON; an excerpt (``str``) when too big.
     json: Any
     headers: dict[str, str]
     status: int | None = None
@@ -49,22 +106,64 @@ class RecordedRequest:
 
 
 class RequestLog:
-    """A thread-safe, list-like log of :class:`RecordedRequest` entries."""
+    """A thread-safe, list-like log of :class:`RecordedRequest` entries.
 
-    def __init__(self, max_entries: int | None = 100_000) -> None:
-        # Bounded so long benchmarks against one emulator do not grow memory without end.
-        self._items: deque[RecordedRequest] = deque(maxlen=max_entries)
+    Bounded by ``max_entries`` and by ``max_bytes`` (what its entries hold, by
+    :func:`footprint`): past either, the oldest entries go; the newest always stays. ``None``
+    lifts a bound.
+    """
+
+    def __init__(
+        self,
+        max_entries: int | None = DEFAULT_MAX_ENTRIES,
+        max_bytes: int | None = DEFAULT_MAX_BYTES,
+    ) -> None:
+        # Bounded so long benchmarks and big bodies do not grow memory without end.
+        self._items: deque[RecordedRequest] = deque()
+        self._sizes: deque[int] = deque()
+        self._bytes = 0
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
         self._lock = threading.Lock()
 
+    @staticmethod
+    def entry_size(item: RecordedRequest) -> int:
+        """What one entry holds, estimated: the record, its body, query, headers and path."""
+        return (
+            sys.getsizeof(item)
+            + footprint(item.json)
+            + footprint(item.query)
+            + footprint(item.headers)
+            + sys.getsizeof(item.path)
+        )
+
+    @property
+    def retained_bytes(self) -> int:
+        """The estimated bytes the entries kept now hold (at most ``max_bytes``, but one)."""
+        return self._bytes
+
     def append(self, item: RecordedRequest) -> None:
-        """Record one request."""
+        """Record one request (its body already read); drop the oldest past a bound."""
+        size = self.entry_size(item)
         with self._lock:
             self._items.append(item)
+            self._sizes.append(size)
+            self._bytes += size
+            while len(self._items) > 1 and self._over():
+                self._items.popleft()
+                self._bytes -= self._sizes.popleft()
+
+    def _over(self) -> bool:
+        return (self.max_entries is not None and len(self._items) > self.max_entries) or (
+            self.max_bytes is not None and self._bytes > self.max_bytes
+        )
 
     def clear(self) -> None:
         """Forget every recorded request."""
         with self._lock:
             self._items.clear()
+            self._sizes.clear()
+            self._bytes = 0
 
     def snapshot(self) -> list[RecordedRequest]:
         """Return a copy of the recorded requests."""

@@ -58,6 +58,8 @@ logger = logging.getLogger("bitrix_mail_async.testing")
 _PRE_ACTION = frozenset({"502", "503", "504", "429", "html", "success_false_200"})
 _POST_ACTION = frozenset({"malformed", "empty", "no_data"})
 _ME = wire.PREFIX + "/me"
+# An emulator bug's 500 quotes its exception this far (an exception text may be huge).
+_ERROR_TEXT_MAX = 300
 
 
 @dataclass
@@ -323,7 +325,11 @@ async def _answer(
     gw: Gateway, request: web.Request, handler: Handler, record: RecordedRequest
 ) -> web.StreamResponse | None:
     """Run the shared steps and the route; ``None`` means: drop the connection."""
-    body_error = await wire.read_json(request, record)
+    try:
+        body_error = await wire.read_json(request, record)
+    finally:
+        # Logged once its body is read, so the log can count what the entry holds.
+        _log(gw, record)
     delay = gw.faults.delay()
     if delay > 0:
         await asyncio.sleep(delay)
@@ -352,10 +358,10 @@ def _settle(
         gw.limits.breaker.observe(ticket.identity, failed=_failed(record, response))
 
 
-def _record(gw: Gateway, request: web.Request) -> RecordedRequest:
+def _record(request: web.Request) -> RecordedRequest:
     path = request.path
     rel = path[len(wire.PREFIX) :] if path.startswith(wire.PREFIX + "/") else path
-    record = RecordedRequest(
+    return RecordedRequest(
         method=request.method,
         path=rel,
         query=dict(request.query),
@@ -363,9 +369,11 @@ def _record(gw: Gateway, request: web.Request) -> RecordedRequest:
         headers=redact_headers(request.headers),
         time=time.time(),
     )
+
+
+def _log(gw: Gateway, record: RecordedRequest) -> None:
     gw.requests.append(record)
     gw.stats.requests += 1
-    return record
 
 
 def _finish(
@@ -383,7 +391,7 @@ def gateway_middleware(gw: Gateway) -> Middleware:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        record = _record(gw, request)
+        record = _record(request)
         response: web.StreamResponse | None
         try:
             response = await _answer(gw, request, handler, record)
@@ -392,7 +400,8 @@ def gateway_middleware(gw: Gateway) -> Middleware:
         except Exception as exc:
             # An emulator bug must still answer in the envelope, loudly, not as aiohttp's page.
             logger.exception("emulator handler failed on %s %s", request.method, record.path)
-            error = GatewayError(500, "EMULATOR_ERROR", f"{type(exc).__name__}: {exc}")
+            text = f"{type(exc).__name__}: {exc}"
+            error = GatewayError(500, "EMULATOR_ERROR", text[:_ERROR_TEXT_MAX])
             response = error.response()
         _settle(gw, request, record, response)
         if response is None:

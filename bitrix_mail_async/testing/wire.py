@@ -15,11 +15,13 @@ from typing import Any
 from aiohttp import web
 
 from bitrix_mail_async.testing.limits.base import seconds_text
-from bitrix_mail_async.testing.log import RecordedRequest
+from bitrix_mail_async.testing.log import RecordedRequest, bounded_body
 from bitrix_mail_async.testing.state import MSK
 
 __all__ = [
     "JSON",
+    "MAX_BODY_BYTES",
+    "MAX_INT",
     "PREFIX",
     "GatewayError",
     "access_denied",
@@ -48,6 +50,12 @@ JSON = "application/json"
 
 _POSITIVE_INT = re.compile(r"^[1-9][0-9]*$")
 _NON_NEGATIVE_INT = re.compile(r"^(0|[1-9][0-9]*)$")
+#: Ids, limits and offsets are 64-bit on the portal's side; a bigger number is no id at all.
+#: Checked before ``int()``, which refuses strings of over 4,300 digits with a ValueError.
+MAX_INT = 2**63 - 1
+_MAX_DIGITS = len(str(MAX_INT))
+#: The largest request body the emulator reads (``client_max_size``); more is 413.
+MAX_BODY_BYTES = 4 * 1024 * 1024
 _BODY_KEY: web.RequestKey[dict[str, Any]] = web.RequestKey("bitrix_mail_emulator.json")
 
 
@@ -131,11 +139,16 @@ def positive(value: Any, name: str) -> int:
     """Read a positive integer given as a JSON number or a decimal string."""
     if isinstance(value, bool):
         raise invalid(f"{name} must be a positive integer", name)
-    if isinstance(value, int) and value > 0:
+    if isinstance(value, int) and 0 < value <= MAX_INT:
         return value
-    if isinstance(value, str) and _POSITIVE_INT.match(value):
+    if isinstance(value, str) and _decimal(value, _POSITIVE_INT):
         return int(value)
     raise invalid(f"{name} must be a positive integer", name)
+
+
+def _decimal(raw: str, pattern: re.Pattern[str]) -> bool:
+    """``raw`` matches ``pattern`` and fits :data:`MAX_INT` (checked before converting it)."""
+    return len(raw) <= _MAX_DIGITS and pattern.fullmatch(raw) is not None and int(raw) <= MAX_INT
 
 
 def path_id(request: web.Request) -> int:
@@ -149,6 +162,8 @@ def limit(raw: str | None, default: int, maximum: int) -> int:
         return default
     if not _POSITIVE_INT.match(raw):
         raise invalid("limit must be a positive integer", "limit")
+    if len(raw) > _MAX_DIGITS:
+        return maximum  # however many digits: capped like any oversized limit, never int()
     # The gateway caps an oversized limit instead of rejecting it (REST 3.0 behaviour).
     return min(int(raw), maximum)
 
@@ -157,7 +172,7 @@ def offset(raw: str | None) -> int:
     """Read a query's ``offset``."""
     if raw is None or raw == "":
         return 0
-    if not _NON_NEGATIVE_INT.match(raw):
+    if not _decimal(raw, _NON_NEGATIVE_INT):
         raise invalid("offset must be a non-negative integer", "offset")
     return int(raw)
 
@@ -179,7 +194,7 @@ def body_offset(value: Any) -> int:
         return 0
     if isinstance(value, str):
         return offset(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT:
         raise invalid("offset must be a non-negative integer", "offset")
     return value
 
@@ -231,21 +246,42 @@ def string(body: dict[str, Any], name: str, *, required: bool, non_empty: bool =
 
 
 # --------------------------------------------------------------------- the JSON body
+def _too_large() -> GatewayError:
+    # The contract names no size limit; HTTP's own answer to an oversized body is 413.
+    return GatewayError(
+        413,
+        "PAYLOAD_TOO_LARGE",
+        f"Request body is larger than {MAX_BODY_BYTES} bytes",
+        hint="Send a smaller body",
+    )
+
+
 async def read_json(request: web.Request, record: RecordedRequest) -> GatewayError | None:
-    """Parse a JSON body into the record; return (not raise) the 400 so auth still goes first."""
+    """Parse a JSON body into the record; return (not raise) the 400 so auth still goes first.
+
+    A body over :data:`MAX_BODY_BYTES` is refused at once (raised: 413), as a front proxy
+    refuses it before the gateway sees the key. The record keeps the body as
+    :func:`~bitrix_mail_async.testing.log.bounded_body` bounds it.
+    """
     if not request.body_exists:
         request[_BODY_KEY] = {}
         return None
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        record.json = f"[body over {MAX_BODY_BYTES} bytes, not read]"
+        raise _too_large() from None
     if not raw.strip():
         request[_BODY_KEY] = {}
         return None
     try:
         parsed = json.loads(raw)
-    except ValueError:
-        record.json = raw.decode("utf-8", errors="replace")
+    except (ValueError, RecursionError):
+        # ValueError: not JSON, not UTF-8, or an integer of over 4,300 digits;
+        # RecursionError: nesting deeper than the parser's stack.
+        record.json = bounded_body(raw.decode("utf-8", errors="replace"), raw)
         return invalid("request body must be JSON")
-    record.json = parsed
+    record.json = bounded_body(parsed, raw)
     if not isinstance(parsed, dict):
         return invalid("request body must be a JSON object")
     request[_BODY_KEY] = parsed
