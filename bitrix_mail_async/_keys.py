@@ -32,7 +32,15 @@ import attrs
 from bitrix_mail_async._ratelimit import Limiter, RateLimitConfig
 from bitrix_mail_async._window import Window, WindowBudget, WindowSource
 
-__all__ = ["LIMIT_SCOPES", "REGISTRY", "KeyRegistry", "KeyState", "Scopes", "key_id"]
+__all__ = [
+    "LIMIT_SCOPES",
+    "REGISTRY",
+    "KeyRegistry",
+    "KeyState",
+    "Scopes",
+    "key_id",
+    "portal_name",
+]
 
 log = logging.getLogger("bitrix_mail_async.ratelimit")
 
@@ -199,3 +207,26 @@ class KeyRegistry:
 
 
 REGISTRY = KeyRegistry()
+
+
+#: Longest portal name taken from /v1/me (a domain is at most 253 characters).
+_MAX_PORTAL: Final = 255
+
+
+def portal_name(data: object) -> str | None:
+    """The portal ``/v1/me`` names: a string, or an object's domain/url/name/id (contract I)."""
+    portal = data.get("portal") if isinstance(data, dict) else None
+    if isinstance(portal, dict):
+        portal = next(
+            (
+                portal[k]
+                for k in ("domain", "url", "name", "id")
+                if isinstance(portal.get(k), str | int)
+            ),
+            None,
+        )
+    if isinstance(portal, int) and not isinstance(portal, bool):
+        portal = str(portal)
+    if not isinstance(portal, str) or not portal.strip() or len(portal) > _MAX_PORTAL:
+        return None
+    return portal.strip().lower()

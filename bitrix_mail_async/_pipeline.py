@@ -26,16 +26,17 @@ import asyncio
 import copy
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any
 
 from bitrix_mail_async import _envelope, _raw, errors
 from bitrix_mail_async._concurrency import AdaptiveConcurrency
 from bitrix_mail_async._config import check_timeout
 from bitrix_mail_async._credentials import Credentials
+from bitrix_mail_async._deadline import NOT_RUN, Wire, within_deadline
 from bitrix_mail_async._envelope import Answer, Reply
 from bitrix_mail_async._hooks import HookDispatcher, Hooks, route_template
 from bitrix_mail_async._jsonlib import dumps
-from bitrix_mail_async._keys import REGISTRY, KeyState, Scopes
+from bitrix_mail_async._keys import REGISTRY, KeyState, Scopes, portal_name
 from bitrix_mail_async._ratelimit import Limiter, Permit, RateLimitConfig
 from bitrix_mail_async._retry import (
     AttemptFailed,
@@ -44,7 +45,7 @@ from bitrix_mail_async._retry import (
     RetryLoop,
     RetryPolicy,
     classify,
-    outcome_unknown,
+    unreadable,
 )
 from bitrix_mail_async._stats import ClientStats
 from bitrix_mail_async._transport import Request, Transport
@@ -287,7 +288,7 @@ class Pipeline:
                 await credentials.refresh(0)
             request = self._prepare("GET", "/me", None, None, None, None)
             reply = await self._send(request._replace(untyped=True))
-            portal = _portal_name(reply.data)
+            portal = portal_name(reply.data)
         except errors.MailError as exc:
             log.info(
                 "could not learn a session's portal from /v1/me (%s): its limits stay its own",
@@ -301,40 +302,16 @@ class Pipeline:
             await self._release(self.transport.orphaned)
 
     async def _within_deadline(self, request: Request) -> Reply:
-        """Run the call, its waits and attempts all bounded by ``request.deadline``.
-
-        Waits whose length is known (backoffs, cooldowns, Retry-After) that would end past the
-        deadline fail at once (the retry loop's rule); anything else running at the deadline,
-        a limiter wait or an attempt, is cancelled there. What the caller gets then depends on
-        whether this call may have reached the gateway: a side effect that may have is
-        outcome unknown, anything else :class:`errors.DeadlineExceededError`.
-        """
-        loop = asyncio.get_running_loop()
-        deadline = request.deadline or 0.0
-        expires = loop.time() + deadline
-        wire = _Wire()
-        scope = asyncio.timeout_at(expires)
-        try:
-            async with scope:
-                return await self._retry.run(
-                    request,
-                    lambda attempt, deadline: self._attempt(request, attempt, deadline, wire),
-                    expires,
-                )
-        except TimeoutError:
-            if not scope.expired():
-                raise  # the call's own error (an attempt's timeout), not the deadline
-        err = errors.DeadlineExceededError(
-            f"the deadline of {deadline:g}s passed before the call completed",
-            deadline=deadline,
-            method=request.method,
-            path=request.path,
+        """Run the call's attempts bounded by ``request.deadline`` (see :mod:`._deadline`)."""
+        return await within_deadline(
+            request,
+            lambda wire, expires: self._retry.run(
+                request,
+                lambda attempt, deadline: self._attempt(request, attempt, deadline, wire),
+                expires,
+            ),
+            self.stats,
         )
-        if wire.maybe_sent and not request.idempotent:
-            self.stats.outcome_unknown += 1
-            raise outcome_unknown(request.call, request.json, err)
-        self.stats.errors += 1
-        raise err
 
     def _prepare(
         self,
@@ -365,7 +342,7 @@ class Pipeline:
         return request
 
     async def _attempt(
-        self, request: Request, attempt: int, deadline: float | None, wire: _Wire | None = None
+        self, request: Request, attempt: int, deadline: float | None, wire: Wire | None = None
     ) -> Reply:
         """One attempt: a concurrency slot, admission, one exchange; then hear and observe it.
 
@@ -400,7 +377,7 @@ class Pipeline:
             reply = self._hear(shared.limiter, request, permit, outcome, generation)
         except (AttemptFailed, errors.DecodeError) as exc:
             failed = exc
-            if wire is not None and isinstance(exc, AttemptFailed) and exc.failure in _NOT_RUN:
+            if wire is not None and isinstance(exc, AttemptFailed) and exc.failure in NOT_RUN:
                 wire.maybe_sent = False
         except errors.APIError as exc:
             # A 2xx saying success: false: an answer like any error answer, observed and
@@ -408,7 +385,7 @@ class Pipeline:
             failed = AttemptFailed(exc, None)
         except Exception as exc:
             # The boundary: an answer that breaks a reader in a way no rule knows.
-            failed = _unreadable(request, outcome.status, exc)
+            failed = unreadable(request, outcome.status, exc)
         else:
             if observed:  # else no coroutine at all: the common case costs nothing
                 await self._observe(request, attempt, outcome.status, elapsed, None)
@@ -530,62 +507,3 @@ class Pipeline:
         if failure is Failure.QUEUED and self.concurrency.overloaded(generation):
             log.info("portal queue timeout: at most %d calls in flight now", self.concurrency.limit)
         raise AttemptFailed(err, failure, err.retry_after)
-
-
-def _unreadable(request: Request, status: int, exc: Exception) -> AttemptFailed:
-    """A typed failure for an answer whose reading raised something untyped.
-
-    Judged by its status, as a readable answer would be: a 429 or a 5xx keeps what it proves
-    (not executed, or maybe executed), a 2xx is an answer lost after the call ran.
-    """
-    err = errors.DecodeError(
-        errors.clean(f"the answer could not be read: {type(exc).__name__}: {exc}", 300),
-        status=status,
-        method=request.method,
-        path=request.path,
-    )
-    failure = Failure.UNREADABLE if 200 <= status < 300 else classify(status, None)
-    return AttemptFailed(err, failure)
-
-
-#: Attempt outcomes that prove the gateway did not run the call.
-_NOT_RUN: Final = (Failure.NOT_SENT, Failure.RATE_LIMITED, Failure.QUEUED)
-
-
-class _Wire:
-    """Whether a call with a deadline may have reached the gateway with its outcome unknown."""
-
-    __slots__ = ("maybe_sent",)
-
-    def __init__(self) -> None:
-        self.maybe_sent = False
-
-    def heard(self, outcome: Answer | AttemptFailed) -> None:
-        """An attempt's exchange ended: a refusal or "never sent" proves nothing ran."""
-        if isinstance(outcome, AttemptFailed):
-            self.maybe_sent = outcome.failure not in _NOT_RUN
-        else:  # a 429 proves it now; a 504 QUEUE_TIMEOUT once its body is read (_attempt)
-            self.maybe_sent = outcome.status != 429
-
-
-#: Longest portal name taken from /v1/me (a domain is at most 253 characters).
-_MAX_PORTAL: Final = 255
-
-
-def _portal_name(data: object) -> str | None:
-    """The portal ``/v1/me`` names: a string, or an object's domain/url/name/id (contract I)."""
-    portal = data.get("portal") if isinstance(data, dict) else None
-    if isinstance(portal, dict):
-        portal = next(
-            (
-                portal[k]
-                for k in ("domain", "url", "name", "id")
-                if isinstance(portal.get(k), str | int)
-            ),
-            None,
-        )
-    if isinstance(portal, int) and not isinstance(portal, bool):
-        portal = str(portal)
-    if not isinstance(portal, str) or not portal.strip() or len(portal) > _MAX_PORTAL:
-        return None
-    return portal.strip().lower()

@@ -417,3 +417,19 @@ def outcome_unknown(call: Call, json: Any, err: errors.MailError) -> errors.Outc
         else str(err)
     )
     return cls(_noted(message), method=method, path=path, request=sent)
+
+
+def unreadable(request: Request, status: int, exc: Exception) -> AttemptFailed:
+    """A typed failure for an answer whose reading raised something untyped.
+
+    Judged by its status, as a readable answer would be: a 429 or a 5xx keeps what it proves
+    (not executed, or maybe executed), a 2xx is an answer lost after the call ran.
+    """
+    err = errors.DecodeError(
+        errors.clean(f"the answer could not be read: {type(exc).__name__}: {exc}", 300),
+        status=status,
+        method=request.method,
+        path=request.path,
+    )
+    failure = Failure.UNREADABLE if 200 <= status < 300 else classify(status, None)
+    return AttemptFailed(err, failure)
