@@ -79,6 +79,8 @@ class Reply(NamedTuple):
     meta: Any = None
     status: int = 200
     headers: Mapping[str, str] = _NO_HEADERS
+    #: ``data`` decoded by the call's decoder (``Pipeline.request(decoder=...)``), else None.
+    parsed: Any = None
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -227,6 +227,7 @@ class Pipeline:
         timeout: float | None = None,
         idempotent: bool | None = None,
         untyped: bool = False,
+        decoder: Callable[[Any], Any] | None = None,
     ) -> Reply:
         """Send one logical call with limiter, retries and error mapping; return its Reply.
 
@@ -234,9 +235,7 @@ class Pipeline:
         pass True so that they are retried like GETs. ``untyped`` callers get ``data`` as
         plain JSON, so its depth is checked (a model's decoder checks what it keeps untyped).
         """
-        request = self._prepare(method, path, params, json, timeout, idempotent)
-        if untyped:
-            request = request._replace(untyped=True)
+        request = self._prepare(method, path, params, json, timeout, idempotent, untyped, decoder)
         if self._portal_unknown:
             await self._learn_portal()
         credentials = self._credentials
@@ -286,8 +285,8 @@ class Pipeline:
             credentials = self._credentials
             if not credentials.ready:
                 await credentials.refresh(0)
-            request = self._prepare("GET", "/me", None, None, None, None)
-            reply = await self._send(request._replace(untyped=True))
+            request = self._prepare("GET", "/me", None, None, None, None, untyped=True)
+            reply = await self._send(request)
             portal = portal_name(reply.data)
         except errors.MailError as exc:
             log.info(
@@ -321,6 +320,8 @@ class Pipeline:
         json: Any,
         timeout: float | None,
         idempotent: bool | None,
+        untyped: bool = False,
+        decoder: Callable[[Any], Any] | None = None,
     ) -> Request:
         self.transport.require_open()
         request = Request(
@@ -336,6 +337,8 @@ class Pipeline:
                 else check_timeout(timeout, error=errors.InvalidArgumentError)
             ),
             idempotent=method == "GET" if idempotent is None else idempotent,
+            untyped=untyped,
+            decoder=decoder,
         )
         # Refused here, before a limiter slot or a cooldown is spent on a call never sent.
         self.transport.check_request(request)
@@ -501,7 +504,10 @@ class Pipeline:
         limiter.report_success(permit)
         if 200 <= status < 300:
             self.concurrency.succeeded()
-            return _envelope.read(call, answer, untyped=request.untyped)
+            reply = _envelope.read(call, answer, untyped=request.untyped)
+            decoder = request.decoder
+            # A DecodeError here is an unreadable 2xx: outcome unknown for a side effect.
+            return reply if decoder is None else reply._replace(parsed=decoder(reply.data))
         err = _envelope.error_for(call, answer)
         failure = classify(status, err.code)
         if failure is Failure.QUEUED and self.concurrency.overloaded(generation):

@@ -82,6 +82,9 @@ class Request(NamedTuple):
     untyped: bool = False
     #: Seconds the whole call may take (``MailClient(deadline=...)``); None: no bound.
     deadline: float | None = None
+    #: Turns the answer's ``data`` into the call's result inside the attempt, so that an answer
+    #: that does not fit its model is one more failure the retry rules judge.
+    decoder: Callable[[Any], Any] | None = None
 
     @property
     def call(self) -> Call:

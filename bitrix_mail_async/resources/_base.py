@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from functools import partial
 from typing import Any, Literal, Self, TypeVar
 
-from bitrix_mail_async import _envelope, errors
+from bitrix_mail_async import _envelope
 from bitrix_mail_async._envelope import Call, Reply, Unwrap
 from bitrix_mail_async._pipeline import Pipeline
-from bitrix_mail_async._retry import outcome_unknown
 from bitrix_mail_async.pagination import Pager
 
 T = TypeVar("T")
@@ -47,8 +47,12 @@ class Resource:
         timeout: float | None = None,
     ) -> T:
         """GET one object and decode it (``unwrap="item"`` accepts ``{"item": {...}}``)."""
-        reply = await self._pipeline.request("GET", path, params=params, timeout=timeout)
-        return _envelope.decode(Call("GET", path), reply.data, cast_to, unwrap=unwrap)
+        decoder = partial(_envelope.decode, Call("GET", path), cast_to=cast_to, unwrap=unwrap)
+        reply = await self._pipeline.request(
+            "GET", path, params=params, timeout=timeout, decoder=decoder
+        )
+        parsed: T = reply.parsed
+        return parsed
 
     async def _get_list(
         self,
@@ -59,8 +63,12 @@ class Resource:
         timeout: float | None = None,
     ) -> list[T]:
         """GET a list (a bare array or ``{"items": [...]}``) and decode every item."""
-        reply = await self._pipeline.request("GET", path, params=params, timeout=timeout)
-        return _envelope.decode_list(Call("GET", path), reply.data, cast_to)
+        decoder = partial(_envelope.decode_list, Call("GET", path), cast_to=cast_to)
+        reply = await self._pipeline.request(
+            "GET", path, params=params, timeout=timeout, decoder=decoder
+        )
+        parsed: list[T] = reply.parsed
+        return parsed
 
     async def _post(
         self,
@@ -70,15 +78,17 @@ class Resource:
         json: Mapping[str, Any],
         timeout: float | None = None,
     ) -> T:
-        """POST a call with a side effect (never repeated once it may have been applied)."""
-        reply = await self._pipeline.request("POST", path, json=json, timeout=timeout)
-        call = Call("POST", path)
-        try:
-            return _envelope.decode(call, reply.data, cast_to)
-        except errors.DecodeError as err:
-            # The gateway answered 2xx: the side effect most likely happened.
-            failed = err
-        raise outcome_unknown(call, json, failed)
+        """POST a call with a side effect (never repeated once it may have been applied).
+
+        Its answer is decoded inside the attempt: one that does not fit ``cast_to`` is an
+        unreadable 2xx, which the retry rules turn into ``OutcomeUnknownDecodeError``.
+        """
+        decoder = partial(_envelope.decode, Call("POST", path), cast_to=cast_to)
+        reply = await self._pipeline.request(
+            "POST", path, json=json, timeout=timeout, decoder=decoder
+        )
+        parsed: T = reply.parsed
+        return parsed
 
     async def _search(
         self,
@@ -89,10 +99,12 @@ class Resource:
         timeout: float | None = None,
     ) -> list[T]:
         """POST a read-only search (retried like a GET) and decode its list."""
+        decoder = partial(_envelope.decode_list, Call("POST", path), cast_to=cast_to)
         reply = await self._pipeline.request(
-            "POST", path, json=json, timeout=timeout, idempotent=True
+            "POST", path, json=json, timeout=timeout, idempotent=True, decoder=decoder
         )
-        return _envelope.decode_list(Call("POST", path), reply.data, cast_to)
+        parsed: list[T] = reply.parsed
+        return parsed
 
     def _pages(
         self,

@@ -304,3 +304,28 @@ async def test_an_int_subclass_is_sent_as_the_number_it_holds(scripted: Scripted
         with pytest.raises(errors.InvalidArgumentError):
             await mail.messages.get(LyingInt(-3))
     assert [hit.path for hit in scripted.hits] == ["/v1/mail/messages/5"]
+
+
+@pytest.mark.parametrize("method", ["get", "send"])
+async def test_an_answer_that_does_not_fit_its_model_is_judged_inside_the_attempt(
+    scripted: ScriptedServer, method: str
+) -> None:
+    # Decoded inside the attempt: the hooks, the DEBUG line and the counters see the failure,
+    # and a send gets "outcome unknown" from the retry rules, not from a special case.
+    data: Any = {"item": ["not", "an", "object"]} if method == "get" else ["not", "an", "object"]
+    scripted.push(200, {"success": True, "data": data})
+    seen: list[ResponseEvent] = []
+    async with MailClient(
+        KEY, base_url=scripted.base_url, retry=FAST_RETRY, hooks=Hooks(on_response=seen.append)
+    ) as mail:
+        if method == "get":
+            with pytest.raises(errors.DecodeError) as caught:
+                await mail.messages.get(1)
+            assert not isinstance(caught.value, errors.OutcomeUnknownError)
+            assert mail.stats.errors == 1
+        else:
+            with pytest.raises(errors.OutcomeUnknownDecodeError):
+                await mail.messages.send(from_=SENDER, to="a@example.com", subject="s", body="b")
+            assert mail.stats.outcome_unknown == 1
+    assert [(e.status, e.error) for e in seen] == [(200, "DecodeError")]
+    assert len(scripted.hits) == 1
