@@ -185,7 +185,7 @@ def error_for(call: Call, answer: Answer, *, envelope: Any = None) -> errors.API
     error_obj = envelope.get("error") if isinstance(envelope, dict) else None
     code: str | None = None
     message = f"HTTP {status}"
-    hint = user_message = None
+    hint = user_message = warning = None
     validation: list[dict[str, Any]] | None = None
     body_retry_after = None
     body_excerpt: str | None = None
@@ -195,6 +195,7 @@ def error_for(call: Call, answer: Answer, *, envelope: Any = None) -> errors.API
         message = str(error_obj.get("message") or message)
         hint = _opt_str(error_obj.get("hint"))
         user_message = _opt_str(error_obj.get("userMessage"))
+        warning = _opt_str(error_obj.get("warning"))
         body_retry_after = _coerce_seconds(error_obj.get("retryAfter"))
         raw_validation = error_obj.get("validation")
         if isinstance(raw_validation, list):
@@ -217,6 +218,7 @@ def error_for(call: Call, answer: Answer, *, envelope: Any = None) -> errors.API
         body_excerpt=body_excerpt,
         validation=validation,
         user_message=user_message,
+        warning=warning,
     )
 
 

@@ -8,6 +8,7 @@ Every exception the library raises derives from :class:`MailError`::
     ├── APIError                        the gateway answered with an error envelope
     │   ├── AuthenticationError         401
     │   ├── PermissionDeniedError       403
+    │   │   └── ReadOnlyKeyError        403 WRITE_BLOCKED_READONLY_KEY
     │   ├── InvalidParamsError          400
     │   ├── NotFoundError               404
     │   ├── BitrixError                 422
@@ -55,6 +56,7 @@ __all__ = [
     "PermissionDeniedError",
     "QueueTimeoutError",
     "RateLimitedError",
+    "ReadOnlyKeyError",
     "TimeoutError",
     "TimeoutOutcomeUnknownError",
     "TransportError",
@@ -184,6 +186,7 @@ class APIError(MailError):
         user_message: str | None = None,
         raw_message: str | None = None,
         raw_hint: str | None = None,
+        warning: str | None = None,
     ) -> None:
         # Server text is bounded and escaped here, once, whoever builds the error; the
         # unescaped text stays reachable, bounded too, for callers that want it verbatim.
@@ -199,6 +202,8 @@ class APIError(MailError):
         self.body_excerpt = None if body_excerpt is None else clean(body_excerpt)
         self.validation = validation or []
         self.user_message = None if user_message is None else clean(user_message)
+        #: The gateway's note on repeated identical errors ("client code most likely has a bug").
+        self.warning = None if warning is None else clean(warning)
         # Not cooperative on purpose: the outcome-unknown hybrids below inherit from both
         # APIError and TransportError, whose constructors must not chain into each other.
         MailError.__init__(self, self._render())
@@ -222,6 +227,10 @@ class AuthenticationError(APIError):
 
 class PermissionDeniedError(APIError):
     """403: the key lacks the mail scope, or Bitrix24 denies access to the object."""
+
+
+class ReadOnlyKeyError(PermissionDeniedError):
+    """403 WRITE_BLOCKED_READONLY_KEY: a read-only key asked for a write; nothing was done."""
 
 
 class InvalidParamsError(APIError):
@@ -409,6 +418,8 @@ _CODE_TO_CLASS: dict[str, type[APIError]] = {
     "BITRIX_ACCESS_DENIED": PermissionDeniedError,
     "IP_NOT_ALLOWED": PermissionDeniedError,
     "MANAGEMENT_KEY_NO_ENTITY_ACCESS": PermissionDeniedError,
+    "MANAGEMENT_SCOPE_REQUIRED": PermissionDeniedError,
+    "WRITE_BLOCKED_READONLY_KEY": ReadOnlyKeyError,
     "NOT_FOUND": NotFoundError,
     "ENTITY_NOT_FOUND": NotFoundError,
     "BITRIX_ERROR": BitrixError,

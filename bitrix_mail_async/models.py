@@ -247,6 +247,12 @@ class KeyRateLimit:
 class KeyInfo:
     """What the gateway says about the API key in use (``GET /v1/me``); never the key itself.
 
+    ``scopes`` are fixed when a key is issued: the list may name a scope added to the key
+    later that the key still cannot use (its calls answer 403 ``BITRIX_ACCESS_DENIED``).
+    ``rate_limit_per_second`` is the portal's request rate (about 10/s), not the REST leaky
+    bucket underneath (2/s with a burst of 50 on ordinary plans), which binds first: size a
+    ``RateLimit`` from the bucket. ``portal`` names the key's (or session's) portal.
+
     Example: ``info = await mail.me(); print(info.scopes, info.rate_limit_per_second)``.
     """
 
@@ -254,6 +260,10 @@ class KeyInfo:
     rate_limit: KeyRateLimit | None = None
     portal: str | None = None
     expires_at: datetime | None = None
+    #: ``accessMode``: e.g. ``"READONLY"`` (writes answer 403 ``WRITE_BLOCKED_READONLY_KEY``).
+    access_mode: str | None = None
+    #: ``status`` of the key as the gateway names it (e.g. ``"ACTIVE"``).
+    status: str | None = None
     extra: dict[str, Any] = attrs.field(factory=dict, hash=False)
 
     @property

@@ -149,6 +149,10 @@ def _describe_api_error(exc: errors.APIError, base_url: str | None) -> str:
         text += f" [gateway: {exc.message}]"
     if exc.hint:
         text += f" [hint: {exc.hint}]"
+    if exc.user_message:
+        text += f" [for the user: {exc.user_message}]"
+    if exc.warning:
+        text += f" [warning: {exc.warning}]"
     if exc.retry_after is not None:
         text += f" [retry after {exc.retry_after:g}s]"
     suggestion = _missing_prefix(base_url)

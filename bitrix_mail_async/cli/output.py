@@ -239,6 +239,8 @@ def key_text(info: KeyInfo, *, key_hint: str, now: datetime) -> str:
             ("Scopes", printable(", ".join(info.scopes) or "none")),
             ("Rate limit", f"{rate:g} requests/s" if rate is not None else "unknown"),
             ("Expires", _expiry(info.expires_at, now)),
+            ("Access", printable(info.access_mode or "unknown")),
+            ("Status", printable(info.status or "unknown")),
         ]
     )
     if _MAIL_SCOPE not in info.scopes:

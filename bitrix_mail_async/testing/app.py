@@ -61,6 +61,9 @@ class KeyInfo:
     token_portals: Mapping[str, str] = field(default_factory=dict)
     #: Session tokens that answer ``401 TOKEN_EXPIRED`` (see ``MailEmulator.expire_token``).
     expired_tokens: frozenset[str] = frozenset()
+    #: ``"READONLY"``: every write (a POST but the recipient searches) answers 403
+    #: ``WRITE_BLOCKED_READONLY_KEY``; ``/v1/me`` reports it as ``accessMode``.
+    access_mode: str = "FULL"
 
     def portal_of(self, token: str) -> str:
         """The portal of the installation a session token belongs to."""
@@ -81,6 +84,9 @@ class Gateway:
     limits: Limits = field(default_factory=Limits)
     requests: RequestLog = field(default_factory=RequestLog)
     stats: EmulatorStats = field(default_factory=EmulatorStats)
+    #: Identical error answers per (key, method, path, code): the third one carries the
+    #: gateway's ``warning``. Bounded: cleared when it holds too many.
+    repeats: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
 
     @property
     def limiter(self) -> TokenBucketLimiter:

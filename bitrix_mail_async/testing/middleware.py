@@ -90,6 +90,31 @@ def _expired(info: KeyInfo) -> bool:
     return expires <= datetime.now(UTC)
 
 
+#: Read-only POST routes: a read-only key may still search recipients.
+_SEARCHES = "/v1/mail/recipients/"
+#: Identical errors after which the gateway adds its ``warning`` (contract §1b).
+_REPEATS_FOR_WARNING = 3
+_MAX_REPEAT_ENTRIES = 10_000
+_REPEAT_WARNING = (
+    "The same request keeps failing with the same error: client code most likely has a bug"
+)
+
+
+def _note_repeat(
+    gw: Gateway, request: web.Request, record: RecordedRequest, err: GatewayError
+) -> None:
+    """Count an error answer; from the third identical one on, it carries ``warning``."""
+    if err.status == 429 or err.status >= 500:
+        return  # limits and outages are not the caller's bug
+    key = (request.headers.get("X-Api-Key", ""), request.method, record.path, err.code)
+    repeats = gw.repeats
+    if len(repeats) >= _MAX_REPEAT_ENTRIES and key not in repeats:
+        repeats.clear()
+    repeats[key] = count = repeats.get(key, 0) + 1
+    if count >= _REPEATS_FOR_WARNING:
+        err.warning = _REPEAT_WARNING
+
+
 def authenticate(gw: Gateway, request: web.Request, *, scope: str | None = "mail") -> KeyInfo:
     """Check the request's API key (an app key's bearer token, the scope); return its KeyInfo."""
     key = request.headers.get("X-Api-Key")
@@ -123,6 +148,17 @@ def authenticate(gw: Gateway, request: web.Request, *, scope: str | None = "mail
         raise GatewayError(401, "KEY_EXPIRED", "API key has expired")
     if info.status == "no_tokens":
         raise GatewayError(401, "TOKEN_MISSING", "No Bitrix24 tokens are configured for this key")
+    if (
+        info.access_mode == "READONLY"
+        and request.method == "POST"
+        and not request.path.startswith(_SEARCHES)
+    ):
+        raise GatewayError(
+            403,
+            "WRITE_BLOCKED_READONLY_KEY",
+            "This API key is read-only: writes are blocked",
+            hint="Use a key with write access",
+        )
     if scope is not None and scope not in info.scopes:
         raise GatewayError(
             403, "SCOPE_DENIED", f"The key lacks the {scope} scope", hint=f"Add the {scope} scope"
@@ -396,6 +432,7 @@ def gateway_middleware(gw: Gateway) -> Middleware:
         try:
             response = await _answer(gw, request, handler, record)
         except GatewayError as err:
+            _note_repeat(gw, request, record, err)
             response = err.response()
         except Exception as exc:
             # An emulator bug must still answer in the envelope, loudly, not as aiohttp's page.

@@ -133,8 +133,12 @@ class MailEmulator(LimitControls):
         tokens: tuple[str, ...] = (),
         portal: str = DEFAULT_PORTAL,
         expires_at: datetime | None = None,
+        read_only: bool = False,
     ) -> KeyInfo:
-        """Accept another key of ``portal`` (an app key also needs a bearer token of ``tokens``)."""
+        """Accept another key of ``portal`` (an app key also needs a bearer token of ``tokens``).
+
+        ``read_only=True``: its writes answer 403 ``WRITE_BLOCKED_READONLY_KEY``.
+        """
         info = KeyInfo(
             key,
             scopes=scopes,
@@ -143,6 +147,7 @@ class MailEmulator(LimitControls):
             tokens=tokens,
             portal=portal,
             expires_at=expires_at,
+            access_mode="READONLY" if read_only else "FULL",
         )
         self.gateway.keys[key] = info
         return info
@@ -183,6 +188,7 @@ class MailEmulator(LimitControls):
         self.limits.off()
         self.requests.clear()
         self.stats.reset()
+        self.gateway.repeats.clear()
 
     # ----------------------------------------------------------------- in the current loop
     async def start(self) -> MailEmulator:

@@ -71,8 +71,10 @@ class GatewayError(Exception):
         hint: str | None = None,
         retry_after: float | None = None,
         validation: list[dict[str, str]] | None = None,
+        warning: str | None = None,
     ) -> None:
         super().__init__(f"{status} {code}: {message}")
+        self.warning = warning
         self.status = status
         self.code = code
         self.message = message
@@ -87,6 +89,8 @@ class GatewayError(Exception):
             error["hint"] = self.hint
         if self.validation:
             error["validation"] = self.validation
+        if self.warning:
+            error["warning"] = self.warning
         headers = None
         if self.retry_after is not None:
             error["retryAfter"] = number(self.retry_after)

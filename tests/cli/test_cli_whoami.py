@@ -200,3 +200,19 @@ def test_expiry_without_offset_is_shown_as_given() -> None:
     info = KeyInfo(scopes=("mail",), expires_at=datetime(2026, 6, 1, 9, 30))
     expires = _field(output.key_text(info, key_hint="***", now=NOW), "Expires")
     assert expires == "2026-06-01 09:30:00"
+
+
+def test_whoami_shows_a_read_only_keys_access_and_status(
+    mail_emulator: MailEmulator, cli: RunCli
+) -> None:
+    mail_emulator.add_key(SECRET, read_only=True)
+    done = cli("whoami", key=SECRET)
+    assert done.returncode == 0, done.stderr
+    assert (_field(done.stdout, "Access"), _field(done.stdout, "Status")) == ("READONLY", "ACTIVE")
+    sent = cli(
+        "messages", "send", "--from", "a@example.com", "--to", "b@example.com",
+        "--subject", "s", "--body", "b", key=SECRET,
+    )  # fmt: skip
+    assert sent.returncode == 1
+    assert "WRITE_BLOCKED_READONLY_KEY" in sent.stderr
+    _assert_key_hidden(done.stdout, done.stderr, sent.stdout, sent.stderr)

@@ -201,6 +201,8 @@ async def test_me_describes_the_default_key(api, mail_emulator):
         "rateLimit": {"requestsPerSecond": 10},
         "portal": DEFAULT_PORTAL,
         "expiresAt": None,
+        "accessMode": "FULL",
+        "status": "ACTIVE",
     }
     assert mail_emulator.requests.last.path == "/me"
 
@@ -215,6 +217,8 @@ async def test_me_needs_a_valid_key_but_no_mail_scope(emu, emu_api):
         "rateLimit": {"requestsPerSecond": 5},
         "portal": OTHER_PORTAL,
         "expiresAt": "2099-01-01T00:00:00+00:00",
+        "accessMode": "FULL",
+        "status": "ACTIVE",
     }
     mail = await emu_api.request("GET", "/mail/mailboxes", key="vibe_api_crm")
     assert mail.error["code"] == "SCOPE_DENIED"

@@ -28,5 +28,7 @@ async def me(gw: Gateway, request: web.Request) -> web.Response:
             "rateLimit": {"requestsPerSecond": wire.number(rate.per_second)},
             "portal": info.portal,
             "expiresAt": expires,
+            "accessMode": info.access_mode,
+            "status": info.status.upper(),
         }
     )
