@@ -10,6 +10,7 @@ transport and the command line call these instead of writing their own. Checks r
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 import os
 import re
@@ -28,6 +29,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "ENV_API_KEY",
     "ENV_BASE_URL",
+    "ENV_LOG",
     "ENV_SESSION_TOKEN",
     "MAX_RECIPIENTS",
     "check_base_url",
@@ -37,6 +39,7 @@ __all__ = [
     "check_number",
     "check_request",
     "check_timeout",
+    "log_from_environment",
     "redact_key",
     "redact_url",
     "resolve_api_key",
@@ -48,6 +51,9 @@ DEFAULT_BASE_URL: Final = "https://vibecode.bitrix24.tech/v1"
 ENV_API_KEY: Final = "BITRIX_MAIL_API_KEY"
 ENV_BASE_URL: Final = "BITRIX_MAIL_BASE_URL"
 ENV_SESSION_TOKEN: Final = "BITRIX_MAIL_SESSION_TOKEN"
+#: ``debug`` or ``info``: the library's logging goes to stderr without any code (OPENAI_LOG's way).
+ENV_LOG: Final = "BITRIX_MAIL_LOG"
+_LOG_LEVELS: Final = {"debug": logging.DEBUG, "info": logging.INFO}
 DEFAULT_MAX_CONCURRENCY: Final = 32
 DEFAULT_TIMEOUT: Final = 30.0
 #: Largest answer body read, counted after decompression (``MailClient(max_response_bytes=)``).
@@ -245,6 +251,22 @@ def _host_problem(host: str) -> str | None:
     if len(name) > _MAX_HOST or not all(_HOST_LABEL.fullmatch(label) for label in name.split(".")):
         return "has an invalid host name (empty labels, or characters a host cannot hold)"
     return None
+
+
+def log_from_environment() -> None:
+    """Send the library's log lines to stderr when ``$BITRIX_MAIL_LOG`` asks for it (once).
+
+    Nothing happens when the variable is unset or unknown, or when the application already
+    gave the ``bitrix_mail_async`` logger a handler of its own.
+    """
+    level = _LOG_LEVELS.get(os.environ.get(ENV_LOG, "").strip().lower())
+    logger = logging.getLogger("bitrix_mail_async")
+    if level is None or logger.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level)
 
 
 def resolve_api_key(api_key: str | None) -> str:

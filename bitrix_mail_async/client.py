@@ -27,6 +27,7 @@ from bitrix_mail_async._config import (
     check_count,
     check_number,
     check_timeout,
+    log_from_environment,
     redact_key,
     redact_url,
     resolve_api_key,
@@ -289,6 +290,7 @@ class MailClient:
         hooks: Hooks | None = None,
         deadline: float | None = None,
     ) -> None:
+        log_from_environment()
         try:
             key = resolve_api_key(api_key)
             url = resolve_base_url(base_url, allow_insecure_http=allow_insecure_http)
@@ -507,8 +509,13 @@ class MailClient:
 
         Calls on the wire raise ``errors.TransportError`` (``OutcomeUnknownError`` for a side
         effect, which may have been applied); calls still waiting raise ``ConfigurationError``.
-        On a view from :meth:`with_options` it does nothing: the client it came from owns all.
+        On a view from :meth:`with_options` it does nothing: the client it came from owns all;
+        a view from :meth:`for_session` gives back its portal's limiter state only.
         """
+        await self._pipeline.close()
+
+    async def aclose(self) -> None:
+        """The same as :meth:`close` (the asyncio name, as ``contextlib.aclosing`` expects)."""
         await self._pipeline.close()
 
     async def __aenter__(self) -> MailClient:

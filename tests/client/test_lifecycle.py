@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
+import subprocess
+import sys
 import traceback
 from collections.abc import AsyncIterator
 
@@ -376,3 +379,30 @@ async def test_a_proxy_refusing_the_tunnel_means_nothing_was_sent(
     assert not isinstance(info.value, errors.OutcomeUnknownError)
     assert connects == ["CONNECT gateway.invalid:443 HTTP/1.1"] * 2  # retried: nothing sent
     assert PASSWORD not in str(info.value)
+
+
+async def test_aclose_is_close(mail_emulator: MailEmulator) -> None:
+    mail = await MailClient(mail_emulator.api_key, base_url=mail_emulator.base_url).open()
+    await mail.aclose()
+    assert mail.closed
+
+
+@pytest.mark.parametrize(("level", "expected"), [("debug", True), ("info", False), ("", False)])
+def test_bitrix_mail_log_sends_the_librarys_lines_to_stderr(
+    mail_emulator: MailEmulator, level: str, expected: bool
+) -> None:
+    code = (
+        "import asyncio, sys\n"
+        "from bitrix_mail_async import MailClient\n"
+        "async def main():\n"
+        f"    async with MailClient(sys.argv[1], base_url={mail_emulator.base_url!r}) as mail:\n"
+        "        await mail.messages.get(1001)\n"
+        "asyncio.run(main())\n"
+    )
+    env = {**os.environ, "BITRIX_MAIL_LOG": level}
+    done = subprocess.run(
+        [sys.executable, "-c", code, mail_emulator.api_key],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert ("GET /mail/messages/{id} -> 200" in done.stderr) is expected
+    assert mail_emulator.api_key not in done.stderr
