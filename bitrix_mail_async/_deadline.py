@@ -66,6 +66,7 @@ async def within_deadline(
         method=request.method,
         path=request.path,
     )
+    err.request_id = request.request_id
     if wire.maybe_sent and not request.idempotent:
         stats.outcome_unknown += 1
         raise outcome_unknown(request.call, request.json, err)

@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Literal, NamedTuple, TypeVar
+from typing import Any, Final, Literal, NamedTuple, TypeVar
 
 from bitrix_mail_async import errors
 from bitrix_mail_async._convert import structure, structure_list
@@ -66,6 +66,20 @@ class Answer(NamedTuple):
     def retry_after(self) -> float | None:
         """Seconds from the Retry-After header, None when absent or unusable."""
         return parse_retry_after(self.headers.get("Retry-After"))
+
+
+#: Headers a gateway may name its request id in, in order of preference.
+REQUEST_ID_HEADERS: Final = ("X-Request-Id", "Request-Id", "X-Correlation-Id")
+
+
+def answer_request_id(headers: Mapping[str, str]) -> str | None:
+    """The request id an answer's headers carry, if any (bounded, controls escaped)."""
+    folded = {name.lower(): value for name, value in headers.items()}
+    for name in REQUEST_ID_HEADERS:
+        value = folded.get(name.lower())
+        if value:
+            return errors.clean(value, 200)
+    return None
 
 
 class Reply(NamedTuple):
@@ -207,7 +221,7 @@ def error_for(call: Call, answer: Answer, *, envelope: Any = None) -> errors.API
     if retry_after is None:
         retry_after = body_retry_after
     cls = errors.error_class_for(code, status)
-    return cls(
+    err = cls(
         message,
         code=code,
         status=status,
@@ -220,6 +234,8 @@ def error_for(call: Call, answer: Answer, *, envelope: Any = None) -> errors.API
         user_message=user_message,
         warning=warning,
     )
+    err.request_id = answer_request_id(answer.headers)
+    return err
 
 
 def _opt_str(value: Any) -> str | None:

@@ -92,6 +92,8 @@ class HookEvent:
     route: str
     path: str
     attempt: int
+    #: The ``X-Request-Id`` the call sends (the same on every attempt of the call).
+    request_id: str | None = attrs.field(default=None, kw_only=True)
 
 
 @attrs.frozen
@@ -303,7 +305,14 @@ class HookDispatcher:
         """An attempt is about to be sent."""
         if hooks := self._hooks.on_request:
             path = request.path
-            event = RequestEvent(request.method, route_template(path), path, attempt, waited)
+            event = RequestEvent(
+                request.method,
+                route_template(path),
+                path,
+                attempt,
+                waited,
+                request_id=request.request_id,
+            )
             await self._run(hooks, event)
 
     async def response(
@@ -328,6 +337,7 @@ class HookDispatcher:
                 _error_name(error),
                 None if api is None else api.code,
                 None if api is None else api.retry_after,
+                request_id=request.request_id,
             )
             await self._run(hooks, event)
 
@@ -339,7 +349,14 @@ class HookDispatcher:
             path = request.path
             name = type(error).__name__
             event = RetryEvent(
-                request.method, route_template(path), path, attempt, failure.value, wait, name
+                request.method,
+                route_template(path),
+                path,
+                attempt,
+                failure.value,
+                wait,
+                name,
+                request_id=request.request_id,
             )
             await self._run(hooks, event)
 
@@ -348,7 +365,12 @@ class HookDispatcher:
         if hooks := self._hooks.on_rate_limited:
             path = request.path
             event = RateLimitedEvent(
-                request.method, route_template(path), path, attempt, retry_after
+                request.method,
+                route_template(path),
+                path,
+                attempt,
+                retry_after,
+                request_id=request.request_id,
             )
             await self._run(hooks, event)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -252,11 +253,11 @@ class Pipeline:
                 raise
             self.stats.errors -= 1  # counted as it ended, but the call goes on
         else:
-            _raw.note(reply)  # for mail.with_raw_response, when this call runs under it
+            _raw.note(reply, request.request_id)  # for mail.with_raw_response, under it
             return reply
         await self.transport.wait(credentials.refresh(seen))
         reply = await self._send(request)
-        _raw.note(reply)  # for mail.with_raw_response, when this call runs under it
+        _raw.note(reply, request.request_id)  # for mail.with_raw_response, under it
         return reply
 
     async def _send(self, request: Request) -> Reply:
@@ -339,6 +340,7 @@ class Pipeline:
             idempotent=method == "GET" if idempotent is None else idempotent,
             untyped=untyped,
             decoder=decoder,
+            request_id=str(uuid.uuid4()),
         )
         # Refused here, before a limiter slot or a cooldown is spent on a call never sent.
         self.transport.check_request(request)
@@ -465,14 +467,16 @@ class Pipeline:
             outcome = " ".join(str(part) for part in (status, name) if part is not None)
             ms = round(elapsed * 1000, 1)
             log.debug(
-                "%s %s -> %s in %.1f ms (attempt %d, path %s)",
+                "%s %s -> %s in %.1f ms (attempt %d, path %s, request %s)",
                 request.method,
                 route,
                 outcome,
                 ms,
                 attempt,
                 request.path,
+                request.request_id,
                 extra={
+                    "request_id": request.request_id,
                     "method": request.method,
                     "route": route,
                     "path": request.path,

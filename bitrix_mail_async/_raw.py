@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 import attrs
 
-from bitrix_mail_async._envelope import Reply
+from bitrix_mail_async._envelope import REQUEST_ID_HEADERS, Reply, answer_request_id
 from bitrix_mail_async.models import Page
 from bitrix_mail_async.pagination import Pager
 
@@ -51,7 +51,6 @@ T = TypeVar("T")
 
 #: Headers read as the request id. The gateway documents none, so the common names are
 #: tried in this order (headers are case-insensitive).
-REQUEST_ID_HEADERS = ("X-Request-Id", "Request-Id", "X-Correlation-Id")
 
 
 @attrs.frozen(kw_only=True)
@@ -71,35 +70,35 @@ class RawResponse(Generic[T]):
     headers: Mapping[str, str] = attrs.field(repr=False)
     data: Any = attrs.field(repr=False)
     parsed: T = attrs.field(repr=False)
+    #: The ``X-Request-Id`` this client sent for the call.
+    sent_request_id: str | None = attrs.field(default=None, repr=False)
 
     @property
     def request_id(self) -> str | None:
-        """The answer's request id (``X-Request-Id``, ``Request-Id`` or ``X-Correlation-Id``)."""
-        folded = {name.lower(): value for name, value in self.headers.items()}
-        for name in REQUEST_ID_HEADERS:
-            value = folded.get(name.lower())
-            if value:
-                return value
-        return None
+        """The gateway's request id (``X-Request-Id``, ``Request-Id``, ``X-Correlation-Id``),
+        else the one this client sent."""
+        return answer_request_id(self.headers) or self.sent_request_id
 
 
 class _Capture:
     """The reply a raw call is waiting for (the last one its pipeline returned)."""
 
-    __slots__ = ("reply",)
+    __slots__ = ("reply", "request_id")
 
     def __init__(self) -> None:
         self.reply: Reply | None = None
+        self.request_id: str | None = None
 
 
 _CAPTURE: ContextVar[_Capture | None] = ContextVar("bitrix_mail_async_raw", default=None)
 
 
-def note(reply: Reply) -> None:
-    """Hand a reply to the raw call running in this context, if any (else nothing happens)."""
+def note(reply: Reply, request_id: str | None = None) -> None:
+    """Hand a reply (and the id its call sent) to the raw call running in this context, if any."""
     capture = _CAPTURE.get()
     if capture is not None:
         capture.reply = reply
+        capture.request_id = request_id
 
 
 async def _captured(call: Awaitable[R]) -> RawResponse[R]:
@@ -112,7 +111,13 @@ async def _captured(call: Awaitable[R]) -> RawResponse[R]:
     reply = capture.reply
     if reply is None:  # every wrapped method sends at least one request
         raise RuntimeError("the call returned without an answer to show")
-    return RawResponse(status=reply.status, headers=reply.headers, data=reply.data, parsed=parsed)
+    return RawResponse(
+        status=reply.status,
+        headers=reply.headers,
+        data=reply.data,
+        parsed=parsed,
+        sent_request_id=capture.request_id,
+    )
 
 
 def raw(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[RawResponse[R]]]:

@@ -343,20 +343,25 @@ class RetryLoop:
         Only failures that may be repeated get here, so nothing of this call was applied.
         """
         self._stats.errors += 1
-        return errors.DeadlineExceededError(
+        err = errors.DeadlineExceededError(
             f"the deadline would pass during the {wait:.3g}s wait before the next attempt "
             f"({max(left, 0.0):.3g}s left) after: {failed.error}",
             deadline=request.deadline or 0.0,
             method=request.method,
             path=request.path,
         )
+        err.request_id = failed.error.request_id or request.request_id
+        return err
 
     def _final_error(self, request: Request, failed: AttemptFailed) -> errors.MailError:
         """The error the caller sees, counted: as is, or marked outcome-unknown for a side effect.
 
-        Every way a call ends in an error comes through here, refusals included.
+        Every way a call ends in an error comes through here, refusals included. It names
+        the call: the gateway's request id when the answer had one, else the one sent.
         """
         err = failed.error
+        if err.request_id is None:
+            err.request_id = request.request_id
         if request.idempotent or failed.failure not in _MAYBE_APPLIED:
             self._stats.errors += 1
             return err
@@ -381,6 +386,12 @@ def _noted(message: str) -> str:
 
 def outcome_unknown(call: Call, json: Any, err: errors.MailError) -> errors.OutcomeUnknownError:
     """Wrap the error of a side effect that may have been applied, with what was sent."""
+    wrapped = _outcome_unknown(call, json, err)
+    wrapped.request_id = err.request_id
+    return wrapped
+
+
+def _outcome_unknown(call: Call, json: Any, err: errors.MailError) -> errors.OutcomeUnknownError:
     method, path = call
     sent = {"method": method, "path": path, "json": json}
     if isinstance(err, errors.APIError):

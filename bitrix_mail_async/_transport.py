@@ -85,6 +85,8 @@ class Request(NamedTuple):
     #: Turns the answer's ``data`` into the call's result inside the attempt, so that an answer
     #: that does not fit its model is one more failure the retry rules judge.
     decoder: Callable[[Any], Any] | None = None
+    #: Sent as ``X-Request-Id``, the same on every attempt of the call.
+    request_id: str = ""
 
     @property
     def call(self) -> Call:
@@ -310,11 +312,14 @@ class Transport:
                 self._base_url + request.path,
                 params=request.params,
                 data=request.body,
-                headers=(
-                    request.credentials.post_headers
-                    if request.body is not None
-                    else request.credentials.headers
-                ),
+                headers={
+                    **(
+                        request.credentials.post_headers
+                        if request.body is not None
+                        else request.credentials.headers
+                    ),
+                    "X-Request-Id": request.request_id,
+                },
                 timeout=self._timeout_for(request),
                 allow_redirects=False,
                 raise_for_status=False,

@@ -141,7 +141,14 @@ def excerpt(body: str | bytes | None, limit: int = BODY_EXCERPT_CHARS) -> str:
 
 
 class MailError(Exception):
-    """Base of every exception raised by bitrix_mail_async."""
+    """Base of every exception raised by bitrix_mail_async.
+
+    ``request_id`` names the logical call that failed: the gateway's own request id when its
+    answer carried one, else the ``X-Request-Id`` this client sent (None for errors raised
+    before anything was prepared to send).
+    """
+
+    request_id: str | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Constructors are keyword-heavy: rebuild from the state so errors cross process pools.

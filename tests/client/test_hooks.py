@@ -403,7 +403,13 @@ async def test_the_debug_line_of_each_attempt_is_structured_and_keyless(
         assert record.elapsed_ms >= 0.0  # type: ignore[attr-defined]
     first = attempts[0].getMessage()
     assert first.startswith("GET /mail/mailboxes/{id} -> 502 UpstreamUnavailableError in ")
-    assert attempts[1].getMessage().endswith(" ms (attempt 2, path /mail/mailboxes/1)")
+    request_id = attempts[1].request_id  # type: ignore[attr-defined]
+    assert attempts[0].request_id == request_id  # type: ignore[attr-defined]
+    assert (
+        attempts[1]
+        .getMessage()
+        .endswith(f" ms (attempt 2, path /mail/mailboxes/1, request {request_id})")
+    )
     assert mail_emulator.api_key not in caplog.text
     assert not any(mail_emulator.api_key in repr(event) for event in seen)
 
