@@ -114,7 +114,8 @@ class PortalState:
         self._filter_cache: dict[tuple[Any, ...], list[int]] = {}
         self._version = 0
         self._next_message_id = FIRST_MESSAGE_ID + messages
-        # The newest date of any message, so a message added later never sorts before it.
+        # The newest date a message was given by a clock, so that one dated by a clock later
+        # never sorts before it (a message given its own date, say 2099, does not count).
         self._latest = SEED_NEWEST
         self._next_thread_id = len(seeded.threads) + 1
         self._counters: dict[str, int] = {}
@@ -265,10 +266,9 @@ class PortalState:
             self._next_message_id += 1
             order = self._order[mailbox_id]
             if date is None:
-                date = max(self._now().replace(microsecond=0), self._latest)
+                date = self._latest = max(self._now().replace(microsecond=0), self._latest)
             elif date.tzinfo is None:
                 date = date.replace(tzinfo=MSK)
-            self._latest = max(self._latest, date)
             if thread_of is not None and thread_of in self.messages:
                 thread_id = self.messages[thread_of]["threadId"]
             else:
@@ -304,15 +304,15 @@ class PortalState:
         """Add a message arriving now; dated by :attr:`wall_clock` unless ``date`` is given.
 
         Takes :meth:`add_message`'s keywords. Without ``date`` the date is never older than
-        the newest message already there, so deliveries keep arrival order even when the wall
-        clock is behind the seed; with one (an aware datetime, in the past or the future) the
-        message carries that date, as mail from a sender with a wrong clock, a slow relay or
-        an attacker does.
+        the newest message dated by a clock (the seed's, earlier deliveries), so deliveries
+        keep arrival order even when the wall clock is behind the seed; with one (an aware
+        datetime, in the past or the future) the message carries that date, as mail from a
+        sender with a wrong clock, a slow relay or an attacker does.
         """
         with self.lock:
             if date is None:
                 now = self.wall_clock().astimezone(MSK).replace(microsecond=0)
-                date = max(now, self._latest)
+                date = self._latest = max(now, self._latest)
             return self.add_message(mailbox_id=mailbox_id, date=date, **fields)
 
     def move_messages(self, ids: Iterable[int], folder: str) -> int:
