@@ -22,7 +22,7 @@ from typing import Any, Final, NoReturn, Protocol, runtime_checkable
 from bitrix_mail_async import errors
 from bitrix_mail_async.resources._idranges import IdRanges
 
-__all__ = ["MAX_FUTURE_RANGES", "Checkpoint", "FileCheckpoint", "WatchState"]
+__all__ = ["EARLIEST", "LATEST", "MAX_FUTURE_RANGES", "Checkpoint", "FileCheckpoint", "WatchState"]
 
 log = logging.getLogger("bitrix_mail_async.watch")
 
@@ -35,6 +35,10 @@ _MAX_HANDLED_RANGES: Final = 1_000_000
 #: A checkpoint file larger than this is not a watcher's state.
 MAX_CHECKPOINT_BYTES: Final = 16 * 1024 * 1024
 _MAX_QUOTED: Final = 80
+#: The dates a watcher computes with (and the gateway "now" it believes): far from the ends
+#: of datetime, so that taking a lookback or adding an overlap cannot overflow.
+EARLIEST: Final = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST: Final = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 @runtime_checkable
@@ -294,7 +298,7 @@ def _aware(text: object) -> datetime:
     value = datetime.fromisoformat(text)
     if value.utcoffset() is None:
         raise ValueError(f"date {_quoted(text)} has no offset")
-    # Far-off dates that cannot be shifted by the overlap or lookback are not a state's.
-    value.astimezone(UTC) + timedelta(days=400)
-    value.astimezone(UTC) - timedelta(days=400)
+    # Dates so far off that the lookback cannot be taken from them are not a state's.
+    if not EARLIEST <= value <= LATEST:
+        raise ValueError(f"date {_quoted(text)} is out of range")
     return value
