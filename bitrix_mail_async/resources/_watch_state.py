@@ -111,6 +111,10 @@ class FileCheckpoint:
                 raw = source.read(MAX_CHECKPOINT_BYTES + 1)
         except FileNotFoundError:
             return None
+        except OSError as exc:  # a directory, no permission: not something to start afresh on
+            raise errors.InvalidArgumentError(
+                f"checkpoint {_quoted(str(self.path))} cannot be read: {_quoted(str(exc))}"
+            ) from exc
         if len(raw) > MAX_CHECKPOINT_BYTES:
             self._refuse(f"over {MAX_CHECKPOINT_BYTES} bytes")
         try:
@@ -128,6 +132,14 @@ class FileCheckpoint:
         return data
 
     def _write(self, text: str) -> None:
+        try:
+            self._replace(text)
+        except OSError as exc:
+            raise errors.InvalidArgumentError(
+                f"checkpoint {_quoted(str(self.path))} cannot be written: {_quoted(str(exc))}"
+            ) from exc
+
+    def _replace(self, text: str) -> None:
         directory = self.path.parent
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
         try:

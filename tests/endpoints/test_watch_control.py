@@ -407,6 +407,17 @@ async def test_file_checkpoint_round_trips_through_a_restart(
         assert saved is not None and saved["version"] == 2
 
 
+async def test_a_checkpoint_path_that_cannot_be_read_or_written_is_an_invalid_argument(
+    mail: MailClient, mail_emulator: MailEmulator, tmp_path: Path
+) -> None:
+    with pytest.raises(errors.InvalidArgumentError, match="cannot be read"):
+        await anext(mail.messages.watch(1, checkpoint=tmp_path))  # a directory
+    assert len(mail_emulator.requests) == 0
+    nowhere = tmp_path / "no such directory" / "state.json"
+    with pytest.raises(errors.InvalidArgumentError, match="cannot be written"):
+        await anext(mail.messages.watch(1, checkpoint=nowhere, since=NOW))
+
+
 # ----------------------------------------------------------------- options
 
 
