@@ -44,6 +44,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
         ["--scale", "0.05", "--tasks", "300", "--sends", "60", "--peer-passes", "1"],
     ),
     "get_many": ("get_many.py", [], ["--ids", "400", "--memory-ids", "10000"]),
+    "watch_cost": ("watch_cost.py", [], ["--hours", "1"]),
 }
 
 
@@ -219,6 +220,16 @@ def summary(res: dict[str, dict[str, Any]]) -> list[str]:
             f"{pace['ratio']:.3f}x ideal, {pace['server_429']} 429s, in order: "
             f"{pace['in_order']}; tracemalloc peak {mem['peak_mb']:.2f} MB (first tenth "
             f"{mem['peak_first_tenth_mb']:.2f} MB) | {verdict(f.get('met'))} |"
+        )
+    f = res.get("watch_cost", {}).get("figures", {})
+    if f:
+        rows.append(
+            f"| 10 | messages.watch at its defaults, mailbox of {f['per_day']:,.0f} messages/day "
+            f"({f['virtual_hours']} virtual h at x{f['scale']:g}) | share of a 2 req/s key; "
+            f"each message once | {f['req_per_s']} req/s = {f['share_of_key']:.1%} "
+            f"({f['regular_polls']} polls + {f['sweep_pages']} sweep pages; design "
+            f"{f['expected']['share_of_key']:.1%}); missing {f['missing']}, once: "
+            f"{f['yielded_once']} | n/a |"
         )
     if "redis" in res:
         rows.append(

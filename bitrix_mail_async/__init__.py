@@ -41,7 +41,7 @@ from bitrix_mail_async.models import (
     TaskCreated,
 )
 from bitrix_mail_async.pagination import MessagePager, Pager
-from bitrix_mail_async.resources._watch import Checkpoint, FileCheckpoint
+from bitrix_mail_async.resources._watch import Checkpoint, FileCheckpoint, MessageWatcher
 
 __all__ = [
     "CalendarEventCreated",
@@ -62,6 +62,7 @@ __all__ = [
     "Message",
     "MessagePager",
     "MessageSummary",
+    "MessageWatcher",
     "MoveResult",
     "Page",
     "Pager",

@@ -1,28 +1,60 @@
-"""Async paging over the gateway's offset-paged lists (messages, contacts, employees)."""
+"""Async paging over the gateway's offset-paged lists (messages, contacts, employees).
+
+A walk ends on the contract's signals (``hasMore: false``; without it ``total`` reached, or a
+page shorter than ``limit``) and, whatever a gateway claims, on one of these bounds:
+
+- an empty page: nothing more can come from further on;
+- a page that brings no item the previous page did not have (a gateway that ignores
+  ``offset``): when that page is shorter than ``limit`` the whole list was seen, so the walk
+  ends with a WARNING; when it is full, more items may exist that this walk cannot reach, so
+  it raises :class:`errors.DecodeError` rather than end silently short;
+- :data:`MAX_PAGES` pages read while the gateway still says more: :class:`errors.DecodeError`.
+
+A short page with ``hasMore: true`` does not end the walk: a gateway that caps ``limit``
+lower than asked returns exactly such pages, and ending there would lose the rest silently.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
+from bitrix_mail_async import errors
 from bitrix_mail_async._envelope import Call, Reply, decode_page
 from bitrix_mail_async.models import MessageSummary, Page
 
-__all__ = ["MessagePager", "Pager"]
+__all__ = ["MAX_PAGES", "MessagePager", "Pager"]
 
 T = TypeVar("T")
 
-#: Fetches one page for (offset, limit): the answer's ``data`` and ``meta``.
+log = logging.getLogger("bitrix_mail_async.transport")
+
+#: Fetches one page for (offset, limit): the answer's ``data``, ``meta`` and headers.
 FetchFn = Callable[[int, int], Awaitable[Reply]]
+
+#: Pages one walk reads at most (2,000,000 messages at 200 a page): a bound against a gateway
+#: that answers ``hasMore: true`` with new items forever. Past it the walk raises DecodeError.
+MAX_PAGES: Final = 10_000
+
+
+def _keys(items: list[Any]) -> frozenset[Any] | None:
+    """The items' ids, when every item has an int ``id`` (all the gateway's lists do)."""
+    keys = [getattr(item, "id", None) for item in items]
+    if all(isinstance(key, int) for key in keys):
+        return frozenset(keys)
+    return None
 
 
 class Pager(Generic[T]):
     """Lazily pages through an offset-paged list: ``async for item in pager`` / ``await pager``.
 
-    Only one page is held at a time (memory O(page)). Paging stops when the gateway says
-    ``hasMore: false``, when ``total`` is reached, or, without either, at the first page
-    shorter than the page size (REST 3.0's rule). Items added or removed while paging may
-    shift offsets, as with any offset paging.
+    Only one page (and the previous page's ids) is held at a time: memory O(page). Paging
+    stops when the gateway says ``hasMore: false``, when ``total`` is reached, or, without
+    either, at the first page shorter than the page size (REST 3.0's rule); an empty page, a
+    page of items all seen on the previous one, and :data:`MAX_PAGES` bound any walk (see the
+    module docstring). Items added or removed while paging may shift offsets, as with any
+    offset paging; ``async for`` skips an item the previous page already gave.
     """
 
     def __init__(
@@ -32,11 +64,13 @@ class Pager(Generic[T]):
         *,
         page_size: int,
         call: Call,
+        max_pages: int | None = None,
     ) -> None:
         self._fetch = fetch
         self._item_type = item_type
         self._page_size = page_size
         self._call = call
+        self._max_pages = MAX_PAGES if max_pages is None else max_pages
 
     @property
     def page_size(self) -> int:
@@ -58,17 +92,69 @@ class Pager(Generic[T]):
     async def pages(self) -> AsyncIterator[Page[T]]:
         """Yield every page in order, fetching each only when the previous one was consumed."""
         offset = 0
+        previous: Page[T] | None = None
+        previous_keys: frozenset[Any] | None = None
+        read = 0
         while True:
             page = await self.fetch_page(offset)
+            read += 1
+            keys = _keys(page.items)
+            if (
+                previous is not None
+                and page.items
+                and self._no_progress(page, keys, previous, previous_keys)
+            ):
+                self._repeated(page)
+                return
             yield page
             if not page.has_more:
                 return
+            if read >= self._max_pages:
+                raise self._error(
+                    f"read {read} pages and the gateway still says more: stopped at this "
+                    "bound; narrow the query (dates, filters) or ask for bigger pages"
+                )
             offset += len(page.items)
+            previous, previous_keys = page, keys
+
+    @staticmethod
+    def _no_progress(
+        page: Page[T],
+        keys: frozenset[Any] | None,
+        previous: Page[T],
+        previous_keys: frozenset[Any] | None,
+    ) -> bool:
+        if keys is not None and previous_keys is not None:
+            return keys <= previous_keys
+        return page.items == previous.items
+
+    def _repeated(self, page: Page[T]) -> None:
+        if len(page.items) >= self._page_size:
+            raise self._error(
+                f"the page at offset {page.offset} holds only items of the previous page: "
+                "the gateway ignores offset (or the list shifted by a whole page meanwhile), "
+                "so the rest of the list cannot be read"
+            )
+        log.warning(
+            "%s %s: the page at offset %d holds only items of the previous page; the walk "
+            "ends there (the gateway ignores offset, or the list shifted meanwhile)",
+            self._call.method,
+            self._call.path,
+            page.offset,
+        )
+
+    def _error(self, message: str) -> errors.DecodeError:
+        return errors.DecodeError(message, method=self._call.method, path=self._call.path)
 
     async def _iter_items(self) -> AsyncIterator[T]:
+        previous: frozenset[Any] = frozenset()
         async for page in self.pages():
             for item in page.items:
-                yield item
+                # An item shifted in from the previous page (mail arrived meanwhile) is not
+                # given twice.
+                if getattr(item, "id", None) not in previous:
+                    yield item
+            previous = _keys(page.items) or frozenset()
 
     def __aiter__(self) -> AsyncIterator[T]:
         return self._iter_items()

@@ -10,7 +10,7 @@ retries or envelopes.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, Literal, Self, TypeVar
 
@@ -116,15 +116,25 @@ class Resource:
         filters: Mapping[str, Any],
         page_size: int,
         timeout: float | None = None,
+        on_reply: Callable[[Reply], None] | None = None,
     ) -> P:
-        """A pager over an offset-paged list: GET pages in the query, POST searches in the body."""
+        """A pager over an offset-paged list: GET pages in the query, POST searches in the body.
+
+        ``on_reply`` sees each page's answer (its headers: a watcher reads the gateway's time).
+        """
         pipeline = self._pipeline
 
         async def fetch(offset: int, limit: int) -> Reply:
             if method == "GET":
                 query = {**filters, "limit": str(limit), "offset": str(offset)}
-                return await pipeline.request("GET", path, params=query, timeout=timeout)
-            body = {**filters, "limit": limit, "offset": offset}
-            return await pipeline.request("POST", path, json=body, timeout=timeout, idempotent=True)
+                reply = await pipeline.request("GET", path, params=query, timeout=timeout)
+            else:
+                body = {**filters, "limit": limit, "offset": offset}
+                reply = await pipeline.request(
+                    "POST", path, json=body, timeout=timeout, idempotent=True
+                )
+            if on_reply is not None:
+                on_reply(reply)
+            return reply
 
         return pager_class(fetch, cast_to, page_size=page_size, call=Call(method, path))

@@ -1,49 +1,77 @@
-"""Watching a mailbox (``mail.messages.watch()``): polling state, checkpoints, the watch loop.
+"""Watching a mailbox (``mail.messages.watch()``): options, the gateway's clock, the watcher.
 
-The gateway has no mail events (its only event stream is the bot API's), so a watcher polls
-``GET /mail/messages`` with ``dateFrom``. The list's order is not documented, so:
+The gateway has no mail events, so a watcher polls ``GET /mail/messages`` by date. Mail dates
+come from the sender, so a date can be anything: an hour old for a slow relay, days old for
+mail written offline, 2099 for an attacker. The design therefore never trusts a date to say
+when a message arrived:
 
-- a poll asks for every message from ``high-water mark - overlap`` on and reads all its pages;
-- the high-water mark is the newest date handled; ids handled within ``overlap`` of it are
-  remembered so that a message seen again near the boundary is yielded once, and older ones
-  are forgotten: memory is O(messages per ``overlap``) however long the watcher runs;
-- new messages are yielded oldest first (date, then id), so the mark only moves forward.
+- **The mark** is the newest date handled, capped at the gateway's "now" (each answer's HTTP
+  ``Date`` header, else this machine's clock): a future-dated message cannot push it ahead.
+- **A regular poll** (every ``poll_interval``) reads from ``mark - overlap`` to
+  ``now + overlap``: one request when idle.
+- **A sweep** (every ``sweep_interval``, and first thing in a run) reads everything dated from
+  ``lookback`` before the previous sweep on, with no upper bound, so late and future-dated
+  mail is found too. Ids handled since the previous sweep's reach are kept as id ranges
+  (:mod:`._idranges`), so a sweep yields only what was not yielded yet.
+- **Future-dated mail** is yielded once, like any other, and its id kept until the gateway's
+  "now" passes its date; at most :data:`~._watch_state.MAX_FUTURE_RANGES` ranges of such ids
+  are kept, and further future-dated mail waits (WARNING) until its date comes.
 
-A message counts as handled when the loop asks for the next one: only then do the state and
-the checkpoint move past it, so a crash repeats at most the message being handled and never
-skips one. Failures that pass (429s and 5xx after the client's own retries, timeouts, a
-gateway outage, an answer that cannot be read) make the watcher back off and go on;
-authentication, permission and not-found errors end it. It starts no task of its own, so a
-``break`` or a cancellation leaves nothing running.
+The guarantee: every message that arrives dated no more than ``lookback`` before its arrival
+is yielded exactly once, across restarts with the same checkpoint; after a crash, at most the
+message being handled is yielded again; mail dated more than ``lookback`` before it arrives is
+never yielded (raise ``lookback`` to widen that).
+
+A message counts as handled when the loop asks for the next one, or at ``commit()``. Failures
+that pass (429s and 5xx after the client's own retries, timeouts, outages, an answer that
+cannot be read) make the watcher back off and go on; authentication, permission and
+not-found errors, and a 400 on the very first poll, end it. It starts no task of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
-import json
 import logging
-import os
 import random
-import tempfile
-from collections.abc import AsyncGenerator, AsyncIterable, Callable
+from collections.abc import AsyncIterable, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Final
 
-from bitrix_mail_async import _args, errors
-from bitrix_mail_async._config import check_number
+from bitrix_mail_async import errors
+from bitrix_mail_async._envelope import Reply
+from bitrix_mail_async._httpdate import parse_http_date
 from bitrix_mail_async.models import MessageSummary
+from bitrix_mail_async.resources._watch_options import (
+    DEFAULT_LOOKBACK,
+    DEFAULT_OVERLAP,
+    DEFAULT_SWEEP_INTERVAL,
+    EARLIEST,
+    LATEST,
+    WatchOptions,
+)
+from bitrix_mail_async.resources._watch_state import (
+    MAX_FUTURE_RANGES,
+    Checkpoint,
+    FileCheckpoint,
+    WatchState,
+    epoch,
+)
 
-__all__ = ["DEFAULT_OVERLAP", "Checkpoint", "FileCheckpoint", "WatchOptions", "watch_messages"]
+__all__ = [
+    "DEFAULT_LOOKBACK",
+    "DEFAULT_OVERLAP",
+    "DEFAULT_SWEEP_INTERVAL",
+    "Checkpoint",
+    "FileCheckpoint",
+    "MessageWatcher",
+    "WatchOptions",
+]
 
 log = logging.getLogger("bitrix_mail_async.watch")
 
-#: Seconds a poll reaches back behind the newest date handled. Mail dates come from the
-#: sender (the Date header), so a message can arrive dated a little in the past; one dated
-#: further back than this behind the newest handled one is not seen.
-DEFAULT_OVERLAP: Final = 600.0
-_STATE_VERSION: Final = 1
+_SECOND: Final = timedelta(seconds=1)
 # Errors about the mailbox or the key: polling again cannot help.
 _FATAL: Final = (
     errors.AuthenticationError,
@@ -56,250 +84,25 @@ _FATAL: Final = (
 _BACKOFF_INTERVALS: Final = 10.0
 _BACKOFF_CAP: Final = 300.0
 
-#: Builds the pager of one poll: every message from ``date_from`` on (the resource's list).
-ListFrom = Callable[[datetime], AsyncIterable[MessageSummary]]
-
-
-@runtime_checkable
-class Checkpoint(Protocol):
-    """Where a watcher keeps its state: any object with these two coroutines."""
-
-    async def load(self) -> dict[str, Any] | None:
-        """The saved state, or None when nothing was saved yet."""
-
-    async def save(self, state: dict[str, Any]) -> None:
-        """Store ``state`` (plain JSON) so that a later :meth:`load` returns it."""
-
-
-class FileCheckpoint:
-    """A watcher's state in a JSON file, replaced atomically (write, fsync, rename) each save.
-
-    A missing file means "nothing saved yet"; a file that is not a watcher's JSON raises
-    :class:`errors.InvalidArgumentError` rather than silently starting afresh.
-    Example: ``mail.messages.watch(1, checkpoint=FileCheckpoint("bot-state.json"))`` (a path
-    given as ``checkpoint=`` is wrapped in one).
-    """
-
-    __slots__ = ("path",)
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-
-    def __repr__(self) -> str:
-        return f"FileCheckpoint({str(self.path)!r})"
-
-    async def load(self) -> dict[str, Any] | None:
-        """The saved state, or None when the file does not exist."""
-        return await asyncio.to_thread(self._read)
-
-    async def save(self, state: dict[str, Any]) -> None:
-        """Write ``state`` to a temporary file beside the target, then rename it over it.
-
-        A save that has begun is finished even when the caller is cancelled meanwhile (a bot
-        stopping right after it asked for the next message still moves past the last one):
-        the cancellation then takes effect once the file is written.
-        """
-        text = json.dumps(state, separators=(",", ":"))
-        write = asyncio.ensure_future(asyncio.to_thread(self._write, text))
-        try:
-            await asyncio.shield(write)
-        except asyncio.CancelledError:
-            await asyncio.wait({write})
-            if not write.cancelled() and write.exception() is not None:
-                log.error("checkpoint %s not saved: %s", self.path, write.exception())
-            raise
-
-    def _read(self) -> dict[str, Any] | None:
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        try:
-            data = json.loads(text)
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            raise errors.InvalidArgumentError(
-                f"checkpoint {str(self.path)!r} is not a watcher's JSON state; "
-                "delete it to start afresh"
-            )
-        return data
-
-    def _write(self, text: str) -> None:
-        directory = self.path.parent
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(text)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        # The rename itself survives a power loss only once the directory is synced.
-        with contextlib.suppress(OSError):
-            dir_fd = os.open(directory, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-
-
-class WatchOptions:
-    """A watch's checked arguments; :meth:`checked` raises before anything is sent."""
-
-    __slots__ = (
-        "checkpoint",
-        "folder",
-        "is_seen",
-        "mailbox_id",
-        "overlap",
-        "poll_interval",
-        "since",
-    )
-
-    def __init__(
-        self,
-        *,
-        mailbox_id: int,
-        folder: str | None,
-        is_seen: bool | None,
-        poll_interval: float,
-        overlap: timedelta,
-        checkpoint: Checkpoint | None,
-        since: datetime | None,
-    ) -> None:
-        self.mailbox_id = mailbox_id
-        self.folder = folder
-        self.is_seen = is_seen
-        self.poll_interval = poll_interval
-        self.overlap = overlap
-        self.checkpoint = checkpoint
-        self.since = since
-
-    @classmethod
-    def checked(
-        cls,
-        mailbox_id: object,
-        *,
-        folder: object,
-        is_seen: object,
-        poll_interval: object,
-        overlap: object,
-        checkpoint: object,
-        since: object,
-    ) -> WatchOptions:
-        """Check every argument of ``watch()``; InvalidArgumentError on the first bad one."""
-        bad = errors.InvalidArgumentError
-        if is_seen is not None:
-            _args.flag("is_seen", is_seen)
-        return cls(
-            mailbox_id=_args.positive_id("mailbox_id", mailbox_id),
-            folder=None if folder is None else _args.single_line("folder", folder),
-            is_seen=is_seen is True if is_seen is not None else None,
-            poll_interval=check_number("poll_interval", poll_interval, error=bad),
-            overlap=timedelta(seconds=check_number("overlap", overlap, allow_zero=True, error=bad)),
-            checkpoint=_checkpoint(checkpoint),
-            since=None if since is None else _since(since),
-        )
-
-    def identity(self) -> dict[str, Any]:
-        """What a checkpoint must match: the same mailbox and filters."""
-        return {"mailbox_id": self.mailbox_id, "folder": self.folder, "is_seen": self.is_seen}
-
-
-def _checkpoint(value: object) -> Checkpoint | None:
-    if value is None or isinstance(value, Checkpoint):
-        return value
-    if isinstance(value, str | os.PathLike):
-        return FileCheckpoint(value)
-    raise errors.InvalidArgumentError(
-        "checkpoint must be a file path or an object with async load() and save(state), "
-        f"got {type(value).__name__}"
-    )
-
-
-def _since(value: object) -> datetime:
-    text = _args.iso_datetime("since", value)
-    parsed = datetime.fromisoformat(text)
-    if parsed.utcoffset() is None:
-        raise errors.InvalidArgumentError("since must carry a UTC offset")
-    return parsed
+#: Builds the pager of one poll: messages dated from ``date_from`` (to ``date_to``), each
+#: page's answer shown to the callback.
+ListFrom = Callable[
+    [datetime, datetime | None, Callable[[Reply], None]], AsyncIterable[MessageSummary]
+]
 
 
 def _date_of(msg: MessageSummary, default: datetime) -> datetime:
     # The contract gives list dates with an offset; a naive one is read as UTC, and a message
-    # without a date sits at the current mark (it is remembered for one overlap from there).
+    # without a date counts as dated ``default``.
     if msg.date is None:
         return default
     return msg.date if msg.date.utcoffset() is not None else msg.date.replace(tzinfo=UTC)
 
 
-class WatchState:
-    """Where a watcher stands: the newest date handled, and the ids handled near it."""
-
-    __slots__ = ("floor", "high_water", "seen")
-
-    def __init__(self, floor: datetime, high_water: datetime, seen: dict[int, datetime]) -> None:
-        self.floor = floor  # nothing older is ever yielded (``since``, or start - overlap)
-        self.high_water = high_water
-        self.seen = seen
-
-    def bound(self, overlap: timedelta) -> datetime:
-        """The ``dateFrom`` of the next poll."""
-        return max(self.floor, self.high_water - overlap)
-
-    def handled(self, msg_id: int, date: datetime, overlap: timedelta) -> None:
-        """Move past a message: remember its id, raise the mark, forget what fell behind."""
-        self.seen[msg_id] = date
-        if date > self.high_water:
-            self.high_water = date
-            bound = self.bound(overlap)
-            for stale in [i for i, d in self.seen.items() if d < bound]:
-                del self.seen[stale]
-
-    def to_json(self, identity: dict[str, Any]) -> dict[str, Any]:
-        """The state as plain JSON for a checkpoint."""
-        return {
-            "version": _STATE_VERSION,
-            **identity,
-            "floor": self.floor.isoformat(),
-            "high_water": self.high_water.isoformat(),
-            "seen": [[i, d.isoformat()] for i, d in self.seen.items()],
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any], identity: dict[str, Any]) -> WatchState:
-        """Read a checkpoint's state; InvalidArgumentError when it is not one of this watch."""
-        if not isinstance(data, dict):
-            raise errors.InvalidArgumentError(
-                f"checkpoint.load() must return a dict or None, got {type(data).__name__}"
-            )
-        mismatch = {k: data.get(k) for k, v in identity.items() if data.get(k) != v}
-        if mismatch:
-            raise errors.InvalidArgumentError(
-                f"the checkpoint belongs to another watch ({mismatch}, expected {identity})"
-            )
-        try:
-            if data["version"] != _STATE_VERSION:
-                raise ValueError(f"version {data['version']!r}")
-            seen = {int(i): _aware(d) for i, d in data["seen"]}
-            return cls(_aware(data["floor"]), _aware(data["high_water"]), seen)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise errors.InvalidArgumentError(
-                f"the checkpoint's state is unreadable: {exc}"
-            ) from None
-
-
-def _aware(text: object) -> datetime:
-    if not isinstance(text, str):
-        raise TypeError("a date must be an ISO 8601 string")
-    value = datetime.fromisoformat(text)
-    if value.utcoffset() is None:
-        raise ValueError(f"date {text!r} has no offset")
-    return value
+def _whole_second(value: datetime, *, up: bool = False) -> datetime:
+    # Queries carry whole seconds, rounded so that they only ever reach further.
+    down = value.replace(microsecond=0)
+    return down + _SECOND if up and down != value else down
 
 
 def _backoff(failures: int, poll_interval: float, exc: errors.MailError) -> float:
@@ -312,8 +115,51 @@ def _backoff(failures: int, poll_interval: float, exc: errors.MailError) -> floa
     return delay
 
 
-class _Watcher:
-    """One watch: its state, its checkpoint and the pacing of its polls."""
+class _GatewayClock:
+    """The gateway's "now": each answer's HTTP ``Date`` header, else this machine's clock."""
+
+    __slots__ = ("_offset", "first", "latest")
+
+    def __init__(self) -> None:
+        self._offset = timedelta(0)
+        self.first: datetime | None = None  # of the current poll's first answer
+        self.latest: datetime | None = None  # of its latest answer
+
+    def begin(self) -> None:
+        """A poll starts."""
+        self.first = self.latest = None
+
+    def observe(self, reply: Reply) -> None:
+        """Read one answer's ``Date`` (any RFC 9110 form)."""
+        client = datetime.now(UTC)
+        now = parse_http_date(reply.headers.get("Date"), now=client)
+        if now is None or not EARLIEST <= now <= LATEST:
+            now = client
+        else:
+            self._offset = now - client
+        self.latest = now
+        if self.first is None:
+            self.first = now
+
+    def estimate(self) -> datetime:
+        """The gateway's "now" at this moment, from the last ``Date`` and this machine's clock."""
+        return datetime.now(UTC) + self._offset
+
+
+class _Stopped(Exception):
+    """``stop()`` was called: the iteration ends (never leaves the watcher)."""
+
+
+class MessageWatcher:
+    """What ``mail.messages.watch()`` returns: an async iterator with ``commit()`` and ``stop()``.
+
+    ``async for msg in watcher`` yields each new message once, oldest first (see the module
+    docstring for the guarantee). ``await watcher.commit()`` saves now that the last message
+    yielded is handled; ``watcher.stop()`` (synchronous, safe from a signal handler) ends the
+    iteration at the next ``__anext__``, after committing the message just handled, or at
+    once while waiting for mail. ``await watcher.aclose()`` ends it without committing.
+    Example: ``loop.add_signal_handler(signal.SIGTERM, watcher.stop)``.
+    """
 
     def __init__(
         self, list_from: ListFrom, options: WatchOptions, is_closed: Callable[[], bool]
@@ -322,55 +168,187 @@ class _Watcher:
         self._options = options
         self._is_closed = is_closed
         self._identity = options.identity()
+        self._clock = _GatewayClock()
+        self._state: WatchState | None = None
+        self._batch: collections.deque[tuple[datetime, MessageSummary]] = collections.deque()
+        self._now = datetime.now(UTC)  # the gateway's "now" when the batch was listed
+        self._reach: datetime | None = None  # a finished sweep's reach, once its mail is handled
+        self._pending: tuple[datetime, MessageSummary, datetime] | None = None
         self._next_poll = 0.0
+        self._next_sweep = 0.0
+        self._answered = False
+        self._held = 0
+        self._stopping = False
+        self._finished = False
+        self._busy = False
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def run(self) -> AsyncGenerator[MessageSummary, None]:
-        """Yield each new message once, oldest first, forever (see the module docstring)."""
-        state = await self._start()
-        overlap = self._options.overlap
+    def __repr__(self) -> str:
+        return f"<MessageWatcher of mailbox {self._options.mailbox_id}>"
+
+    def __aiter__(self) -> MessageWatcher:
+        return self
+
+    async def __anext__(self) -> MessageSummary:
+        if self._finished:
+            raise StopAsyncIteration
+        if self._busy:
+            raise errors.InvalidArgumentError(
+                "this watcher is already waiting for a message: iterate it from one task"
+            )
+        self._busy = True
+        self._loop = asyncio.get_running_loop()
+        try:
+            return await self._next()
+        except _Stopped:
+            self._finished = True
+            raise StopAsyncIteration from None
+        except asyncio.CancelledError:
+            raise  # the state is consistent: iterating again goes on
+        except BaseException:
+            self._finished = True
+            raise
+        finally:
+            self._busy = False
+
+    async def commit(self) -> None:
+        """The last message yielded is handled: move past it and save now (else a no-op)."""
+        pending, self._pending = self._pending, None
+        if pending is None or self._state is None:
+            return
+        date, msg, now = pending
+        self._state.handle(msg.id, date, now)
+        await self._save(self._state)
+
+    def stop(self) -> None:
+        """End the iteration at the next ``__anext__`` (after committing); signal-handler safe."""
+        self._stopping = True
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to wake
+                loop.call_soon_threadsafe(self._wake.set)
+
+    async def aclose(self) -> None:
+        """End the iteration now, without committing the message in hand."""
+        self._finished = True
+        self._pending = None
+        self._batch.clear()
+
+    async def _next(self) -> MessageSummary:
+        await self.commit()
         while True:
-            for date, msg in await self._poll_patiently(state):
-                yield msg
-                # The loop asked for the next message: the previous one is handled.
-                state.handled(msg.id, date, overlap)
+            if self._stopping:
+                raise _Stopped
+            state = self._state or await self._start()
+            msg = self._take(state)
+            if msg is not None:
+                return msg
+            if self._reach is not None:  # a sweep's mail is all handled: later ones reach less
+                state.swept(self._reach)
+                self._reach = None
                 await self._save(state)
+            await self._fill(state)
+
+    def _take(self, state: WatchState) -> MessageSummary | None:
+        """The next message of the batch still to yield, or None when the batch is done."""
+        while self._batch:
+            date, msg = self._batch.popleft()
+            if not state.is_new(msg.id, date):
+                continue
+            if date > self._now and not state.has_room_for_future(msg.id):
+                self._held += 1
+                continue
+            self._pending = (date, msg, self._now)
+            return msg
+        if self._held:
+            log.warning(
+                "watch of mailbox %d: %d future-dated messages held back (over %d ranges of "
+                "future-dated ids remembered); each is yielded once its date comes",
+                self._options.mailbox_id,
+                self._held,
+                MAX_FUTURE_RANGES,
+            )
+            self._held = 0
+        return None
 
     async def _start(self) -> WatchState:
-        """Resume from the checkpoint, else start at ``since``, else at "now"."""
+        """Resume from the checkpoint, else start at ``since``, else at the gateway's "now"."""
         options, checkpoint = self._options, self._options.checkpoint
         saved = None if checkpoint is None else await checkpoint.load()
         if saved is not None:
-            return WatchState.from_json(saved, self._identity)
-        if options.since is not None:
-            state = WatchState(options.since, options.since, {})
+            now = datetime.now(UTC)
+            state = WatchState.from_json(saved, self._identity, now=now, overlap=options.overlap)
+        elif options.since is not None:
+            state = WatchState(options.since, options.since, options.since)
         else:
-            # "Now" is this machine's clock; what the mailbox holds from (now - overlap) on
-            # is taken as already there, so that mail dated a little early is not lost.
-            now = datetime.now(UTC).replace(microsecond=0)
-            state = WatchState(now - options.overlap, now, {})
-            for date, msg in await self._poll_patiently(state):
-                state.handled(msg.id, date, options.overlap)
+            state = await self._baseline()
         await self._save(state)
+        self._state = state
         return state
+
+    async def _baseline(self) -> WatchState:
+        """A first run's start: what the mailbox holds from ``lookback`` before now is old."""
+        lookback = self._options.lookback
+        client = _whole_second(datetime.now(UTC))
+        state = WatchState(client - lookback, client, client - lookback)
+        now, batch, first = await self._poll_patiently(state, sweep=True)
+        if now < client - _SECOND:
+            # The gateway's clock is behind this machine's: reach back from its "now".
+            start = _whole_second(now)
+            state = WatchState(start - lookback, start, start - lookback)
+            now, batch, first = await self._poll_patiently(state, sweep=True)
+        for date, msg in batch:
+            state.handled.add(msg.id, epoch(date))
+        state.mark = now
+        state.swept(first - lookback)
+        return state
+
+    async def _fill(self, state: WatchState) -> None:
+        """Poll (a sweep when one is due) and take its new messages as the batch."""
+        loop = asyncio.get_running_loop()
+        sweep = loop.time() >= self._next_sweep
+        now, batch, first = await self._poll_patiently(state, sweep=sweep)
+        state.catch_up(now)
+        self._now = now
+        self._batch.extend(batch)
+        if sweep:
+            self._reach = first - self._options.lookback
 
     async def _save(self, state: WatchState) -> None:
         checkpoint = self._options.checkpoint
         if checkpoint is not None:
             await checkpoint.save(state.to_json(self._identity))
 
-    async def _poll_patiently(self, state: WatchState) -> list[tuple[datetime, MessageSummary]]:
+    async def _sleep_until(self, deadline: float) -> None:
+        """Wait for the loop's clock to reach ``deadline``; ``stop()`` cuts the wait short."""
+        delay = deadline - asyncio.get_running_loop().time()
+        if delay > 0 and not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+        if self._stopping:
+            raise _Stopped
+
+    def _fatal(self, exc: errors.MailError) -> bool:
+        # A 400 before any poll succeeded means the watch's own query is refused (a folder
+        # the gateway rejects, say): polling again cannot help. Later ones may pass.
+        first_refused = isinstance(exc, errors.InvalidParamsError) and not self._answered
+        return isinstance(exc, _FATAL) or first_refused or self._is_closed()
+
+    async def _poll_patiently(
+        self, state: WatchState, *, sweep: bool
+    ) -> tuple[datetime, list[tuple[datetime, MessageSummary]], datetime]:
         """Poll at the next slot; on a failure that may pass, back off and poll again."""
         loop = asyncio.get_running_loop()
         failures = 0
         while True:
-            delay = self._next_poll - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            await self._sleep_until(self._next_poll)
             started = loop.time()
             try:
-                batch = await self._poll(state)
+                result = await self._poll(state, sweep=sweep)
             except errors.MailError as exc:
-                if isinstance(exc, _FATAL) or self._is_closed():
+                if self._fatal(exc):
                     raise
                 failures += 1
                 wait = _backoff(failures, self._options.poll_interval, exc)
@@ -383,26 +361,31 @@ class _Watcher:
                 )
                 self._next_poll = loop.time() + wait
                 continue
+            self._answered = True
             self._next_poll = started + self._options.poll_interval
-            return batch
+            if sweep:
+                self._next_sweep = started + self._options.sweep_interval
+            return result
 
-    async def _poll(self, state: WatchState) -> list[tuple[datetime, MessageSummary]]:
-        """Every message from the bound on that was not handled yet, oldest first."""
-        bound = state.bound(self._options.overlap)
+    async def _poll(
+        self, state: WatchState, *, sweep: bool
+    ) -> tuple[datetime, list[tuple[datetime, MessageSummary]], datetime]:
+        """The gateway's "now", every listed message not yielded yet (oldest first), and the
+        "now" of the poll's first answer."""
+        overlap = self._options.overlap
+        if sweep:
+            date_from, date_to = state.sweep_from, None
+        else:
+            date_from = state.regular_from(overlap)
+            # A second more: the Date header has whole seconds, a message's date may not.
+            date_to = _whole_second(self._clock.estimate() + overlap + _SECOND, up=True)
+        default = max(state.mark, state.sweep_from)
         fresh: dict[int, tuple[datetime, MessageSummary]] = {}
-        # Whole seconds, rounded down: the query may only reach further back, never less.
-        async for msg in self._list_from(bound.replace(microsecond=0)):
-            if msg.id in state.seen or msg.id in fresh:
-                continue
-            date = _date_of(msg, state.high_water)
-            # Older than asked for: judged by an earlier poll (or before the start) already.
-            if date >= bound:
+        self._clock.begin()
+        async for msg in self._list_from(_whole_second(date_from), date_to, self._clock.observe):
+            date = _date_of(msg, default)
+            if msg.id not in fresh and state.is_new(msg.id, date):
                 fresh[msg.id] = (date, msg)
-        return sorted(fresh.values(), key=lambda pair: (pair[0], pair[1].id))
-
-
-def watch_messages(
-    list_from: ListFrom, options: WatchOptions, *, is_closed: Callable[[], bool]
-) -> AsyncGenerator[MessageSummary, None]:
-    """The async iterator ``mail.messages.watch()`` returns (see the module docstring)."""
-    return _Watcher(list_from, options, is_closed).run()
+        now = self._clock.latest or datetime.now(UTC)
+        batch = sorted(fresh.values(), key=lambda pair: (pair[0], pair[1].id))
+        return now, batch, self._clock.first or now

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Any, Final, Literal, get_args, overload
@@ -12,15 +12,18 @@ from zoneinfo import ZoneInfo
 
 from bitrix_mail_async import _args, errors
 from bitrix_mail_async._config import check_timeout
+from bitrix_mail_async._envelope import Reply
 from bitrix_mail_async._pipeline import Pipeline
 from bitrix_mail_async.models import Message, MessageSummary, MoveResult, SendResult
 from bitrix_mail_async.pagination import MessagePager
 from bitrix_mail_async.resources._bulk import check_ids, fetch_in_order
 from bitrix_mail_async.resources._watch import (
+    DEFAULT_LOOKBACK,
     DEFAULT_OVERLAP,
+    DEFAULT_SWEEP_INTERVAL,
     Checkpoint,
+    MessageWatcher,
     WatchOptions,
-    watch_messages,
 )
 from bitrix_mail_async.resources.objects import MessageObjects
 
@@ -110,6 +113,15 @@ class Messages(MessageObjects):
         size = _args.page_size(
             "page_size", _DEFAULT_PAGE if page_size is None else page_size, _MAX_PAGE
         )
+        return self._message_pager(params, size, timeout)
+
+    def _message_pager(
+        self,
+        params: dict[str, str],
+        size: int,
+        timeout: float | None,
+        on_reply: Callable[[Reply], None] | None = None,
+    ) -> MessagePager:
         return self._pages(
             MessagePager,
             "GET",
@@ -118,6 +130,7 @@ class Messages(MessageObjects):
             filters=params,
             page_size=size,
             timeout=timeout,
+            on_reply=on_reply,
         )
 
     async def get(self, message_id: int, *, timeout: float | None = None) -> Message:
@@ -243,17 +256,26 @@ class Messages(MessageObjects):
         checkpoint: str | os.PathLike[str] | Checkpoint | None = None,
         since: DateLike | None = None,
         overlap: float = DEFAULT_OVERLAP,
+        lookback: float = DEFAULT_LOOKBACK,
+        sweep_interval: float = DEFAULT_SWEEP_INTERVAL,
         timeout: float | None = None,
-    ) -> AsyncGenerator[MessageSummary, None]:
+    ) -> MessageWatcher:
         """Every message that arrives in a mailbox, once, oldest first, by polling the list.
 
-        Not a coroutine: arguments are checked now, polling starts with the iteration. Each
-        poll (one request when idle, within the limiter) reads the messages dated from the
-        newest one handled less ``overlap`` seconds on. ``checkpoint`` (a JSON file path or
-        an object with ``async load()``/``async save(state)``) moves past a message when the
-        loop asks for the next one and lets a restarted watcher resume; without one the watch
+        Not a coroutine: arguments are checked now, polling starts with the iteration.
+        Guarantee: every message dated no more than ``lookback`` seconds (3 days) before it
+        arrives is yielded exactly once, across restarts with the same checkpoint; after a
+        crash at most the message being handled is yielded again; mail dated more than
+        ``lookback`` before it arrives is never yielded (raise ``lookback`` to widen that).
+        A poll every ``poll_interval`` s reads from the newest date handled (never past the
+        gateway's "now") less ``overlap`` s; a sweep every ``sweep_interval`` s (15 min)
+        reads back ``lookback`` for late and future-dated mail. ``checkpoint`` (a JSON file
+        path or an object with ``async load()``/``async save(state)``) moves past a message
+        when the loop asks for the next one or at ``await watcher.commit()``;
+        ``watcher.stop()`` ends the iteration after committing. Without a checkpoint the watch
         starts at ``since`` (an aware datetime) or now. 429s, 5xx, timeouts and outages are
-        waited out; authentication, permission and not-found errors end it.
+        waited out; authentication, permission and not-found errors, and a 400 on the first
+        poll, end it.
         Example: ``async for msg in mail.messages.watch(1, checkpoint="bot.json"): ...``.
         """
         options = WatchOptions.checked(
@@ -262,24 +284,29 @@ class Messages(MessageObjects):
             is_seen=is_seen,
             poll_interval=poll_interval,
             overlap=overlap,
+            lookback=lookback,
+            sweep_interval=sweep_interval,
             checkpoint=checkpoint,
             since=since,
         )
         if timeout is not None:
             check_timeout(timeout, error=errors.InvalidArgumentError)
+        params: dict[str, str] = {"mailboxId": str(options.mailbox_id)}
+        if options.folder is not None:
+            params["folder"] = options.folder
+        if options.is_seen is not None:
+            params["isSeen"] = "true" if options.is_seen else "false"
 
-        def list_from(date_from: datetime) -> MessagePager:
-            return self.list(
-                options.mailbox_id,
-                folder=options.folder,
-                is_seen=options.is_seen,
-                date_from=date_from,
-                page_size=_MAX_PAGE,
-                timeout=timeout,
-            )
+        def list_from(
+            date_from: datetime, date_to: datetime | None, on_reply: Callable[[Reply], None]
+        ) -> MessagePager:
+            query = {**params, "dateFrom": date_from.isoformat()}
+            if date_to is not None:
+                query["dateTo"] = date_to.isoformat()
+            return self._message_pager(query, _MAX_PAGE, timeout, on_reply)
 
         transport = self._pipeline.transport
-        return watch_messages(list_from, options, is_closed=lambda: transport.closed)
+        return MessageWatcher(list_from, options, is_closed=lambda: transport.closed)
 
     @overload
     def get_many(

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from types import TracebackType
 from typing import Any
 
@@ -55,6 +56,7 @@ class MailEmulator(LimitControls):
         retry_after: float | None = None,
         limits: LimitSettings | None = None,
         clock: Clock | None = None,
+        wall_clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.api_key = api_key
         self.host = host
@@ -67,12 +69,20 @@ class MailEmulator(LimitControls):
             clock=clock,
         )
         self.gateway = self.app[GATEWAY]
+        if wall_clock is not None:
+            self.state.wall_clock = wall_clock
+        self.app.on_response_prepare.append(self._date_header)
         if rate is not None:
             self.set_rate_limit(rate, burst, retry_after)
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
+
+    async def _date_header(self, request: web.Request, response: web.StreamResponse) -> None:
+        # The gateway's "now" as clients see it: the portal's wall clock, not the machine's.
+        when = self.state.wall_clock().astimezone(UTC)
+        response.headers["Date"] = format_datetime(when, usegmt=True)
 
     # ----------------------------------------------------------------- shared parts
     @property
@@ -172,13 +182,16 @@ class MailEmulator(LimitControls):
         self.gateway.keys.pop(key, None)
 
     def deliver(self, *, mailbox_id: int = 1, **fields: Any) -> dict[str, Any]:
-        """A message arriving in a mailbox now (thread-safe): dated by the wall clock.
+        """A message arriving in a mailbox now (thread-safe): dated by the gateway's wall clock.
 
         Keywords as :meth:`PortalState.add_message` (``subject``, ``body``, ``from_``,
-        ``folder``, ``is_seen``, ...) but ``date``. Unlike ``state.add_message``, which dates
-        by the emulated portal's clock (in the seed's past), this is what a
-        ``mail.messages.watch()`` started without ``since`` sees. Returns the stored record
-        (``record["id"]`` is the new message's id).
+        ``folder``, ``is_seen``, ``date``, ...). Without ``date``, unlike
+        ``state.add_message`` (which dates by the emulated portal's clock, in the seed's
+        past), the message is dated by ``state.wall_clock``, the "now" the answers' ``Date``
+        header carries: what a ``mail.messages.watch()`` started without ``since`` sees.
+        With ``date`` (any aware datetime, past or future) the message arrives now carrying
+        that date. Pass ``wall_clock=`` to the constructor (or set ``state.wall_clock``) to
+        control "now". Returns the stored record (``record["id"]`` is the new message's id).
         """
         return self.state.deliver(mailbox_id=mailbox_id, **fields)
 

@@ -8,8 +8,19 @@ starts a minute after the newest seeded message and runs with real time. It is t
 clock, not the wall clock, so seeded and new dates stay in one consistent past whatever day the
 tests run (a date filter written in a test keeps matching); pass ``now=`` to choose another.
 :meth:`PortalState.deliver` is the exception: it stands for mail arriving from outside, dated
-by the wall clock as real incoming mail is, so a ``messages.watch()`` started without
-``since`` (which starts at the machine's "now") sees it.
+by the gateway's wall clock as real incoming mail is, so a ``messages.watch()`` started
+without ``since`` (which starts at the gateway's "now") sees it.
+
+The gateway's wall clock is :attr:`PortalState.wall_clock` (the machine's UTC clock unless a
+test sets another callable): ``deliver()`` dates by it and the emulator's answers carry it as
+their HTTP ``Date`` header, which is what a watcher takes as "now". Mail with any date can
+arrive at any time: ``deliver(date=...)`` (or ``add_message(date=...)``) adds a message dated
+in the past or the future right now, and a test moves "now" by changing ``wall_clock``::
+
+    clock = {"now": datetime(2026, 6, 1, 12, 0, tzinfo=UTC)}
+    emu.state.wall_clock = lambda: clock["now"]
+    emu.deliver(subject="a day late", date=clock["now"] - timedelta(days=1))
+    clock["now"] += timedelta(hours=1)
 """
 
 from __future__ import annotations
@@ -73,6 +84,9 @@ class PortalState:
     ) -> None:
         self.seed = seed
         self._now = now if now is not None else _portal_clock()
+        #: The gateway's wall clock (aware datetimes): dates ``deliver()``'s mail and the
+        #: answers' HTTP ``Date`` header. Tests may replace it to control "now".
+        self.wall_clock: Callable[[], datetime] = _utc_now
         self.options = EmulatorOptions()
         # A lock for mutations: handlers run on the emulator's loop while tests may call the
         # helpers below from another thread.
@@ -100,7 +114,8 @@ class PortalState:
         self._filter_cache: dict[tuple[Any, ...], list[int]] = {}
         self._version = 0
         self._next_message_id = FIRST_MESSAGE_ID + messages
-        # The newest date of any message, so a message added later never sorts before it.
+        # The newest date a message was given by a clock, so that one dated by a clock later
+        # never sorts before it (a message given its own date, say 2099, does not count).
         self._latest = SEED_NEWEST
         self._next_thread_id = len(seeded.threads) + 1
         self._counters: dict[str, int] = {}
@@ -251,10 +266,9 @@ class PortalState:
             self._next_message_id += 1
             order = self._order[mailbox_id]
             if date is None:
-                date = max(self._now().replace(microsecond=0), self._latest)
+                date = self._latest = max(self._now().replace(microsecond=0), self._latest)
             elif date.tzinfo is None:
                 date = date.replace(tzinfo=MSK)
-            self._latest = max(self._latest, date)
             if thread_of is not None and thread_of in self.messages:
                 thread_id = self.messages[thread_of]["threadId"]
             else:
@@ -284,18 +298,21 @@ class PortalState:
             self._changed()
             return msg
 
-    def deliver(self, *, mailbox_id: int = 1, **fields: Any) -> dict[str, Any]:
-        """Add an incoming message dated by the wall clock, as mail arriving now would be.
+    def deliver(
+        self, *, mailbox_id: int = 1, date: datetime | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """Add a message arriving now; dated by :attr:`wall_clock` unless ``date`` is given.
 
-        Takes :meth:`add_message`'s keywords but ``date``. The date is never older than the
-        newest message already there, so deliveries keep arrival order even when the wall clock
-        is behind the seed.
+        Takes :meth:`add_message`'s keywords. Without ``date`` the date is never older than
+        the newest message dated by a clock (the seed's, earlier deliveries), so deliveries
+        keep arrival order even when the wall clock is behind the seed; with one (an aware
+        datetime, in the past or the future) the message carries that date, as mail from a
+        sender with a wrong clock, a slow relay or an attacker does.
         """
-        if "date" in fields:
-            raise TypeError("deliver() dates the message itself; use add_message(date=...)")
         with self.lock:
-            now = datetime.now(UTC).astimezone(MSK).replace(microsecond=0)
-            date = max(now, self._latest)
+            if date is None:
+                now = self.wall_clock().astimezone(MSK).replace(microsecond=0)
+                date = self._latest = max(now, self._latest)
             return self.add_message(mailbox_id=mailbox_id, date=date, **fields)
 
     def move_messages(self, ids: Iterable[int], folder: str) -> int:
@@ -332,6 +349,10 @@ def _portal_clock() -> Callable[[], datetime]:
     origin = time.monotonic()
     start = SEED_NEWEST + timedelta(minutes=1)
     return lambda: start + timedelta(seconds=time.monotonic() - origin)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _join(value: str | Iterable[str] | None) -> str | None:

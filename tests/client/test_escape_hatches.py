@@ -171,7 +171,7 @@ async def test_raw_get_pairs_status_headers_and_data_with_the_model(
         # The gateway's window headers, read case-insensitively.
         assert raw.headers["X-RateLimit-Limit"] == "300"
         assert int(raw.headers["x-ratelimit-remaining"]) < 300
-        assert raw.request_id is None  # the emulator sends none
+        assert raw.request_id == raw.sent_request_id  # the emulator sends none: ours
         assert repr(raw) == "RawResponse(status=200)"
         assert emulator.api_key not in repr(raw)
 

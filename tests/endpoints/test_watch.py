@@ -30,6 +30,7 @@ from bitrix_mail_async import (
     RetryPolicy,
     errors,
 )
+from bitrix_mail_async.resources._idranges import IdRanges
 from bitrix_mail_async.testing import MailEmulator
 from bitrix_mail_async.testing.seed import SEED_NEWEST
 
@@ -55,6 +56,12 @@ class MemoryCheckpoint:
 
     async def save(self, state: dict[str, Any]) -> None:
         self.saved.append(json.dumps(state))  # must be plain JSON
+
+
+def handled_ids(saved: dict[str, Any]) -> IdRanges:
+    """The handled ids of a checkpoint's state."""
+    base = int(datetime.fromisoformat(saved["sweep_from"]).timestamp())
+    return IdRanges.from_json(saved["handled"], base, limit=10**6)
 
 
 async def until(condition: Callable[[], bool], what: str) -> None:
@@ -163,19 +170,28 @@ async def test_idle_watch_costs_one_request_per_poll_interval(mail_emulator: Mai
         await consumer.stop()
     queries = [r.query for r in emu.requests]
     assert {(q["offset"], q["limit"]) for q in queries} == {("0", "200")}  # one page each
-    assert len({q["dateFrom"] for q in queries}) == 1  # the mark did not move: nothing new
+    # The start is a sweep (no dateTo), reaching back ``lookback``; then regular polls, whose
+    # window did not move: nothing new.
+    assert "dateTo" not in queries[0] and all("dateTo" in q for q in queries[1:])
+    assert len({q["dateFrom"] for q in queries[1:]}) == 1
 
 
-async def test_late_arrival_within_the_overlap_is_seen_once(mail_emulator: MailEmulator) -> None:
+async def test_late_arrival_within_the_overlap_is_seen_by_regular_polls(
+    mail_emulator: MailEmulator,
+) -> None:
     emu = mail_emulator
     start = SEED_NEWEST + timedelta(days=1)
+    emu.state.wall_clock = lambda: start + timedelta(hours=1, minutes=1)  # the gateway's "now"
     async with client(emu) as mail:
-        watcher = mail.messages.watch(1, poll_interval=POLL, since=start, overlap=600)
+        watcher = mail.messages.watch(
+            1, poll_interval=POLL, since=start, overlap=600, sweep_interval=3600
+        )
         consumer = Consumer(watcher)
         a = emu.state.add_message(subject="A", date=start + timedelta(hours=1))["id"]
         await consumer.wait_for(1)
         b = emu.state.add_message(subject="B", date=start + timedelta(minutes=55))["id"]
-        # Too late to be seen: dated more than the overlap behind the newest message handled.
+        # Dated more than the overlap behind the newest message handled: left to the sweep,
+        # which is an hour away here (tests/endpoints/test_watch_guarantee.py has it come).
         emu.state.add_message(subject="C", date=start + timedelta(minutes=45))
         d = emu.state.add_message(subject="D", date=start + timedelta(hours=1))["id"]
         await consumer.wait_for(3)
@@ -184,11 +200,12 @@ async def test_late_arrival_within_the_overlap_is_seen_once(mail_emulator: MailE
     assert consumer.ids == [a, b, d]
 
 
-async def test_memory_stays_bounded_by_the_overlap(
+async def test_memory_and_checkpoint_stay_small_as_ranges(
     mail_emulator_factory: Callable[..., MailEmulator],
 ) -> None:
     emu = mail_emulator_factory(messages=0)
     start = SEED_NEWEST + timedelta(days=1)
+    emu.state.wall_clock = lambda: start + timedelta(minutes=301)
     for minute in range(300):
         emu.state.add_message(subject=f"m{minute}", date=start + timedelta(minutes=minute))
     checkpoint = MemoryCheckpoint()
@@ -201,8 +218,9 @@ async def test_memory_stays_bounded_by_the_overlap(
         await until(lambda: len(checkpoint.saved) >= 300, "the 300th save")
         await until(lambda: len(emu.requests) >= 4, "two polls after the first")
         await consumer.stop()
-    sizes = [len(json.loads(text)["seen"]) for text in checkpoint.saved]
-    assert max(sizes) <= 4  # ids within 150 s of the newest: at most 3 minutes' worth
+    # The ids handled are one run: one range of three integers, however many messages.
+    assert max(len(json.loads(text)["handled"]) for text in checkpoint.saved) == 3
+    assert max(len(text) for text in checkpoint.saved) < 400
     later = emu.requests[2:]  # the first poll read 300 messages in two pages
     assert later and all(r.query["offset"] == "0" for r in later)  # then one page each
 
@@ -258,7 +276,9 @@ async def test_file_checkpoint_survives_break_and_restart(
                 if len(got) == 2:
                     break
         saved = json.loads(path.read_text())
-        assert saved["mailbox_id"] == 1 and [i for i, _ in saved["seen"]][-1] == delivered[0]
+        handled = handled_ids(saved)
+        assert saved["mailbox_id"] == 1 and delivered[0] in handled
+        assert delivered[1] not in handled  # being handled at the break: not committed
         watcher = mail.messages.watch(1, poll_interval=POLL, checkpoint=FileCheckpoint(path))
         async with contextlib.aclosing(watcher):
             async for msg in watcher:
