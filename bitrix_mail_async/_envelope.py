@@ -338,4 +338,12 @@ def decode_page(call: Call, reply: Reply, cast_to: type[T], *, offset: int, limi
         has_more = offset + len(items) < total if total is not None else len(items) >= limit
     if not items:
         has_more = False
-    return Page(items=items, has_more=has_more, total=total, offset=offset, limit=limit)
+    truncated = meta.get("truncated") if isinstance(meta, dict) else None
+    return Page(
+        items=items,
+        has_more=has_more,
+        total=total,
+        offset=offset,
+        limit=limit,
+        truncated=truncated if isinstance(truncated, bool) else None,
+    )

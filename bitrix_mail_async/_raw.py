@@ -72,6 +72,8 @@ class RawResponse(Generic[T]):
     parsed: T = attrs.field(repr=False)
     #: The ``X-Request-Id`` this client sent for the call.
     sent_request_id: str | None = attrs.field(default=None, repr=False)
+    #: The envelope's ``meta`` (``total``, ``hasMore``, ``truncated``...) as plain JSON, or None.
+    meta: Any = attrs.field(default=None, repr=False)
 
     @property
     def request_id(self) -> str | None:
@@ -117,6 +119,7 @@ async def _captured(call: Awaitable[R]) -> RawResponse[R]:
         data=reply.data,
         parsed=parsed,
         sent_request_id=capture.request_id,
+        meta=reply.meta,
     )
 
 

@@ -303,6 +303,8 @@ class Page(Generic[T]):
     """One page of an offset-paged list: ``items`` plus where it sits and whether more follow.
 
     ``total`` is ``None`` when the gateway does not report it (REST 3.0 lists never do).
+    ``truncated`` is the gateway's ``meta.truncated``: True when it cut the list short (its
+    entity lists say so; for mail it is inferred), None when it did not say.
 
     Example: ``page = await mail.messages.list(1, page_size=50); print(page.has_more)``.
     """
@@ -312,3 +314,4 @@ class Page(Generic[T]):
     total: int | None = None
     offset: int = 0
     limit: int = 0
+    truncated: bool | None = None

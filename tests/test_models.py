@@ -408,6 +408,7 @@ def test_generic_page_uses_wire_names() -> None:
         "total": 3,
         "offset": 0,
         "limit": 50,
+        "truncated": None,
     }
     with pytest.raises(errors.DecodeError, match="Page"):
         structure({"items": [{"id": "z"}], "hasMore": True}, Page[Mailbox])
@@ -499,6 +500,7 @@ def test_to_dict_of_a_page() -> None:
         "total": 1,
         "offset": 0,
         "limit": 50,
+        "truncated": None,
     }
 
 

@@ -84,3 +84,18 @@ async def test_a_send_that_may_have_been_applied_keeps_the_calls_id(
                 from_="a@example.com", to="b@example.com", subject="s", body="b"
             )
     assert caught.value.request_id == scripted.hits[0].headers["X-Request-Id"]
+
+
+async def test_raw_responses_carry_meta_and_pages_truncated(scripted: ScriptedServer) -> None:
+    page = {
+        "success": True,
+        "data": {"items": [{"id": 1, "subject": "a"}]},
+        "meta": {"total": 9, "hasMore": False, "truncated": True},
+    }
+    scripted.push(200, page)
+    scripted.push(200, page)
+    async with MailClient(KEY, base_url=scripted.base_url, rate_limit=None) as mail:
+        raw = await mail.with_raw_response.request("GET", "/mail/messages", params={"a": 1})
+        first = await mail.messages.list(1)
+    assert raw.meta == {"total": 9, "hasMore": False, "truncated": True}
+    assert (first.truncated, first.total, first.has_more) == (True, 9, False)
