@@ -85,6 +85,10 @@ class Pipeline:
         self._timeout = timeout
         self._scopes = scopes
         self._credentials = credentials
+        # with_options(extra_headers=, extra_query=, extra_body=): added to every request.
+        self._extra_headers: Mapping[str, str] | None = None
+        self._extra_query: Mapping[str, str] | None = None
+        self._extra_body: Mapping[str, Any] | None = None
         self._base_url = base_url
         #: A tenant (``for_session``) shares its parent's transport and owns only its claim.
         self._parent: Pipeline | None = None
@@ -139,12 +143,16 @@ class Pipeline:
         retry: RetryPolicy | None = None,
         max_concurrency: int | None = None,
         deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
     ) -> Pipeline:
         """A view for ``MailClient.with_options``: other per-call defaults, everything else shared.
 
         The view sends through the same transport, key state (limiter, window), counters and
         everything else of this pipeline; ``max_concurrency`` gives it a concurrency limit of
-        its own. It claims and releases nothing, so closing it is a no-op.
+        its own. It claims and releases nothing, so closing it is a no-op. Extras (checked by
+        the client) add to this pipeline's own, a later value winning.
         """
         view = copy.copy(self)
         view._root = self._root or self
@@ -159,6 +167,12 @@ class Pipeline:
             view._retry.policy = retry
         if max_concurrency is not None:
             view.concurrency = AdaptiveConcurrency(max_concurrency)
+        if extra_headers:
+            view._extra_headers = {**(self._extra_headers or {}), **extra_headers}
+        if extra_query:
+            view._extra_query = {**(self._extra_query or {}), **extra_query}
+        if extra_body:
+            view._extra_body = {**(self._extra_body or {}), **extra_body}
         return view
 
     def tenant(self, credentials: Credentials, session: str, portal: str | None) -> Pipeline:
@@ -325,6 +339,10 @@ class Pipeline:
         decoder: Callable[[Any], Any] | None = None,
     ) -> Request:
         self.transport.require_open()
+        if self._extra_query:
+            params = {**(params or {}), **self._extra_query}
+        if self._extra_body and method == "POST":
+            json = {**(json or {}), **self._extra_body}
         request = Request(
             credentials=self._credentials,
             method=method,
@@ -341,6 +359,7 @@ class Pipeline:
             untyped=untyped,
             decoder=decoder,
             request_id=str(uuid.uuid4()),
+            extra_headers=self._extra_headers,
         )
         # Refused here, before a limiter slot or a cooldown is spent on a call never sent.
         self.transport.check_request(request)

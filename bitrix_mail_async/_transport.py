@@ -87,6 +87,8 @@ class Request(NamedTuple):
     decoder: Callable[[Any], Any] | None = None
     #: Sent as ``X-Request-Id``, the same on every attempt of the call.
     request_id: str = ""
+    #: ``with_options(extra_headers=...)``: never the key, token, content type or request id.
+    extra_headers: Mapping[str, str] | None = None
 
     @property
     def call(self) -> Call:
@@ -313,6 +315,7 @@ class Transport:
                 params=request.params,
                 data=request.body,
                 headers={
+                    **(request.extra_headers or {}),
                     **(
                         request.credentials.post_headers
                         if request.body is not None

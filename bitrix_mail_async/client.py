@@ -36,6 +36,7 @@ from bitrix_mail_async._config import (
 )
 from bitrix_mail_async._credentials import Credentials, TokenSource
 from bitrix_mail_async._hooks import Hooks, check_hooks
+from bitrix_mail_async._jsonlib import dumps
 from bitrix_mail_async._keys import Scopes
 from bitrix_mail_async._pipeline import Pipeline
 from bitrix_mail_async._ratelimit import RateLimit, RateLimitConfig, Unlimited
@@ -252,6 +253,54 @@ def _custom_body(method: str, json: object) -> Mapping[str, Any] | None:
     return json
 
 
+#: Headers the client owns: extras may not replace the key, the token, the body's type or size,
+#: the host or the request id.
+_OWN_HEADERS: Final = frozenset(
+    {
+        "x-api-key",
+        "authorization",
+        "content-type",
+        "content-length",
+        "transfer-encoding",
+        "host",
+        "x-request-id",
+    }
+)
+_HEADER_NAME: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")
+
+
+def _extra_headers(headers: object) -> dict[str, str] | None:
+    """``extra_headers`` checked: HTTP token names, one-line values, none of the client's own."""
+    if headers is None:
+        return None
+    if not isinstance(headers, Mapping):
+        raise errors.InvalidArgumentError("extra_headers must be a mapping of names to values")
+    checked: dict[str, str] = {}
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise errors.InvalidArgumentError(f"extra_headers: {name!r:.60} is not a header name")
+        if name.lower() in _OWN_HEADERS:
+            raise errors.InvalidArgumentError(
+                f"extra_headers may not set {name}: the client sets it (key, token, body type)"
+            )
+        text = _args.single_line(f"extra_headers[{name!r}]", value, allow_empty=True)
+        if not text.isascii():
+            raise errors.InvalidArgumentError(f"extra_headers[{name!r}] must be ASCII")
+        checked[name] = text
+    return checked or None
+
+
+def _extra_body(body: object) -> dict[str, Any] | None:
+    """``extra_body`` checked: a JSON object of finite values, added to every POST body."""
+    if body is None:
+        return None
+    if not isinstance(body, Mapping) or not all(isinstance(k, str) for k in body):
+        raise errors.InvalidArgumentError("extra_body must be a mapping with str keys")
+    _check_finite(body)
+    dumps(body)  # what JSON cannot carry is refused here, not at the first call
+    return dict(body) or None
+
+
 class MailClient:
     """Async client for the gateway's 17 mail endpoints; use as ``async with MailClient() as mail``.
 
@@ -430,6 +479,9 @@ class MailClient:
         retry: RetryPolicy | None = None,
         max_concurrency: int | None = None,
         deadline: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str | int | float | bool | None] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
     ) -> MailClient:
         """A view of this client with other defaults for the calls made through it.
 
@@ -451,7 +503,13 @@ class MailClient:
         if deadline is not None:
             deadline = check_number("deadline", deadline)
         pipeline = self._pipeline.derive(
-            timeout=timeout, retry=retry, max_concurrency=max_concurrency, deadline=deadline
+            timeout=timeout,
+            retry=retry,
+            max_concurrency=max_concurrency,
+            deadline=deadline,
+            extra_headers=_extra_headers(extra_headers),
+            extra_query=_custom_query(extra_query),
+            extra_body=_extra_body(extra_body),
         )
         return self._view(pipeline)
 

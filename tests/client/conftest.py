@@ -39,6 +39,8 @@ class ScriptedServer:
             {},
         )
         self.hits: list[web.Request] = []
+        #: The body of each hit, read before answering (a request's body is gone after).
+        self.bodies: list[bytes] = []
         self.base_url = ""
 
     def push(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
@@ -47,6 +49,7 @@ class ScriptedServer:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.hits.append(request)
+        self.bodies.append(await request.read())
         status, body, headers = self.script.pop(0) if self.script else self.default
         if isinstance(body, bytes | str):
             raw = body.encode() if isinstance(body, str) else body

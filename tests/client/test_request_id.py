@@ -3,6 +3,7 @@ hook events, the DEBUG line, ``RawResponse.request_id`` and every error."""
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import uuid
@@ -99,3 +100,49 @@ async def test_raw_responses_carry_meta_and_pages_truncated(scripted: ScriptedSe
         first = await mail.messages.list(1)
     assert raw.meta == {"total": 9, "hasMore": False, "truncated": True}
     assert (first.truncated, first.total, first.has_more) == (True, 9, False)
+
+
+async def test_extras_reach_the_wire_on_typed_methods_and_request(
+    scripted: ScriptedServer,
+) -> None:
+    scripted.default = (200, {"success": True, "data": {"item": {"id": 5}, "success": True}}, {})
+    async with MailClient(KEY, base_url=scripted.base_url, rate_limit=None) as mail:
+        extra = mail.with_options(
+            extra_headers={"X-Trace": "t-1"}, extra_query={"lang": "en"}, extra_body={"b": 1}
+        ).with_options(extra_query={"debug": True})
+        await extra.messages.get(5)
+        await extra.messages.send(from_="a@example.com", to="b@example.com", subject="s", body="b")
+        await extra.request("POST", "/x", json={"a": 2})
+        await mail.messages.get(5)  # the client itself is untouched
+    get, send, custom, plain = scripted.hits
+    assert custom.headers["X-Trace"] == "t-1"
+    assert get.headers["X-Trace"] == "t-1"
+    assert (get.query["lang"], get.query["debug"]) == ("en", "true")
+    assert send.headers["X-Api-Key"] == KEY  # never replaced
+    sent_body = json.loads(scripted.bodies[1])
+    assert (sent_body["b"], sent_body["subject"]) == (1, "s")
+    assert json.loads(scripted.bodies[2]) == {"a": 2, "b": 1}
+    assert "X-Trace" not in plain.headers and "lang" not in plain.query
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"extra_headers": {"X-Api-Key": "other"}},
+        {"extra_headers": {"authorization": "Bearer x"}},
+        {"extra_headers": {"Content-Type": "text/plain"}},
+        {"extra_headers": {"X-Request-Id": "mine"}},
+        {"extra_headers": {"Bad Name": "x"}},
+        {"extra_headers": {"X-A": "line\r\nX-B: injected"}},
+        {"extra_headers": {"X-A": "é"}},
+        {"extra_query": {"q": "ab\ud800"}},
+        {"extra_body": {"a": float("nan")}},
+        {"extra_body": ["not", "a", "mapping"]},
+    ],
+)
+def test_extras_that_would_replace_the_clients_own_or_break_the_wire_are_refused(
+    kwargs: dict[str, object],
+) -> None:
+    mail = MailClient(KEY, base_url="http://127.0.0.1:9/v1")
+    with pytest.raises(errors.InvalidArgumentError):
+        mail.with_options(**kwargs)  # type: ignore[arg-type]
