@@ -121,6 +121,11 @@ class Pipeline:
         return self._shared
 
     @property
+    def session_scope(self) -> str:
+        """The digest naming the session this pipeline sends as (per-session caches key on it)."""
+        return self._scopes.session
+
+    @property
     def limiter(self) -> Limiter:
         """The limiter shared by every client of this key."""
         return self.claim().limiter

@@ -120,37 +120,47 @@ def _recipients(values: Sequence[str] | None) -> list[str]:
 
 
 class _Composed(TypedDict):
-    from_: str
-    to: list[str]
-    subject: str
+    from_: str | None
+    to: list[str] | None
+    subject: str | None
     body: str
     cc: list[str] | None
     bcc: list[str] | None
 
 
 def _composed(args: argparse.Namespace) -> _Composed:
-    """The keywords of send/reply/forward from the options; ``--body -`` reads stdin."""
-    to = _recipients(args.to)
-    if not to:
+    """The keywords of send/reply/forward from the options; ``--body -`` reads stdin.
+
+    An option not given is None: reply and forward then take it from the original message.
+    """
+    to = _recipients(args.to) if args.to is not None else None
+    if to is not None and not to:
         raise UsageError("--to needs at least one address")
     return {
         "from_": args.from_,
         "to": to,
         "subject": args.subject,
-        "body": text_or_stdin(args.body, "--body"),
+        "body": text_or_stdin(args.body, "--body") if args.body is not None else "",
         "cc": _recipients(args.cc) or None,
         "bcc": _recipients(args.bcc) or None,
     }
 
 
 def _accepted(result: SendResult, fields: _Composed) -> str:
-    return ", ".join(result.to) or ", ".join(fields["to"])
+    return ", ".join(result.to) or ", ".join(fields["to"] or ["the original sender"])
 
 
 async def messages_send(mail: MailClient, args: argparse.Namespace) -> int:
     """``messages send``: send a new message."""
     fields = _composed(args)
-    result = await mail.messages.send(**fields)
+    result = await mail.messages.send(
+        from_=fields["from_"] or "",
+        to=fields["to"] or [],
+        subject=fields["subject"] or "",
+        body=fields["body"],
+        cc=fields["cc"],
+        bcc=fields["bcc"],
+    )
     text = f"sent to {_accepted(result, fields)}"
     return output.report(result, text, as_json=args.json, wire=args.wire)
 
@@ -166,32 +176,62 @@ async def messages_reply(mail: MailClient, args: argparse.Namespace) -> int:
 async def messages_forward(mail: MailClient, args: argparse.Namespace) -> int:
     """``messages forward MESSAGE_ID``: forward a message."""
     fields = _composed(args)
-    result = await mail.messages.forward(args.message, **fields)
+    to = fields["to"] or []  # --to is required for forward
+    result = await mail.messages.forward(
+        args.message,
+        to=to,
+        body=fields["body"],
+        from_=fields["from_"],
+        subject=fields["subject"],
+        cc=fields["cc"],
+        bcc=fields["bcc"],
+    )
     text = f"forwarded message {args.message} to {_accepted(result, fields)}"
     return output.report(result, text, as_json=args.json, wire=args.wire)
 
 
-def _send_arguments(parser: argparse.ArgumentParser) -> None:
+def _send_arguments(
+    parser: argparse.ArgumentParser, *, answer: str | None = None, to: bool = True
+) -> None:
+    """The options of a message; an ``answer`` ("Re:", "Fwd:") takes the rest from the original."""
     parser.add_argument(
         "--from",
         dest="from_",
-        required=True,
+        required=answer is None,
         metavar="SENDER",
         help='a sender of the mailbox, e.g. "Sales Team <sales@example.com>" '
-        "(see: bitrix-mail mailboxes senders ID)",
+        "(see: bitrix-mail mailboxes senders ID)"
+        + ("; default: the mailbox's own sender" if answer else ""),
     )
     parser.add_argument(
-        "--to", action="append", required=True, metavar="ADDR", help="repeat or comma-separate"
+        "--to",
+        action="append",
+        required=to,
+        metavar="ADDR",
+        help="repeat or comma-separate" + ("" if to else "; default: the original's sender"),
     )
     parser.add_argument("--cc", action="append", metavar="ADDR")
     parser.add_argument("--bcc", action="append", metavar="ADDR")
-    parser.add_argument("--subject", required=True)
-    parser.add_argument("--body", required=True, help="text or basic HTML; - reads stdin")
+    parser.add_argument(
+        "--subject",
+        required=answer is None,
+        help=f'default: "{answer} " and the original\'s subject' if answer else None,
+    )
+    parser.add_argument(
+        "--body",
+        required=answer != "Fwd:",
+        help="text or basic HTML; - reads stdin" + ("; default: empty" if answer == "Fwd:" else ""),
+    )
 
 
-def _about_arguments(parser: argparse.ArgumentParser) -> None:
+def _reply_arguments(parser: argparse.ArgumentParser) -> None:
     message_argument(parser)
-    _send_arguments(parser)
+    _send_arguments(parser, answer="Re:", to=False)
+
+
+def _forward_arguments(parser: argparse.ArgumentParser) -> None:
+    message_argument(parser)
+    _send_arguments(parser, answer="Fwd:")
 
 
 # ----------------------------------------------------------------------------- moving
@@ -265,19 +305,19 @@ _ACTIONS: Final = (
         "reply",
         on_gateway(messages_reply),
         help="reply to a message",
-        description="Reply to a message (POST /mail/messages/ID/reply).",
-        example='bitrix-mail messages reply 1001 --from "Sales <sales@example.com>" '
-        '--to bob@x.io --subject "Re: Hi" --body "Thanks"',
-        arguments=_about_arguments,
+        description="Reply to a message (POST /mail/messages/ID/reply). --to, --subject and "
+        "--from default to the original's sender, Re: and its subject, and the mailbox's sender.",
+        example='bitrix-mail messages reply 1001 --body "Thanks"',
+        arguments=_reply_arguments,
     ),
     Command(
         "forward",
         on_gateway(messages_forward),
         help="forward a message",
-        description="Forward a message (POST /mail/messages/ID/forward).",
-        example='bitrix-mail messages forward 1001 --from "Sales <sales@example.com>" '
-        '--to ann@x.io --subject "Fwd: Hi" --body "FYI"',
-        arguments=_about_arguments,
+        description="Forward a message (POST /mail/messages/ID/forward). --subject and --from "
+        "default to Fwd: and the original's subject, and the mailbox's sender.",
+        example='bitrix-mail messages forward 1001 --to ann@x.io --body "FYI"',
+        arguments=_forward_arguments,
     ),
     Command(
         "move",

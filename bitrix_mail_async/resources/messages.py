@@ -14,9 +14,10 @@ from bitrix_mail_async import _args, errors
 from bitrix_mail_async._config import check_timeout
 from bitrix_mail_async._envelope import Reply
 from bitrix_mail_async._pipeline import Pipeline
-from bitrix_mail_async.models import Message, MessageSummary, MoveResult, SendResult
+from bitrix_mail_async.models import Message, MessageSummary, MoveResult, Sender, SendResult
 from bitrix_mail_async.pagination import MessagePager
 from bitrix_mail_async.resources._bulk import check_ids, fetch_in_order
+from bitrix_mail_async.resources._replies import SenderCache, prefixed, sender_for
 from bitrix_mail_async.resources._watch import (
     DEFAULT_LOOKBACK,
     DEFAULT_OVERLAP,
@@ -73,11 +74,13 @@ class Messages(MessageObjects):
     then raises :class:`errors.OutcomeUnknownError` instead of risking a duplicate message.
     """
 
-    __slots__ = ("_portal_timezone",)
+    __slots__ = ("_portal_timezone", "_senders")
 
     def __init__(self, pipeline: Pipeline, *, portal_timezone: ZoneInfo | None = None) -> None:
         super().__init__(pipeline)
         self._portal_timezone = portal_timezone
+        # Shared by the views of this client (bound_to copies the resource, not the cache).
+        self._senders = SenderCache()
 
     def list(
         self,
@@ -189,33 +192,94 @@ class Messages(MessageObjects):
         self,
         message_id: int,
         *,
-        from_: str,
-        to: Recipients,
-        subject: str,
         body: str,
+        from_: str | None = None,
+        to: Recipients | None = None,
+        subject: str | None = None,
         cc: Recipients | None = None,
         bcc: Recipients | None = None,
         timeout: float | None = None,
     ) -> SendResult:
-        """Reply to a message. Example: ``await mail.messages.reply(1001, from_=s, to=t, ...)``."""
-        payload = _compose(from_, to, subject, body, cc, bcc)
-        return await self._send_about(message_id, "reply", "replyToMessageId", payload, timeout)
+        """Reply to a message; ``to``, ``subject`` and ``from_`` default from the original.
+
+        ``to``: the original's sender; ``subject``: "Re: " and the original's (never twice);
+        ``from_``: the mailbox's own sender (:mod:`._replies`). The defaults cost one
+        ``messages.get`` when ``to`` or ``subject`` is missing, and one ``senders`` call per
+        mailbox and client (then kept) when ``from_`` is. Example:
+        ``await mail.messages.reply(1001, body="Thanks, done.")``.
+        """
+        mid, given = self._answer_arguments(message_id, from_, to, subject, body, cc, bcc)
+        if to is None or subject is None or from_ is None:
+            original = await self.get(mid, timeout=timeout)
+            to = original.from_ if to is None else to
+            subject = prefixed("Re:", original.subject) if subject is None else subject
+            from_ = await self._default_sender(original, timeout) if from_ is None else from_
+        payload = _compose(from_, to, subject, given, cc, bcc)
+        return await self._send_about(mid, "reply", "replyToMessageId", payload, timeout)
 
     async def forward(
         self,
         message_id: int,
         *,
-        from_: str,
         to: Recipients,
-        subject: str,
-        body: str,
+        body: str = "",
+        from_: str | None = None,
+        subject: str | None = None,
         cc: Recipients | None = None,
         bcc: Recipients | None = None,
         timeout: float | None = None,
     ) -> SendResult:
-        """Forward a message. Example: ``await mail.messages.forward(1001, from_=s, to=t, ...)``."""
-        payload = _compose(from_, to, subject, body, cc, bcc)
-        return await self._send_about(message_id, "forward", "forwardMessageId", payload, timeout)
+        """Forward a message to ``to``; ``subject`` and ``from_`` default from the original.
+
+        ``subject``: "Fwd: " and the original's (never twice); ``from_``: the mailbox's own
+        sender. The defaults cost one ``messages.get`` when either is missing, and one
+        ``senders`` call per mailbox and client (then kept) for ``from_``. Example:
+        ``await mail.messages.forward(1001, to="boss@example.com", body="FYI")``.
+        """
+        mid, given = self._answer_arguments(message_id, from_, to, subject, body, cc, bcc)
+        if subject is None or from_ is None:
+            original = await self.get(mid, timeout=timeout)
+            subject = prefixed("Fwd:", original.subject) if subject is None else subject
+            from_ = await self._default_sender(original, timeout) if from_ is None else from_
+        payload = _compose(from_, to, subject, given, cc, bcc)
+        return await self._send_about(mid, "forward", "forwardMessageId", payload, timeout)
+
+    @staticmethod
+    def _answer_arguments(
+        message_id: object,
+        from_: object,
+        to: object,
+        subject: object,
+        body: object,
+        cc: object,
+        bcc: object,
+    ) -> tuple[int, str]:
+        """Check what reply/forward were given, before any default is looked up or anything sent."""
+        mid = _args.positive_id("message_id", message_id)
+        if from_ is not None:
+            _args.single_line("from_", from_)
+        if to is not None:
+            _args.recipients("to", to, required=True)
+        if subject is not None:
+            _args.single_line("subject", subject, allow_empty=True)
+        _args.recipients("cc", cc, required=False)
+        _args.recipients("bcc", bcc, required=False)
+        return mid, _args.text("body", body, allow_empty=True)
+
+    async def _default_sender(self, original: Message, timeout: float | None) -> str:
+        """The mailbox's own sender, asked once per mailbox and session, then kept."""
+        if original.mailbox_id is None:
+            raise errors.InvalidArgumentError(
+                f"message {original.id} names no mailbox to answer from: pass from_="
+            )
+        session = self._pipeline.session_scope
+        kept = self._senders.get(session, original.mailbox_id)
+        if kept is not None:
+            return kept
+        path = f"/mail/mailboxes/{original.mailbox_id}/senders"
+        sender = sender_for(original, await self._get_list(path, Sender, timeout=timeout))
+        self._senders.put(session, original.mailbox_id, sender)
+        return sender
 
     async def move(
         self,
