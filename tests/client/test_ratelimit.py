@@ -207,3 +207,19 @@ def test_client_at_three_times_the_real_limit_converges() -> None:
     assert rate_limited <= 0.10 * calls, f"{rate_limited} of {calls} calls saw a 429"
     assert calls / elapsed >= 0.85 * real, f"{calls / elapsed:.1f}/s of {real}/s"
     assert learned is not None and learned < 3 * real
+
+
+def test_a_waiting_call_costs_no_task_of_its_own() -> None:
+    # Issue 23 item 4: the bucket's queue is futures and one timer, not a task per waiting call.
+    async def scenario() -> tuple[int, int, float]:
+        limiter = RateLimit(per_second=10, burst=1).create_limiter(api_key="k")
+        calls = [asyncio.ensure_future(limiter.acquire()) for _ in range(200)]
+        await asyncio.sleep(0)  # every call has asked; all but one wait
+        tasks = len(asyncio.all_tasks())
+        start = asyncio.get_running_loop().time()
+        await asyncio.gather(*calls)
+        return tasks, len(calls), asyncio.get_running_loop().time() - start
+
+    tasks, calls, elapsed = in_virtual_time(scenario)
+    assert tasks <= calls + 1  # the callers and this scenario, nothing per waiting call
+    assert elapsed == pytest.approx(19.9, abs=0.01)  # 1 at once, then 10/s
