@@ -10,15 +10,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import aiohttp
 import pytest
 import redis.asyncio as aioredis
 from mp_worker import run_workers
 from redisserver import RedisServer
 
 from bitrix_mail_async import Hooks, MailClient, RateLimit, errors
+from bitrix_mail_async._redis_window import RedisWindow
 from bitrix_mail_async.redis import RedisLimiter, RedisRateLimit, bucket_name
 from bitrix_mail_async.testing import MailEmulator
-from bitrix_mail_async.testing.limits import LimitSettings
+from bitrix_mail_async.testing.limits import LimitSettings, WindowSettings
 
 pytestmark = pytest.mark.redis
 
@@ -296,3 +298,39 @@ def test_four_processes_spend_one_burst_at_the_peak(
     # At most 2 % met a 429 (a loaded machine may bunch a few calls; benchmarks/redis_workers.py
     # has the figures), where a burst per worker draws dozens.
     assert emu.stats.rate_limited <= total // 50, (emu.stats.rate_limited, results)
+
+
+async def test_a_tenant_closing_leaves_the_keys_window_shared(
+    redis_url: str,
+    redis_client: aioredis.Redis,
+    mail_emulator_factory: Callable[..., MailEmulator],
+) -> None:
+    # Every tenant's answers reach the key's one window in Redis, also after another tenant
+    # of the key closed.
+    emulator = mail_emulator_factory(limits=LimitSettings(window=WindowSettings()))
+    app_key = "vibe_app_redis_window_secret_42"
+    portals = {"tok_a": "a.bitrix24.test", "tok_b": "b.bitrix24.test", "tok_c": "c.bitrix24.test"}
+    emulator.add_key(app_key, app=True, tokens=tuple(portals))
+    for token, portal in portals.items():
+        emulator.add_session(app_key, token, portal=portal)
+    config = RedisRateLimit(redis_url, per_second=100, burst=100)
+    window_key = f"{bucket_name('bitrix-mail', app_key)}:window"
+    async with MailClient(app_key, base_url=emulator.base_url, rate_limit=config) as mail:
+        a = mail.for_session("tok_a", portal=portals["tok_a"])
+        b = mail.for_session("tok_b", portal=portals["tok_b"])
+        await a.messages.get(1001)  # a's limiter makes the key's window
+        await b.messages.get(1001)
+        window = b._pipeline.window
+        assert isinstance(window, RedisWindow)
+        await a.close()
+        # Another process of the key spends 20 calls of the window.
+        headers = {"X-Api-Key": app_key, "Authorization": "Bearer tok_c"}
+        async with aiohttp.ClientSession(headers=headers) as http:
+            for _ in range(20):
+                async with http.get(f"{emulator.base_url}/mail/messages/1001") as resp:
+                    assert resp.status == 200
+        await b.messages.get(1001)
+        await window.drain()
+        # b's answer told Redis of them: the shared budget is the gateway's Remaining.
+        budget = int(await redis_client.hget(window_key, "budget") or -1)
+        assert 0 <= budget <= 300 - 23, budget
