@@ -125,16 +125,18 @@ local function stored_tat(key, full)
   return math.max(stored, now)
 end
 local base = stored_tat(KEYS[1], tau)
+local peak_base = 0
+if peak_interval > 0 then peak_base = stored_tat(KEYS[4], peak_tau) end
 if cooldown > now then
-  -- the gateway's bucket was full when the 429 came: resume at the rate, not in a burst
-  base = math.max(base, cooldown + tau - interval)
+  -- a bucket of the portal was full when the 429 came: resume at a rate, not in a burst
+  if peak_interval > 0 then
+    peak_base = math.max(peak_base, cooldown + peak_tau - peak_interval)
+  else
+    base = math.max(base, cooldown + tau - interval)
+  end
 end
 local slot = math.max(now, base + interval - tau)
-local peak_base = 0
-if peak_interval > 0 then
-  peak_base = stored_tat(KEYS[4], peak_tau)
-  slot = math.max(slot, peak_base + peak_interval - peak_tau)
-end
+if peak_interval > 0 then slot = math.max(slot, peak_base + peak_interval - peak_tau) end
 local wait = slot - now
 if wait > horizon then
   return {fmt(wait - horizon), tostring(scale), generation, 0, repaired}
@@ -158,7 +160,7 @@ return {fmt(left), repaired}
 )
 
 # ARGV: retry_after (µs), permit generation (-1: none), adaptive (0/1), decrease, min scale,
-#       per_second, capacity, rate TTL (ms).
+#       per_second, capacity, rate TTL (ms), peak interval and tolerance (µs; 0: no peak).
 # Returns {cooldown left µs, scale, generation}.
 REPORT_LUA: Final = _script(
     """
@@ -178,10 +180,16 @@ if adaptive and tonumber(ARGV[2]) == generation then
   redis.call('PEXPIRE', KEYS[3], ARGV[8])
 end
 if ends > now then
-  local interval, tau = shape(tonumber(ARGV[6]), tonumber(ARGV[7]), scale)
+  -- full when the cooldown ends: the peak when there is one (what is left of the burst is
+  -- spent at the peak rate), else the bucket (calls resume at its rate)
+  local key, interval, tau = KEYS[4], tonumber(ARGV[9]), tonumber(ARGV[10])
+  if interval <= 0 then
+    key = KEYS[1]
+    interval, tau = shape(tonumber(ARGV[6]), tonumber(ARGV[7]), scale)
+  end
   local full = ends + tau - interval
-  if full > (tonumber(redis.call('GET', KEYS[1])) or 0) then
-    redis.call('SET', KEYS[1], fmt(full), 'PX', fmt(math.ceil((full - now) / 1000) + 1000))
+  if full > (tonumber(redis.call('GET', key)) or 0) then
+    redis.call('SET', key, fmt(full), 'PX', fmt(math.ceil((full - now) / 1000) + 1000))
   end
 end
 return {fmt(math.max(0, ends - now)), tostring(scale), generation}

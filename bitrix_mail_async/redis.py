@@ -29,8 +29,9 @@ Design, in short:
   repair is logged once at WARNING.
 - **Shared 429 cooldown.** A 429 seen by any client sets ``<bucket>:cooldown`` (its end and its
   length, expiring after Retry-After, only ever extended, at most :data:`MAX_COOLDOWN`) and
-  marks the bucket full at the cooldown's end, so calls resume at the sustained rate instead
-  of in a burst.
+  marks the peak full at the cooldown's end: calls resume at the peak rate with what is left
+  of the burst, as in one process, instead of at once. (Without a peak it marks the bucket
+  full: calls resume at the sustained rate.)
 - **Shared adaptive rate.** The AIMD state of :class:`~bitrix_mail_async._ratelimit.AdaptiveRate`
   (scale, generation, last change) lives in ``<bucket>:rate`` and is updated by the same
   scripts, so a decrease seen by one client slows everyone sharing the key. The scripts do the
@@ -336,12 +337,15 @@ class RedisLimiter:
         # The most a burst and one slot add to the horizon at any learned rate: a burst takes
         # at most (capacity * scale + 1) intervals of 1 / (per_second * scale) seconds.
         reach = (shape.capacity + 2 / AIMD.min_scale) / shape.per_second
-        peak_args = ["0", "0"]
+        self._peak_args = ["0", "0"]
         if peak is not None:
             # The peak bucket is fixed (not learned); its TAT lies at most a burst past a slot.
             reach = max(reach, (peak.capacity + 1) / peak.per_second)
             interval = 1 / peak.per_second
-            peak_args = [str(round(interval * 1e6)), str(round(peak.capacity * interval * 1e6))]
+            self._peak_args = [
+                str(round(interval * 1e6)),
+                str(round(peak.capacity * interval * 1e6)),
+            ]
         self._acquire_args = [
             *self._shape_args,
             "1" if adaptive else "0",
@@ -350,7 +354,7 @@ class RedisLimiter:
             str(STATE_TTL_MS),
             str(round(MAX_SLOT_WAIT * 1_000_000)),
             str(round(reach * 1_000_000)),
-            *peak_args,
+            *self._peak_args,
         ]
         share = shape.share(fallback_share)
         self._fallback = InProcessLimiter(
@@ -479,6 +483,7 @@ class RedisLimiter:
             repr(AIMD.min_scale),
             *self._shape_args,
             str(STATE_TTL_MS),
+            *self._peak_args,
         ]
         try:
             _left, scale, new_generation = await self._run(self._report_script, args)

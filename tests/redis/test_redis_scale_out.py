@@ -83,6 +83,25 @@ async def test_the_slot_is_the_later_of_the_bucket_and_the_peak(redis_url: str) 
     assert times == pytest.approx(expected, abs=0.01), times
 
 
+async def test_after_a_cooldown_the_burst_left_goes_at_the_peak_rate(redis_url: str) -> None:
+    # A 429 in a burst (the portal's peak overflowed, say by network jitter): when the
+    # cooldown ends, what is left of the burst goes at the peak rate, as in one process; it
+    # is not thrown away for the sustained 2/s.
+    config = RedisRateLimit(redis_url, adaptive=False)  # 2/s, burst 50, peak 10/s, burst 10
+    limiter = config.create_limiter(api_key=KEY)
+    try:
+        await slot_times([limiter], 5)
+        started = time.monotonic()
+        await limiter.report_rate_limited(None, 0.3)
+        waits = sorted(w for w, _ in await asyncio.gather(*(limiter._reserve() for _ in range(6))))
+        elapsed = time.monotonic() - started
+    finally:
+        await close(limiter)
+    # From the cooldown's end, one per 100 ms (the peak), not one per 500 ms (the bucket).
+    expected = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
+    assert waits == pytest.approx(expected, abs=0.01 + elapsed), waits
+
+
 async def test_no_peak_when_off_or_not_above_the_rate(redis_url: str) -> None:
     configs = [
         RedisRateLimit(redis_url, per_second=2, burst=20, peak_per_second=None),
