@@ -32,7 +32,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from typing import Final
+from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -46,7 +47,7 @@ from bitrix_mail_async._window import (
     read_window,
 )
 
-__all__ = ["REDIS_FAULTS", "RedisLink", "RedisWindow"]
+__all__ = ["REDIS_FAULTS", "RedisLink", "RedisWindow", "describe_client", "redact_redis_url"]
 
 log = logging.getLogger("bitrix_mail_async.ratelimit.redis")
 
@@ -169,6 +170,32 @@ keep(reset_at, tonumber(ARGV[4]))
 return budget
 """
 )
+
+
+def redact_redis_url(url: str) -> str:
+    """The URL with its password (in the user part or the query) replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None and "password=" not in parts.query.lower():
+        return url
+    netloc = parts.netloc
+    if parts.password is not None:
+        host = netloc.rpartition("@")[2]
+        netloc = f"{parts.username or ''}:***@{host}"
+    query = "&".join(
+        f"{name}=***" if name.lower() == "password" else f"{name}={value}"
+        for name, _, value in (item.partition("=") for item in parts.query.split("&") if item)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def describe_client(client: Redis) -> str:
+    """Where a caller's Redis client connects (no password), for reprs and logs."""
+    kwargs: dict[str, Any] = dict(client.connection_pool.connection_kwargs)
+    if "path" in kwargs:
+        where = f"unix://{kwargs['path']}"
+    else:
+        where = f"redis://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+    return f"<Redis {where}/{kwargs.get('db', 0)}>"
 
 
 class RedisLink:

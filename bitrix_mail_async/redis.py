@@ -34,13 +34,12 @@ Design, in short:
   full: calls resume at the sustained rate.)
 - **Shared adaptive rate.** The AIMD state of :class:`~bitrix_mail_async._ratelimit.AdaptiveRate`
   (scale, generation, last change) lives in ``<bucket>:rate`` and is updated by the same
-  scripts, so a decrease seen by one client slows everyone sharing the key. The scripts do the
+  scripts, so a decrease seen by one client slows everyone sharing the bucket. The scripts do the
   AIMD steps server-side, with the parameters of :data:`~bitrix_mail_async._ratelimit.AIMD`
   and the capacity of :class:`~bitrix_mail_async._ratelimit.BucketShape` as arguments.
 - **Shared window budget.** ``create_window()`` gives the key's budget of the gateway's
-  ``X-RateLimit-*`` window, kept in ``<bucket>:window`` by
-  :class:`~bitrix_mail_async._redis_window.RedisWindow`, so that all processes of a key
-  together never start more calls than the window has room for.
+  ``X-RateLimit-*`` window (:class:`~bitrix_mail_async._redis_window.RedisWindow`): all
+  processes and tenants of a key together never start more calls than it has room for.
 - **Keys by scope** (``_keys.LIMIT_SCOPES``): the bucket, peak, cooldown and learned rate are
   ``<prefix>:{<stem>}:gcra|peak|cooldown|rate``, the stem a hash of the portal's scope (a
   tenant of an app key, a portal given by the caller) or, for a key's own portal, of the API
@@ -61,7 +60,7 @@ import asyncio
 import hashlib
 import logging
 from typing import Any, Final
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -97,9 +96,15 @@ from bitrix_mail_async._redis_lua import (
     REPORT_LUA,
     STATE_TTL_MS,
 )
-from bitrix_mail_async._redis_window import REDIS_FAULTS, RedisLink, RedisWindow
+from bitrix_mail_async._redis_window import (
+    REDIS_FAULTS,
+    RedisLink,
+    RedisWindow,
+    describe_client,
+    redact_redis_url,
+)
 
-__all__ = ["MAX_COOLDOWN", "MAX_SLOT_WAIT", "RedisLimiter", "RedisRateLimit"]
+__all__ = ["MAX_COOLDOWN", "MAX_SLOT_WAIT", "RedisLimiter", "RedisRateLimit", "redact_redis_url"]
 
 log = logging.getLogger("bitrix_mail_async.ratelimit.redis")
 
@@ -112,31 +117,6 @@ DEFAULT_FALLBACK_SHARE: Final = 0.25
 # and the fallback is a better deal than making every mail call wait for it.
 DEFAULT_REDIS_TIMEOUT: Final = 0.5
 DEFAULT_PROBE_INTERVAL: Final = 1.0
-
-
-def redact_redis_url(url: str) -> str:
-    """The URL with its password (in the user part or the query) replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None and "password=" not in parts.query.lower():
-        return url
-    netloc = parts.netloc
-    if parts.password is not None:
-        host = netloc.rpartition("@")[2]
-        netloc = f"{parts.username or ''}:***@{host}"
-    query = "&".join(
-        f"{name}=***" if name.lower() == "password" else f"{name}={value}"
-        for name, _, value in (item.partition("=") for item in parts.query.split("&") if item)
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
-def _describe_client(client: aioredis.Redis) -> str:
-    kwargs: dict[str, Any] = dict(client.connection_pool.connection_kwargs)
-    if "path" in kwargs:
-        where = f"unix://{kwargs['path']}"
-    else:
-        where = f"redis://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
-    return f"<Redis {where}/{kwargs.get('db', 0)}>"
 
 
 def bucket_name(prefix: str, api_key: str) -> str:
@@ -257,7 +237,7 @@ class RedisRateLimit:
         """Where the bucket lives, with any password replaced by ``***``."""
         if isinstance(self._target, str):
             return redact_redis_url(self._target)
-        return _describe_client(self._target)
+        return describe_client(self._target)
 
     def __repr__(self) -> str:
         peak = self.settings.peak
