@@ -23,15 +23,19 @@ import collections
 import logging
 import math
 import random
-from typing import Protocol, runtime_checkable
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Final, Protocol, runtime_checkable
 
 import attrs
 from aiolimiter import AsyncLimiter
 
+from bitrix_mail_async import errors
 from bitrix_mail_async._config import check_count, check_number
 
 __all__ = [
     "AIMD",
+    "PLANS",
     "AdaptiveRate",
     "Aimd",
     "BucketShape",
@@ -57,6 +61,11 @@ DEFAULT_BURST = 50
 # Spending bursts no faster than this keeps them inside both limits.
 DEFAULT_PEAK_PER_SECOND = 10.0
 DEFAULT_PEAK_BURST = 10
+#: The documented REST bucket of each plan (contract section 1a): rate and burst. The portal's
+#: rate above it (the peak) is the same ~10/s on both.
+PLANS: Final[Mapping[str, tuple[float, int]]] = MappingProxyType(
+    {"standard": (DEFAULT_PER_SECOND, DEFAULT_BURST), "enterprise": (5.0, 250)}
+)
 
 
 @attrs.frozen
@@ -426,6 +435,13 @@ class InProcessLimiter:
         """Nothing to release for the in-process bucket."""
 
 
+def documented_plan(plan: object) -> tuple[float, int]:
+    """The documented rate and burst of ``plan`` (a key of :data:`PLANS`), checked."""
+    if not isinstance(plan, str) or plan not in PLANS:
+        raise errors.ConfigurationError(f"plan must be one of {', '.join(map(repr, PLANS))}")
+    return PLANS[plan]
+
+
 @attrs.frozen
 class RateLimit:
     """Client-side token bucket: ``per_second`` sustained rate with room for ``burst`` at once.
@@ -445,8 +461,13 @@ class RateLimit:
     peak_burst: int = DEFAULT_PEAK_BURST
 
     def __attrs_post_init__(self) -> None:
-        BucketShape.of(self.per_second, self.burst)
+        self.shape  # noqa: B018 - checks the rate and burst
         self.peak  # noqa: B018 - checks the peak's figures
+
+    @property
+    def shape(self) -> BucketShape:
+        """The checked rate and burst."""
+        return BucketShape.of(self.per_second, self.burst)
 
     @property
     def peak(self) -> BucketShape | None:
@@ -456,6 +477,23 @@ class RateLimit:
         peak = BucketShape.of(self.peak_per_second, self.peak_burst)
         # A sustained rate at or above the peak says the caller knows the portal's limit.
         return peak if peak.per_second > self.per_second else None
+
+    @classmethod
+    def documented(cls, plan: str = "standard", time_scale: float = 1.0) -> RateLimit:
+        """The documented limits of ``plan`` ("standard" or "enterprise"), time-scaled.
+
+        Standard: 2 requests/s with a burst of 50; enterprise: 5/s with 250; on both, bursts
+        spent at the portal's ~10/s (burst 10). ``time_scale`` divides every rate by itself,
+        as the emulator's ``LimitSettings.documented(time_scale)`` does (0.1: ten times faster).
+        """
+        per_second, burst = documented_plan(plan)
+        scale = check_number("time_scale", time_scale)
+        return cls(
+            per_second=per_second / scale,
+            burst=burst,
+            peak_per_second=DEFAULT_PEAK_PER_SECOND / scale,
+            peak_burst=DEFAULT_PEAK_BURST,
+        )
 
     def create_limiter(self, *, api_key: str, scope: str | None = None) -> InProcessLimiter:
         """Build the in-process limiter for one client (the key is not needed here)."""

@@ -1,8 +1,9 @@
 """The Lua scripts of :class:`~bitrix_mail_async.redis.RedisLimiter` and the bounds they keep.
 
 Kept apart from :mod:`bitrix_mail_async.redis` (whose docstring describes the design) because
-they are text for Redis, not Python: the GCRA bucket (acquire), the shared 429 cooldown
-(report, read) and the shared adaptive rate. This module needs no redis-py.
+they are text for Redis, not Python: the GCRA buckets (acquire: the learned bucket and the
+peak), the shared 429 cooldown (report, read) and the shared adaptive rate. This module needs
+no redis-py.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ MAX_SLOT_WAIT: Final = 60.0
 MAX_COOLDOWN: Final = MAX_RETRY_AFTER + 1.0
 
 # All scripts: KEYS = gcra (TAT, µs of Redis time), cooldown ("<end>:<length>", µs), rate
-# (hash). Times are µs since the epoch as doubles (exact below 2^53, i.e. until year 2255),
-# written with %.0f because Lua's tostring would round them to 14 digits. A cooldown written
-# without its length (by an earlier version) is taken to be MAX_COOLDOWN long.
+# (hash), peak (TAT, µs; the acquire script's only). Times are µs since the epoch as doubles
+# (exact below 2^53, i.e. until year 2255), written with %.0f because Lua's tostring would
+# round them to 14 digits. A cooldown written without its length (by an earlier version) is
+# taken to be MAX_COOLDOWN long.
 _PRELUDE = """
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 local t = redis.call('TIME')
@@ -81,7 +83,11 @@ def _script(body: str) -> str:
 
 
 # ARGV: per_second, capacity, adaptive (0/1), increase, quiet period (µs), rate TTL (ms),
-#       horizon (µs), reach (µs: the most a burst and a slot add to the horizon).
+#       horizon (µs), reach (µs: the most a burst and a slot add to the horizon),
+#       peak interval and peak tolerance (µs; 0: no peak). KEYS[4] = peak (its TAT, µs).
+# The slot is the first time both GCRAs admit a call: the learned bucket's and the fixed peak
+# bucket's (the portal's rate, which spends the burst). Each TAT then advances from the later
+# of its own TAT and the slot, as if the call came at the slot.
 # Returns {wait µs, scale, generation, reserved (1) or "ask again after the wait" (0),
 #          repaired (1: some state lay past its bounds)}.
 ACQUIRE_LUA: Final = _script(
@@ -89,6 +95,7 @@ ACQUIRE_LUA: Final = _script(
 local per_second, capacity = tonumber(ARGV[1]), tonumber(ARGV[2])
 local adaptive = ARGV[3] == '1'
 local horizon, reach = tonumber(ARGV[7]), tonumber(ARGV[8])
+local peak_interval, peak_tau = tonumber(ARGV[9]), tonumber(ARGV[10])
 local scale, generation, last_change = learned(adaptive)
 if adaptive then
   if last_change > now then
@@ -105,25 +112,41 @@ if adaptive then
 end
 local interval, tau = shape(per_second, capacity, scale)
 local cooldown = cooldown_end()
-local stored = tonumber(redis.call('GET', KEYS[1])) or now
 -- No slot is reserved past the horizon and a cooldown sets the TAT at most a burst past its
 -- end: a TAT further out is Redis's clock gone back. Taken as a full bucket (the safe side).
-if stored > now + math.max(horizon, cooldown - now) + reach then
-  stored = now + tau
-  redis.call('SET', KEYS[1], fmt(stored), 'PX', fmt(math.ceil(tau / 1000) + 1000))
-  repaired = 1
+local limit = now + math.max(horizon, cooldown - now) + reach
+local function stored_tat(key, full)
+  local stored = tonumber(redis.call('GET', key)) or now
+  if stored > limit then
+    stored = now + full
+    redis.call('SET', key, fmt(stored), 'PX', fmt(math.ceil(full / 1000) + 1000))
+    repaired = 1
+  end
+  return math.max(stored, now)
 end
-local base = math.max(stored, now)
+local base = stored_tat(KEYS[1], tau)
+local peak_base = 0
+if peak_interval > 0 then peak_base = stored_tat(KEYS[4], peak_tau) end
 if cooldown > now then
-  -- the gateway's bucket was full when the 429 came: resume at the rate, not in a burst
-  base = math.max(base, cooldown + tau - interval)
+  -- a bucket of the portal was full when the 429 came: resume at a rate, not in a burst
+  if peak_interval > 0 then
+    peak_base = math.max(peak_base, cooldown + peak_tau - peak_interval)
+  else
+    base = math.max(base, cooldown + tau - interval)
+  end
 end
-local tat = base + interval
-local wait = math.max(0, tat - tau - now)
+local slot = math.max(now, base + interval - tau)
+if peak_interval > 0 then slot = math.max(slot, peak_base + peak_interval - peak_tau) end
+local wait = slot - now
 if wait > horizon then
   return {fmt(wait - horizon), tostring(scale), generation, 0, repaired}
 end
+local tat = math.max(base, slot) + interval
 redis.call('SET', KEYS[1], fmt(tat), 'PX', fmt(math.ceil((tat - now) / 1000) + 1000))
+if peak_interval > 0 then
+  local peak_tat = math.max(peak_base, slot) + peak_interval
+  redis.call('SET', KEYS[4], fmt(peak_tat), 'PX', fmt(math.ceil((peak_tat - now) / 1000) + 1000))
+end
 return {fmt(wait), tostring(scale), generation, 1, repaired}
 """
 )
@@ -137,7 +160,7 @@ return {fmt(left), repaired}
 )
 
 # ARGV: retry_after (µs), permit generation (-1: none), adaptive (0/1), decrease, min scale,
-#       per_second, capacity, rate TTL (ms).
+#       per_second, capacity, rate TTL (ms), peak interval and tolerance (µs; 0: no peak).
 # Returns {cooldown left µs, scale, generation}.
 REPORT_LUA: Final = _script(
     """
@@ -157,10 +180,16 @@ if adaptive and tonumber(ARGV[2]) == generation then
   redis.call('PEXPIRE', KEYS[3], ARGV[8])
 end
 if ends > now then
-  local interval, tau = shape(tonumber(ARGV[6]), tonumber(ARGV[7]), scale)
+  -- full when the cooldown ends: the peak when there is one (what is left of the burst is
+  -- spent at the peak rate), else the bucket (calls resume at its rate)
+  local key, interval, tau = KEYS[4], tonumber(ARGV[9]), tonumber(ARGV[10])
+  if interval <= 0 then
+    key = KEYS[1]
+    interval, tau = shape(tonumber(ARGV[6]), tonumber(ARGV[7]), scale)
+  end
   local full = ends + tau - interval
-  if full > (tonumber(redis.call('GET', KEYS[1])) or 0) then
-    redis.call('SET', KEYS[1], fmt(full), 'PX', fmt(math.ceil((full - now) / 1000) + 1000))
+  if full > (tonumber(redis.call('GET', key)) or 0) then
+    redis.call('SET', key, fmt(full), 'PX', fmt(math.ceil((full - now) / 1000) + 1000))
   end
 end
 return {fmt(math.max(0, ends - now)), tostring(scale), generation}

@@ -1,14 +1,15 @@
 """The gateway's window budget shared through Redis, and the link to Redis it shares.
 
 :class:`RedisWindow` keeps the budget of :class:`~bitrix_mail_async._window.WindowBudget` (its
-module docstring is the algorithm) in the Redis hash ``<bucket>:window``, so that every
-process of one key spends one budget: N processes never start more calls than the window has
-room for in total.
+module docstring is the algorithm) in the Redis hash ``<prefix>:{<key hash>}:window``, so that
+every process (and every tenant) of one key spends one budget: N processes never start more
+calls than the window has room for in total.
 
 - **Admission** is one Lua script: take one unit of the budget, or return how long to wait
   (until ``Reset`` while the budget is 0, then one probe per ``PROBE_HOLD`` for all processes;
-  a missing hash means nothing is known yet, and the first caller probes). Times are Redis's
-  own (``TIME``), so hosts with skewed clocks agree. No wait is longer than
+  a missing hash means nothing is known yet: :data:`~bitrix_mail_async._window.COLD_START`
+  calls of all processes together start, as in one process, and the rest wait for a reading).
+  Times are Redis's own (``TIME``), so hosts with skewed clocks agree. No wait is longer than
   :data:`~bitrix_mail_async._window.MAX_RESET`: a ``Reset`` or probe further ahead than any
   reading sets means Redis's clock went back since it was written, and the scripts drop the
   budget (the next call probes) instead of making every process wait out the step.
@@ -31,12 +32,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from typing import Final
+from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from bitrix_mail_async._window import (
+    COLD_START,
     MAX_RESET,
     PROBE_HOLD,
     WindowBudget,
@@ -44,7 +47,7 @@ from bitrix_mail_async._window import (
     read_window,
 )
 
-__all__ = ["REDIS_FAULTS", "RedisLink", "RedisWindow"]
+__all__ = ["REDIS_FAULTS", "RedisLink", "RedisWindow", "describe_client", "redact_redis_url"]
 
 log = logging.getLogger("bitrix_mail_async.ratelimit.redis")
 
@@ -52,17 +55,23 @@ log = logging.getLogger("bitrix_mail_async.ratelimit.redis")
 # asyncio.timeout around every call (a caller's client may retry for far longer than we wait).
 REDIS_FAULTS: Final = (RedisError, OSError, TimeoutError)
 
-# Calls waiting for a probe's answer ask Redis again this often: the answer usually comes in
-# milliseconds, and only this process's waiters are woken when it publishes.
+# Calls waiting for a probe's answer ask Redis again after as long as the probe has been out,
+# at least _LEAST_POLL and at most _PROBE_POLL: the answer usually comes in milliseconds, and
+# only the publishing process's waiters are woken when it comes; calls that waited a poll for
+# it would then start together, on limiter slots long due, in one bunch. A waiting call asks
+# about five times in the first _PROBE_POLL, then once per _PROBE_POLL.
 _PROBE_POLL: Final = PROBE_HOLD / 10
+_LEAST_POLL: Final = 0.005
 # A budget whose Reset passed this long ago is stale: the hash goes and the next call probes.
 _KEEP_MS: Final = 5_000
 _NONE_MS: Final = round(MAX_RESET * 1000)
 # The publish script's answer when it dropped the budget (-1: the reading was not accepted).
 _DROPPED: Final = -2
 
-# KEYS[1] = <bucket>:window, a hash of budget, reset_at and next_probe (µs of Redis time) or
-# of none=1 (the gateway sends no window). Times are doubles written with %.0f (see redis.py).
+# KEYS[1] = <key stem>:window, a hash of budget, reset_at and next_probe (µs of Redis time) or
+# of none=1 (the gateway sends no window); until the first reading also of cold, the calls
+# admitted while nothing was known (their reset_at, the cold start's time, names that cold
+# start). Times are doubles written with %.0f (see redis.py).
 _PRELUDE = """
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 local t = redis.call('TIME')
@@ -71,13 +80,13 @@ local function fmt(x) return string.format('%.0f', x) end
 local function keep(ends, margin_ms)
   redis.call('PEXPIRE', KEYS[1], fmt(math.ceil((math.max(ends, now) - now) / 1000) + margin_ms))
 end
-local st = redis.call('HMGET', KEYS[1], 'budget', 'reset_at', 'next_probe', 'none')
+local st = redis.call('HMGET', KEYS[1], 'budget', 'reset_at', 'next_probe', 'none', 'cold')
 if st[1] and not st[4] and ((tonumber(st[2]) or 0) > now + $MAX_RESET
                             or (tonumber(st[3]) or 0) > now + $PROBE_HOLD) then
   -- a Reset or a probe further ahead than any reading sets: Redis's clock went back since
   -- it was written. What the budget says is void: nothing is known, the next call probes.
   redis.call('DEL', KEYS[1])
-  st = {false, false, false, false}
+  st = {false, false, false, false, false}
 end
 """
 
@@ -91,33 +100,46 @@ def _script(body: str) -> str:
     )
 
 
-# ARGV: probe hold (µs), probe poll (µs), keep (ms). Returns the wait in µs (0: admitted).
+# ARGV: probe hold (µs), probe poll (µs), keep (ms), cold start (calls), least poll (µs).
+# Returns the wait in µs; 0: admitted; negative: admitted while nothing is known, minus the
+# cold start's time.
 _ADMIT_LUA: Final = _script(
     """
 if st[4] then return '0' end
 local hold, margin = tonumber(ARGV[1]), tonumber(ARGV[3])
 if not st[1] then
-  -- nothing known: this call probes, the others wait for its answer (or the hold)
-  redis.call('HSET', KEYS[1], 'budget', '0', 'reset_at', fmt(now), 'next_probe', fmt(now + hold))
+  -- nothing known: a few calls start (the in-process budget's cold start, for every process
+  -- together), the others wait for their answers (or the hold); the first reading counts
+  redis.call('HSET', KEYS[1], 'budget', tostring(tonumber(ARGV[4]) - 1), 'reset_at', fmt(now),
+             'next_probe', fmt(now + hold), 'cold', '1')
   keep(now + hold, margin)
-  return '0'
+  return '-' .. fmt(now)
 end
 local budget, reset_at, next_probe = tonumber(st[1]), tonumber(st[2]), tonumber(st[3])
+local function admitted()
+  if not st[5] then return '0' end
+  redis.call('HINCRBY', KEYS[1], 'cold', 1)
+  return '-' .. st[2]
+end
 if budget > 0 then
   redis.call('HSET', KEYS[1], 'budget', tostring(budget - 1))
-  return '0'
+  return admitted()
 end
 if now < reset_at then return fmt(reset_at - now) end
 if now >= next_probe then
   redis.call('HSET', KEYS[1], 'next_probe', fmt(now + hold))
   keep(now + hold, margin)
-  return '0'
+  return admitted()
 end
-return fmt(math.min(next_probe - now, tonumber(ARGV[2])))
+-- a probe is out: ask again after as long as it has been out (its answer usually comes
+-- within a round trip), between the least poll and the poll
+local out = math.min(now - (next_probe - hold), tonumber(ARGV[2]))
+return fmt(math.min(next_probe - now, math.max(tonumber(ARGV[5]), out)))
 """
 )
 
-# ARGV: kind (reading | absent | garbage), budget, reset (µs), keep (ms), none mark TTL (ms).
+# ARGV: kind (reading | absent | garbage), budget, reset (µs), keep (ms), none mark TTL (ms),
+#       this process's calls of a cold start and that cold start's time.
 # Returns the accepted budget, -1 (not accepted) or -2 (dropped).
 _PUBLISH_LUA: Final = _script(
     """
@@ -133,14 +155,47 @@ end
 if kind ~= 'reading' then return -1 end
 local budget = tonumber(ARGV[2])
 if known and budget > tonumber(st[1]) and not passed then return -1 end
+if known and st[5] then
+  -- the first reading: the cold start's calls of other processes may still be on their way
+  -- (this process subtracted its own in flight); counted as if all were
+  local own = 0
+  if ARGV[7] == st[2] then own = tonumber(ARGV[6]) end
+  budget = math.max(0, budget - math.max(0, tonumber(st[5]) - own))
+end
 local reset_at = now + tonumber(ARGV[3])
-redis.call('HDEL', KEYS[1], 'none')
+redis.call('HDEL', KEYS[1], 'none', 'cold')
 redis.call('HSET', KEYS[1], 'budget', tostring(budget), 'reset_at', fmt(reset_at),
            'next_probe', '0')
 keep(reset_at, tonumber(ARGV[4]))
 return budget
 """
 )
+
+
+def redact_redis_url(url: str) -> str:
+    """The URL with its password (in the user part or the query) replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None and "password=" not in parts.query.lower():
+        return url
+    netloc = parts.netloc
+    if parts.password is not None:
+        host = netloc.rpartition("@")[2]
+        netloc = f"{parts.username or ''}:***@{host}"
+    query = "&".join(
+        f"{name}=***" if name.lower() == "password" else f"{name}={value}"
+        for name, _, value in (item.partition("=") for item in parts.query.split("&") if item)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def describe_client(client: Redis) -> str:
+    """Where a caller's Redis client connects (no password), for reprs and logs."""
+    kwargs: dict[str, Any] = dict(client.connection_pool.connection_kwargs)
+    if "path" in kwargs:
+        where = f"unix://{kwargs['path']}"
+    else:
+        where = f"redis://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+    return f"<Redis {where}/{kwargs.get('db', 0)}>"
 
 
 class RedisLink:
@@ -222,9 +277,14 @@ class RedisWindow:
             str(round(PROBE_HOLD * 1_000_000)),
             str(round(_PROBE_POLL * 1_000_000)),
             str(_KEEP_MS),
+            str(COLD_START),
+            str(round(_LEAST_POLL * 1_000_000)),
         ]
         self._admitted = 0  # every call counted in flight, ever (see _publish)
         self._taking = 0  # admission scripts sent and not answered yet
+        # This process's calls of the last cold start it took part in, and that start's time.
+        self._cold = 0
+        self._cold_start = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._changed: asyncio.Future[None] | None = None
         self._closed = False
@@ -281,8 +341,15 @@ class RedisWindow:
         finally:
             self._taking -= 1
         self._link.answered()
+        wait = int(wait_us)
+        if wait < 0:
+            # Admitted in a cold start (named by its time): counted, for the first reading.
+            if -wait != self._cold_start:
+                self._cold_start, self._cold = -wait, 0
+            self._cold += 1
+            return 0.0
         # The script never asks for more (see the prelude); a clamp costs nothing.
-        return min(int(wait_us) / 1_000_000, MAX_RESET)
+        return min(wait / 1_000_000, MAX_RESET)
 
     def settle(self, headers: Mapping[str, str] | None) -> WindowReading | None:
         """One admitted call ended: the mirror learns its headers, Redis hears of them."""
@@ -321,6 +388,7 @@ class RedisWindow:
             budget = max(0, reading.remaining - in_flight - since)
             reset_us = round(reading.reset * 1_000_000)
         argv = [kind, str(budget), str(reset_us), str(_KEEP_MS), str(_NONE_MS)]
+        argv += [str(self._cold), str(self._cold_start)]
         try:
             async with asyncio.timeout(self._timeout):
                 result = int(await self._publish_script(keys=self._keys, args=argv))

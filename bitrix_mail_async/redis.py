@@ -1,9 +1,10 @@
-"""One rate limit shared by every process that uses the same API key (extra ``redis``).
+"""One rate limit shared by every process that uses the same portal (extra ``redis``).
 
-The gateway limits the API key, not the process: eight workers with eight in-process buckets
-spend the key's 2 requests/s eight times over. :class:`RedisRateLimit` keeps the bucket, the
-429 cooldown and the learned (adaptive) rate in Redis instead, so every client of one key, in
-any process on any host, draws from one bucket.
+The gateway limits the key and the portal, not the process: eight workers with eight
+in-process buckets spend the portal's 2 requests/s eight times over. :class:`RedisRateLimit`
+keeps the bucket, the peak, the 429 cooldown, the learned (adaptive) rate and the key's window
+budget in Redis instead, so every client of one portal, in any process on any host, draws from
+one bucket, and every client of one key from one window.
 
 Design, in short:
 
@@ -13,6 +14,10 @@ Design, in short:
   its slot; nothing polls Redis. The script uses Redis's own clock (``TIME``), so hosts with
   skewed clocks still agree. A caller that had to sleep re-reads the cooldown once (a script
   too) before sending, because a 429 elsewhere may have started one meanwhile.
+- **One peak for all.** The settings are :class:`~bitrix_mail_async.RateLimit`'s, the peak
+  included (``peak_per_second``, ``peak_burst``: the portal's ~10/s above the REST bucket). The
+  peak is a second GCRA in the same script (``<bucket>:peak``): a slot is the first time both
+  admit, so the workers together spend one burst at the portal's rate, not one each at once.
 - **Bounded waits.** No slot is reserved more than :data:`MAX_SLOT_WAIT` ahead: a caller
   whose slot would lie further out (a long queue, a long cooldown) sleeps until it is within
   reach and asks again, and no single sleep on Redis's word is longer. So the state has known
@@ -24,20 +29,23 @@ Design, in short:
   repair is logged once at WARNING.
 - **Shared 429 cooldown.** A 429 seen by any client sets ``<bucket>:cooldown`` (its end and its
   length, expiring after Retry-After, only ever extended, at most :data:`MAX_COOLDOWN`) and
-  marks the bucket full at the cooldown's end, so calls resume at the sustained rate instead
-  of in a burst.
+  marks the peak full at the cooldown's end: calls resume at the peak rate with what is left
+  of the burst, as in one process, instead of at once. (Without a peak it marks the bucket
+  full: calls resume at the sustained rate.)
 - **Shared adaptive rate.** The AIMD state of :class:`~bitrix_mail_async._ratelimit.AdaptiveRate`
   (scale, generation, last change) lives in ``<bucket>:rate`` and is updated by the same
-  scripts, so a decrease seen by one client slows everyone sharing the key. The scripts do the
+  scripts, so a decrease seen by one client slows everyone sharing the bucket. The scripts do the
   AIMD steps server-side, with the parameters of :data:`~bitrix_mail_async._ratelimit.AIMD`
   and the capacity of :class:`~bitrix_mail_async._ratelimit.BucketShape` as arguments.
 - **Shared window budget.** ``create_window()`` gives the key's budget of the gateway's
-  ``X-RateLimit-*`` window, kept in ``<bucket>:window`` by
-  :class:`~bitrix_mail_async._redis_window.RedisWindow`, so that all processes of a key
-  together never start more calls than the window has room for.
-- **Keys** are ``<prefix>:{<sha256(api key)[:32]>}:gcra|cooldown|rate|window``: the API key never
-  reaches Redis; the braces are a Redis Cluster hash tag keeping one key's state in one slot.
-  Every key expires, so idle buckets vanish.
+  ``X-RateLimit-*`` window (:class:`~bitrix_mail_async._redis_window.RedisWindow`): all
+  processes and tenants of a key together never start more calls than it has room for.
+- **Keys by scope** (``_keys.LIMIT_SCOPES``): the bucket, peak, cooldown and learned rate are
+  ``<prefix>:{<stem>}:gcra|peak|cooldown|rate``, the stem a hash of the portal's scope (a
+  tenant of an app key, a portal given by the caller) or, for a key's own portal, of the API
+  key; the window is ``<prefix>:{<sha256(api key)[:32]>}:window``, shared by every tenant of
+  the key. No key or token reaches Redis; the braces are a Redis Cluster hash tag keeping one
+  bucket's state in one slot. Every key expires, so idle buckets vanish.
 - **Redis faults lose nothing.** When Redis does not answer within ``redis_timeout``, the
   limiter falls back to an in-process bucket at ``fallback_share`` of the rate (and the window
   to this process's own budget), logs one warning per outage (a
@@ -52,7 +60,7 @@ import asyncio
 import hashlib
 import logging
 from typing import Any, Final
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -61,10 +69,13 @@ from bitrix_mail_async._config import check_number
 from bitrix_mail_async._ratelimit import (
     AIMD,
     DEFAULT_BURST,
+    DEFAULT_PEAK_BURST,
+    DEFAULT_PEAK_PER_SECOND,
     DEFAULT_PER_SECOND,
     BucketShape,
     InProcessLimiter,
     Permit,
+    RateLimit,
 )
 
 try:
@@ -85,9 +96,15 @@ from bitrix_mail_async._redis_lua import (
     REPORT_LUA,
     STATE_TTL_MS,
 )
-from bitrix_mail_async._redis_window import REDIS_FAULTS, RedisLink, RedisWindow
+from bitrix_mail_async._redis_window import (
+    REDIS_FAULTS,
+    RedisLink,
+    RedisWindow,
+    describe_client,
+    redact_redis_url,
+)
 
-__all__ = ["MAX_COOLDOWN", "MAX_SLOT_WAIT", "RedisLimiter", "RedisRateLimit"]
+__all__ = ["MAX_COOLDOWN", "MAX_SLOT_WAIT", "RedisLimiter", "RedisRateLimit", "redact_redis_url"]
 
 log = logging.getLogger("bitrix_mail_async.ratelimit.redis")
 
@@ -102,31 +119,6 @@ DEFAULT_REDIS_TIMEOUT: Final = 0.5
 DEFAULT_PROBE_INTERVAL: Final = 1.0
 
 
-def redact_redis_url(url: str) -> str:
-    """The URL with its password (in the user part or the query) replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None and "password=" not in parts.query.lower():
-        return url
-    netloc = parts.netloc
-    if parts.password is not None:
-        host = netloc.rpartition("@")[2]
-        netloc = f"{parts.username or ''}:***@{host}"
-    query = "&".join(
-        f"{name}=***" if name.lower() == "password" else f"{name}={value}"
-        for name, _, value in (item.partition("=") for item in parts.query.split("&") if item)
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
-def _describe_client(client: aioredis.Redis) -> str:
-    kwargs: dict[str, Any] = dict(client.connection_pool.connection_kwargs)
-    if "path" in kwargs:
-        where = f"unix://{kwargs['path']}"
-    else:
-        where = f"redis://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
-    return f"<Redis {where}/{kwargs.get('db', 0)}>"
-
-
 def bucket_name(prefix: str, api_key: str) -> str:
     """The Redis key stem of an API key's bucket: the prefix and a hash, never the key."""
     digest = hashlib.sha256(api_key.encode()).hexdigest()[:32]
@@ -139,27 +131,39 @@ class _LocalPermit(Permit):
 
 
 class RedisRateLimit:
-    """A token bucket in Redis shared by every client of one API key, in any process.
+    """A token bucket in Redis shared by every client of one portal, in any process.
 
-    Example: ``MailClient(rate_limit=RedisRateLimit("redis://host:6379/0", per_second=2,
-    burst=50))``. ``url_or_client`` is a Redis URL (the limiter then owns and closes its
-    client) or a ``redis.asyncio.Redis`` instance (left open). While Redis is unreachable each
-    limiter uses an in-process bucket at ``fallback_share`` of the rate.
+    Example: ``MailClient(rate_limit=RedisRateLimit.documented("redis://host:6379/0"))``.
+    ``url_or_client`` is a Redis URL (the limiter then owns and closes its client) or a
+    ``redis.asyncio.Redis`` instance (left open). The settings are :class:`RateLimit`'s, with
+    its checks and defaults, the peak included: every client of a portal spends one burst, at
+    one peak rate, whichever process it runs in. While Redis is unreachable each limiter uses an
+    in-process bucket at ``fallback_share`` of the rate (and of the peak).
     """
 
     def __init__(
         self,
         url_or_client: str | aioredis.Redis,
+        *,
         per_second: float = DEFAULT_PER_SECOND,
         burst: int | None = DEFAULT_BURST,
-        *,
-        prefix: str = DEFAULT_PREFIX,
+        peak_per_second: float | None = DEFAULT_PEAK_PER_SECOND,
+        peak_burst: int = DEFAULT_PEAK_BURST,
         adaptive: bool = True,
+        prefix: str = DEFAULT_PREFIX,
         fallback_share: float = DEFAULT_FALLBACK_SHARE,
         redis_timeout: float = DEFAULT_REDIS_TIMEOUT,
         probe_interval: float = DEFAULT_PROBE_INTERVAL,
     ) -> None:
-        self._shape = BucketShape.of(per_second, burst)
+        #: The bucket's settings, checked as :class:`RateLimit` checks them.
+        self.settings = RateLimit(
+            per_second=per_second,
+            burst=burst,
+            adaptive=adaptive,
+            peak_per_second=peak_per_second,
+            peak_burst=peak_burst,
+        )
+        self._shape = self.settings.shape
         check_number("fallback_share", fallback_share)
         if fallback_share > 1:
             raise errors.ConfigurationError("fallback_share must be at most 1")
@@ -180,29 +184,76 @@ class RedisRateLimit:
                 f"got {type(url_or_client).__name__}"
             )
         self._target = url_or_client
-        self.per_second = self._shape.per_second
-        self.burst = burst
         self.prefix = prefix
-        self.adaptive = adaptive
         self.fallback_share = float(fallback_share)
         self.redis_timeout = float(redis_timeout)
         self.probe_interval = float(probe_interval)
+
+    @classmethod
+    def documented(
+        cls,
+        url_or_client: str | aioredis.Redis,
+        *,
+        plan: str = "standard",
+        time_scale: float = 1.0,
+    ) -> RedisRateLimit:
+        """The documented limits of ``plan``, shared in Redis (see ``RateLimit.documented``)."""
+        limit = RateLimit.documented(plan, time_scale)
+        return cls(
+            url_or_client,
+            per_second=limit.per_second,
+            burst=limit.burst,
+            peak_per_second=limit.peak_per_second,
+            peak_burst=limit.peak_burst,
+        )
+
+    @property
+    def per_second(self) -> float:
+        """The sustained rate, requests/s."""
+        return self._shape.per_second
+
+    @property
+    def burst(self) -> int | None:
+        """The burst as configured (None: one second's worth of the rate)."""
+        return self.settings.burst
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether unexpected 429s lower the shared rate."""
+        return self.settings.adaptive
+
+    @property
+    def peak_per_second(self) -> float | None:
+        """The rate a burst is spent at, as configured (None: no peak)."""
+        return self.settings.peak_per_second
+
+    @property
+    def peak_burst(self) -> int:
+        """The peak bucket's burst, as configured."""
+        return self.settings.peak_burst
 
     @property
     def redacted_target(self) -> str:
         """Where the bucket lives, with any password replaced by ``***``."""
         if isinstance(self._target, str):
             return redact_redis_url(self._target)
-        return _describe_client(self._target)
+        return describe_client(self._target)
 
     def __repr__(self) -> str:
+        peak = self.settings.peak
+        peak_text = "None" if peak is None else f"{peak.per_second:g}/s burst {peak.burst}"
         return (
             f"RedisRateLimit({self.redacted_target!r}, per_second={self.per_second:g}, "
-            f"burst={self.burst}, prefix={self.prefix!r}, adaptive={self.adaptive})"
+            f"burst={self.burst}, peak={peak_text}, prefix={self.prefix!r}, "
+            f"adaptive={self.adaptive})"
         )
 
     def create_limiter(self, *, api_key: str, scope: str | None = None) -> RedisLimiter:
-        """Build the limiter of one client; its Redis keys derive from a hash of ``api_key``."""
+        """Build the limiter of one portal scope; its Redis keys are hashes, never secrets.
+
+        The bucket, cooldown, learned rate and peak are keyed by ``scope`` (the portal), else by
+        a hash of ``api_key``; the window always by the key's hash (``_keys.LIMIT_SCOPES``).
+        """
         if isinstance(self._target, str):
             client = aioredis.Redis.from_url(
                 self._target,
@@ -215,10 +266,13 @@ class RedisRateLimit:
             owns = True
         else:
             client, owns = self._target, False
+        key_stem = bucket_name(self.prefix, api_key)
         return RedisLimiter(
             client,
-            bucket=bucket_name(self.prefix, api_key),
+            bucket=key_stem if scope is None else bucket_name(self.prefix, f"scope\n{scope}"),
+            window=f"{key_stem}:window",
             shape=self._shape,
+            peak=self.settings.peak,
             adaptive=self.adaptive,
             fallback_share=self.fallback_share,
             redis_timeout=self.redis_timeout,
@@ -236,7 +290,9 @@ class RedisLimiter:
         client: aioredis.Redis,
         *,
         bucket: str,
+        window: str,
         shape: BucketShape,
+        peak: BucketShape | None,
         adaptive: bool,
         fallback_share: float,
         redis_timeout: float,
@@ -249,7 +305,8 @@ class RedisLimiter:
         self._owns_client = owns_client
         self._where = where
         self._bucket = bucket
-        self._keys = [f"{bucket}:gcra", f"{bucket}:cooldown", f"{bucket}:rate"]
+        self._window_key = window
+        self._keys = [f"{bucket}:gcra", f"{bucket}:cooldown", f"{bucket}:rate", f"{bucket}:peak"]
         self._adaptive = adaptive
         self._timeout = redis_timeout
         self._acquire_script = client.register_script(ACQUIRE_LUA)
@@ -260,6 +317,15 @@ class RedisLimiter:
         # The most a burst and one slot add to the horizon at any learned rate: a burst takes
         # at most (capacity * scale + 1) intervals of 1 / (per_second * scale) seconds.
         reach = (shape.capacity + 2 / AIMD.min_scale) / shape.per_second
+        self._peak_args = ["0", "0"]
+        if peak is not None:
+            # The peak bucket is fixed (not learned); its TAT lies at most a burst past a slot.
+            reach = max(reach, (peak.capacity + 1) / peak.per_second)
+            interval = 1 / peak.per_second
+            self._peak_args = [
+                str(round(interval * 1e6)),
+                str(round(peak.capacity * interval * 1e6)),
+            ]
         self._acquire_args = [
             *self._shape_args,
             "1" if adaptive else "0",
@@ -268,9 +334,15 @@ class RedisLimiter:
             str(STATE_TTL_MS),
             str(round(MAX_SLOT_WAIT * 1_000_000)),
             str(round(reach * 1_000_000)),
+            *self._peak_args,
         ]
         share = shape.share(fallback_share)
-        self._fallback = InProcessLimiter(share.per_second, share.burst, adaptive=adaptive)
+        self._fallback = InProcessLimiter(
+            share.per_second,
+            share.burst,
+            adaptive=adaptive,
+            peak=None if peak is None else peak.share(fallback_share),
+        )
         self._scale = 1.0
         self._link = RedisLink(
             where,
@@ -391,6 +463,7 @@ class RedisLimiter:
             repr(AIMD.min_scale),
             *self._shape_args,
             str(STATE_TTL_MS),
+            *self._peak_args,
         ]
         try:
             _left, scale, new_generation = await self._run(self._report_script, args)
@@ -425,7 +498,7 @@ class RedisLimiter:
         """The key's window budget, shared in Redis with every process of the key."""
         if self._window is None:
             self._window = RedisWindow(
-                self._client, key=f"{self._bucket}:window", link=self._link, timeout=self._timeout
+                self._client, key=self._window_key, link=self._link, timeout=self._timeout
             )
         return self._window
 

@@ -7,11 +7,16 @@ in CI (``CI`` set) and skip locally.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 from redisserver import RedisServer, started_server
+
+# The README's helpers (tests/readme_examples.py), also when only tests/redis is run.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 @pytest.fixture(scope="session")

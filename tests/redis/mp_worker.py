@@ -1,6 +1,6 @@
 """One worker process of the multi-process test: its own MailClient on a RedisRateLimit.
 
-    python mp_worker.py BASE_URL REDIS_URL SYNC_DIR INDEX CALLS PER_SECOND BURST
+    python mp_worker.py BASE_URL REDIS_URL SYNC_DIR INDEX CALLS PER_SECOND BURST [PEAK PEAK_BURST]
 
 The API key comes from BITRIX_MAIL_API_KEY. Writes ``ready-INDEX`` once connected, waits for
 ``go``, makes CALLS calls (8 at a time) and writes ``done-INDEX`` as JSON: the counts, the end
@@ -27,9 +27,13 @@ CONCURRENCY = 8
 
 
 async def main(argv: list[str]) -> None:
-    base_url, redis_url, sync, index, calls, per_second, burst = argv
+    base_url, redis_url, sync, index, calls, per_second, burst, *peak = argv
     sync_dir = Path(sync)
-    config = RedisRateLimit(redis_url, per_second=float(per_second), burst=int(burst))
+    # Without PEAK, RedisRateLimit's default peak (what the README's recipe gets).
+    peak_kwargs = {"peak_per_second": float(peak[0]), "peak_burst": int(peak[1])} if peak else {}
+    config = RedisRateLimit(
+        redis_url, per_second=float(per_second), burst=int(burst), **peak_kwargs
+    )
     async with MailClient(base_url=base_url, rate_limit=config) as mail:
         limiter = mail._pipeline.limiter
         assert isinstance(limiter, RedisLimiter)
@@ -57,6 +61,7 @@ async def main(argv: list[str]) -> None:
         result = {
             "ok": ok,
             "failed": failed,
+            "rate_limited": mail.stats.rate_limited,
             "end": time.time(),
             "window_wait": mail.stats.window_wait,
             "stats": repr(mail.stats),

@@ -78,6 +78,27 @@ async def test_a_bucket_an_hour_ahead_is_repaired_not_waited_out(
         await limiter.aclose()
 
 
+async def test_a_peak_an_hour_ahead_is_repaired_not_waited_out(
+    redis_url: str, redis_client: aioredis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    limiter = make(redis_url, per_second=2, burst=50, peak_per_second=10, peak_burst=10)
+    peak = f"{limiter.bucket}:peak"
+    try:
+        for _ in range(9):
+            await limiter._reserve()  # the peak's burst spent, the bucket's not
+        await step_back(redis_client, peak)
+        with caplog.at_level(logging.WARNING, logger="bitrix_mail_async.ratelimit.redis"):
+            first, _ = await limiter._reserve()
+            second, _ = await limiter._reserve()
+        # Taken as a full peak bucket: one slot per 100 ms from now, not an hour from now.
+        assert 0 < first <= 0.1 + 0.01, first
+        assert 0 < second <= 0.2 + 0.01, second
+        assert int(await redis_client.get(peak)) - await redis_now(redis_client) < 2 * US
+        assert caplog.text.count("has its clock gone back?") == 1
+    finally:
+        await limiter.aclose()
+
+
 async def test_a_cooldown_an_hour_ahead_restarts_at_its_length(
     redis_url: str, redis_client: aioredis.Redis
 ) -> None:

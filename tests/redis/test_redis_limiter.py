@@ -130,8 +130,8 @@ async def test_keys_carry_a_hash_never_the_api_key(
         for limiter in limiters:
             await limiter.aclose()
     keys = sorted([k.decode() async for k in redis_client.scan_iter("*")])
-    assert len(keys) == 6, keys
-    pattern = re.compile(r"^(bitrix-mail|tenant-7):\{[0-9a-f]{32}\}:(gcra|cooldown|rate)$")
+    assert len(keys) == 8, keys
+    pattern = re.compile(r"^(bitrix-mail|tenant-7):\{[0-9a-f]{32}\}:(gcra|peak|cooldown|rate)$")
     assert all(pattern.match(k) for k in keys), keys
     assert len({k.split(":")[1] for k in keys}) == 1  # one key, one hash
     for k in keys:

@@ -23,7 +23,7 @@ from redisserver import RedisServer
 
 from bitrix_mail_async import MailClient, RetryPolicy
 from bitrix_mail_async._redis_window import RedisWindow
-from bitrix_mail_async._window import MAX_RESET, PROBE_HOLD
+from bitrix_mail_async._window import COLD_START, MAX_RESET, PROBE_HOLD
 from bitrix_mail_async.redis import RedisLimiter, RedisRateLimit
 from bitrix_mail_async.testing import MailEmulator
 
@@ -64,32 +64,79 @@ async def shared_budget(client: aioredis.Redis, win: RedisWindow) -> int | None:
 
 
 async def known(win: RedisWindow, remaining: int, reset: float = 30.0) -> None:
-    """Make ``win``'s process learn a window: probe, then hear ``remaining`` (published)."""
-    assert await win.admit() == 0.0  # the first call of a key probes
+    """Make ``win``'s process learn a window: one call, then hear ``remaining`` (published)."""
+    assert await win.admit() == 0.0  # the first call of a key starts (nothing is known)
     win.settle(window(300, remaining, reset))
     await win.drain()
 
 
 # ------------------------------------------------------------------ the rules, across processes
-async def test_one_probe_for_every_process_then_one_budget(
+async def test_a_cold_start_for_every_process_together_then_one_budget(
     redis_url: str, redis_client: aioredis.Redis
 ) -> None:
     a, b = limiter(redis_url), limiter(redis_url)
     wa, wb = a.create_window(), b.create_window()
     try:
         assert not wa.try_admit()  # a window may exist: only Redis can say
-        assert await wa.admit() == 0.0  # nothing known: this call probes ...
-        assert await wb._take() > 0  # ... and the other process waits for its answer
-        wa.settle(window(300, 5, 30))
-        assert await shared_budget(redis_client, wa) == 5
-        # The other process spends the budget a's answer brought, and no more.
-        assert [await wb.admit() for _ in range(5)] == [0.0] * 5
-        assert wb.local.in_flight == 5
+        # Nothing known: COLD_START calls start, as in one process, but for both together.
+        assert await wa.admit() == 0.0
+        assert [await wb.admit() for _ in range(COLD_START - 1)] == [0.0] * (COLD_START - 1)
+        assert await wb._take() > 0  # the rest wait for a reading
+        # The first reading counts, less the other process's cold calls (which may not be
+        # in it yet: a's own are not, and a has none left in flight).
+        wa.settle(window(300, 12, 30))
+        assert await shared_budget(redis_client, wa) == 12 - (COLD_START - 1)
+        # The other process spends the budget a's answer left, and no more.
+        left = 12 - (COLD_START - 1)
+        assert [await wb.admit() for _ in range(left)] == [0.0] * left
+        assert wb.local.in_flight == COLD_START - 1 + left
         assert 0 < await wb._take() <= 30  # until the reading's Reset
         assert await shared_budget(redis_client, wa) == 0
     finally:
         await a.aclose()
         await b.aclose()
+
+
+async def test_a_new_cold_start_counts_only_its_own_calls(
+    redis_url: str, redis_client: aioredis.Redis
+) -> None:
+    a, b = limiter(redis_url), limiter(redis_url)
+    wa, wb = a.create_window(), b.create_window()
+    try:
+        for _ in range(3):  # a's calls of a first cold start, answered and settled
+            await wa.admit()
+            wa.settle(window(300, 250, 30))
+        await wa.drain()
+        await redis_client.delete(wa.key)  # the window state expired: nothing known again
+        for _ in range(3):
+            await wb.admit()
+        await wa.admit()
+        wa.settle(window(300, 100, 30))
+        # b's three calls of this cold start are subtracted; a's of the first one are not
+        # taken for b's.
+        assert await shared_budget(redis_client, wa) == 100 - 3
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_calls_waiting_for_a_reading_ask_again_soon_at_first(redis_url: str) -> None:
+    # Another process's answer wakes nobody here: these calls learn of it by asking again.
+    # Asked after as long as the cold start has been out (it usually answers within a round
+    # trip), never more than a tenth of the probe hold: so they do not all start a poll late,
+    # together, on limiter slots long due.
+    a = limiter(redis_url)
+    win = a.create_window()
+    try:
+        for _ in range(COLD_START):
+            await win.admit()
+        first = await win._take()
+        await asyncio.sleep(0.05)
+        second = await win._take()
+    finally:
+        await a.aclose()
+    assert 0 < first < second <= PROBE_HOLD / 10, (first, second)
+    assert second >= 0.05
 
 
 async def test_a_reading_counts_only_when_lower_until_reset(
