@@ -3,8 +3,9 @@
 Every benchmark keeps the server out of the measured process: the emulator (or a canned
 aiohttp.web app) runs in a ``spawn``-ed child on a free loopback port and is stopped at the end.
 The emulator child answers commands over a pipe (``stats``, ``reset``, ``stop``; and, for the
-gateway's limit system, ``limit_stats``, ``apply_limits`` and ``sent``) so that a benchmark can
-read the server-side counts. The peer, the PyPI package vibecode-b24-bot, lives in a virtualenv
+gateway's limit system, ``limit_stats``, ``apply_limits`` and ``sent``; ``call`` runs any
+module-level function on the emulator) so that a benchmark can read the server-side counts.
+The peer, the PyPI package vibecode-b24-bot, lives in a virtualenv
 of its own created on first use (:func:`ensure_peer`); its jobs run there as scripts
 (:func:`run_peer_script`) and print one JSON object.
 """
@@ -85,13 +86,23 @@ def _answer_command(emulator: Any, command: Any) -> Any:
         return True
     if name == "sent":
         return _sent_subjects(emulator, argument)
+    if name == "call":
+        function, args = argument
+        return function(emulator, *args)
     raise ValueError(f"unknown emulator command {name!r}")
 
 
-def _emulator_child(conn: multiprocessing.connection.Connection, kwargs: dict[str, Any]) -> None:
+def _emulator_child(
+    conn: multiprocessing.connection.Connection,
+    kwargs: dict[str, Any],
+    setup: Callable[[Any], None] | None,
+) -> None:
     from bitrix_mail_async.testing import MailEmulator
 
-    emulator = MailEmulator(**kwargs).start_in_thread(timeout=60)
+    emulator = MailEmulator(**kwargs)
+    if setup is not None:
+        setup(emulator)  # keys, sessions, limits: before the first request can arrive
+    emulator.start_in_thread(timeout=60)
     conn.send({"base_url": emulator.base_url, "api_key": emulator.api_key})
     try:
         while True:
@@ -107,10 +118,15 @@ def _emulator_child(conn: multiprocessing.connection.Connection, kwargs: dict[st
 
 
 class EmulatorProcess:
-    """``MailEmulator(**kwargs)`` in a child process; ``with EmulatorProcess(...) as emu:``."""
+    """``MailEmulator(**kwargs)`` in a child process; ``with EmulatorProcess(...) as emu:``.
 
-    def __init__(self, **kwargs: Any) -> None:
+    ``setup`` (a module-level function, so that it pickles) is called with the emulator in the
+    child before it starts.
+    """
+
+    def __init__(self, setup: Callable[[Any], None] | None = None, **kwargs: Any) -> None:
         self.kwargs = kwargs
+        self.setup = setup
         self.base_url = ""
         self.api_key = ""
         self._conn: multiprocessing.connection.Connection | None = None
@@ -118,7 +134,9 @@ class EmulatorProcess:
 
     def __enter__(self) -> EmulatorProcess:
         parent, child = _SPAWN.Pipe()
-        self._proc = _SPAWN.Process(target=_emulator_child, args=(child, self.kwargs), daemon=True)
+        self._proc = _SPAWN.Process(
+            target=_emulator_child, args=(child, self.kwargs, self.setup), daemon=True
+        )
         self._proc.start()
         child.close()
         self._conn = parent
@@ -160,6 +178,10 @@ class EmulatorProcess:
         """Subject -> times applied, for every send whose subject starts with ``prefix``."""
         result: dict[str, int] = self._ask(("sent", prefix))
         return result
+
+    def call(self, function: Callable[..., Any], *args: Any) -> Any:
+        """``function(emulator, *args)`` in the child (a module-level function); its result."""
+        return self._ask(("call", (function, args)))
 
     def __exit__(self, *exc: object) -> None:
         if self._conn is not None:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from readme_examples import block_with, python_blocks, run_example
 
 from bitrix_mail_async.testing import MailEmulator
@@ -64,3 +65,27 @@ def test_readme_bulk_example_runs(mail_emulator: MailEmulator, tmp_path: Path) -
     listed = [r for r in mail_emulator.requests if r.path == "/mail/messages"]
     fetched = [r for r in mail_emulator.requests if r.path.startswith("/mail/messages/")]
     assert listed and len(done.stdout.splitlines()) == len(fetched) > 0
+
+
+def test_readme_tenants_example_runs(
+    mail_emulator: MailEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app_key = "vibe_app_readme_tenants_key"
+    portals = {"tok_acme": "acme.bitrix24.ru", "tok_globex": "globex.bitrix24.de"}
+    mail_emulator.add_key(app_key, app=True, tokens=tuple(portals))
+    for token, portal in portals.items():
+        mail_emulator.add_session(app_key, token, portal=portal)
+    monkeypatch.setattr(mail_emulator, "api_key", app_key)  # the script's BITRIX_MAIL_API_KEY
+    done = run_example(block_with("for_session", "asyncio.run"), mail_emulator, tmp_path)
+    boxes = len(mail_emulator.state.mailboxes)
+    assert done.stdout.splitlines() == [
+        f"acme.bitrix24.ru: {boxes} mailbox(es), {1 + boxes} requests",
+        f"globex.bitrix24.de: {boxes} mailbox(es), {2 + boxes} requests",  # with its /v1/me
+    ]
+    seen = [(r.portal, r.path) for r in mail_emulator.requests]
+    # Each tenant's calls went out with its own session, to its own portal; /v1/me only for
+    # the tenant whose portal was not given, and once.
+    assert {portal for portal, _ in seen} == set(portals.values())
+    assert seen.count(("globex.bitrix24.de", "/me")) == 1
+    assert ("acme.bitrix24.ru", "/me") not in seen
+    assert all(r.status == 200 for r in mail_emulator.requests)
