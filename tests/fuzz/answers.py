@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from .hostile import Answer, Drop, Encoding, RetryAfter, Step
 from .wirejson import Raw, deep, to_wire
 
-__all__ = ["answers", "routes", "scripts", "steps", "valid_data"]
+__all__ = ["answers", "ok_answer", "routes", "scripts", "steps", "stuck_page", "valid_data"]
 
 CODES = (
     "INVALID_PARAMS",
@@ -174,6 +174,7 @@ def bodies(draw: st.DrawFn, route: str, status: int) -> tuple[bytes, str | None,
                 "ok",
                 "ok",
                 "ok",
+                "mangled",
                 "mangled",
                 "error",
                 "error",
@@ -424,3 +425,17 @@ def ok_answer(body: bytes) -> Answer:
     return Answer(
         status=200, body=body, headers=(("Content-Type", "application/json"),), success=True
     )
+
+
+def stuck_page(route: str, size: int, meta: Any) -> Answer:
+    """A full page, the same on every request: a gateway that ignores ``offset``."""
+    items = [
+        {"id": 100 + i, "mailboxId": 1, "subject": "s", "date": "2026-05-25T10:00:00+03:00"}
+        if route == "messages"
+        else {"id": 100 + i, "email": "p@x.io", "name": "P"}
+        for i in range(size)
+    ]
+    envelope: dict[str, Any] = {"success": True, "data": {"items": items}}
+    if meta is not None:
+        envelope["meta"] = meta
+    return ok_answer(to_wire(envelope))

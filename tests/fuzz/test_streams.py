@@ -19,13 +19,11 @@ from hypothesis import strategies as st
 
 from bitrix_mail_async import MailClient, errors
 
-from .answers import ok_answer, scripts
+from .answers import ok_answer, scripts, stuck_page
 from .calls import fallback_body
 from .harness import SECRETS, check, run, settings_strategy
-from .hostile import Answer
 from .leaks import printed_leaks, reachable_leaks
 from .profiles import profile
-from .wirejson import to_wire
 
 Walk = Callable[[MailClient, int], Awaitable[int]]
 WALKS: dict[str, tuple[str, Walk]] = {
@@ -46,20 +44,6 @@ WALKS: dict[str, tuple[str, Walk]] = {
 
 async def _collect(stream: Any) -> int:
     return len([item async for item in stream])
-
-
-def stuck_page(route: str, size: int, meta: Any) -> Answer:
-    """A full page, the same on every request: a gateway that ignores ``offset``."""
-    items = [
-        {"id": 100 + i, "mailboxId": 1, "subject": "s", "date": "2026-05-25T10:00:00+03:00"}
-        if route == "messages"
-        else {"id": 100 + i, "email": "p@x.io", "name": "P"}
-        for i in range(size)
-    ]
-    envelope: dict[str, Any] = {"success": True, "data": {"items": items}}
-    if meta is not None:
-        envelope["meta"] = meta
-    return ok_answer(to_wire(envelope))
 
 
 @profile(share=1.0)
