@@ -33,7 +33,7 @@ from .profiles import profile
 from .wirejson import realize
 
 
-@profile(share=3.5)
+@profile(share=4.5)
 @given(call=st.sampled_from(CALLS), data=st.data())
 def test_typed_calls_keep_their_promises_against_hostile_answers(call: Call, data: Any) -> None:
     settings = data.draw(settings_strategy(), label="settings")

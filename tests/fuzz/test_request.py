@@ -137,7 +137,7 @@ BODIES = mostly(
 )
 
 
-@profile(share=2.5)
+@profile(share=3.5)
 @given(method=METHODS, path=PATHS, params=PARAMS, body=BODIES, data=st.data())
 def test_request_keeps_its_promises_and_sends_exactly_what_it_was_given(
     method: Any, path: Any, params: Any, body: Any, data: Any
