@@ -65,7 +65,11 @@ def positive_id(name: str, value: object) -> int:
     # holds is what goes on the wire and what the checks see.
     number = int.__int__(value)
     if number <= 0 or number > _MAX_ID:
-        raise errors.InvalidArgumentError(f"{name} must be a positive int id, got {number}")
+        # str() of a huge int raises (and costs): name its size instead.
+        shown = (
+            str(number) if number.bit_length() <= 128 else f"an int of {number.bit_length()} bits"
+        )
+        raise errors.InvalidArgumentError(f"{name} must be a positive int id, got {shown}")
     return number
 
 

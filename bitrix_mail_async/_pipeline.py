@@ -27,7 +27,7 @@ import copy
 import logging
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from bitrix_mail_async import _envelope, _raw, errors
 from bitrix_mail_async._concurrency import AdaptiveConcurrency
@@ -55,6 +55,17 @@ from bitrix_mail_async._window import Window
 __all__ = ["Pipeline"]
 
 log = logging.getLogger("bitrix_mail_async.transport")
+
+
+#: Error classes of the gateway's refusals: the call was not run (contract section 2).
+_REFUSALS: Final = (
+    errors.AuthenticationError,
+    errors.PermissionDeniedError,
+    errors.InvalidParamsError,
+    errors.NotFoundError,
+    errors.BitrixError,
+    errors.RateLimitedError,
+)
 
 
 class Pipeline:
@@ -119,6 +130,10 @@ class Pipeline:
             self.transport.require_open()
             self._shared = REGISTRY.claim(self._scopes, self._rate_limit, self._create_limiter)
         return self._shared
+
+    def count_error(self) -> None:
+        """Count a call that ended in an error found after its attempts (a pager's walk)."""
+        self.stats.errors += 1
 
     @property
     def session_scope(self) -> str:
@@ -410,8 +425,10 @@ class Pipeline:
                 wire.maybe_sent = False
         except errors.APIError as exc:
             # A 2xx saying success: false: an answer like any error answer, observed and
-            # counted as one, never repeated.
-            failed = AttemptFailed(exc, None)
+            # counted as one, never repeated. Only a refusal of the 4xx kind (bad key, scope,
+            # parameters, unknown id) proves a side effect was not applied.
+            refused = exc.status < 500 and isinstance(exc, _REFUSALS)
+            failed = AttemptFailed(exc, None if refused else Failure.UNREADABLE)
         except Exception as exc:
             # The boundary: an answer that breaks a reader in a way no rule knows.
             failed = unreadable(request, outcome.status, exc)

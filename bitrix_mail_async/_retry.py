@@ -147,6 +147,10 @@ def classify(status: int, code: str | None) -> Failure | None:
     if status >= 500:
         # 500 INTERNAL_ERROR too: the gateway may have failed after Bitrix24 acted.
         return Failure.SERVER_ERROR
+    if status < 200 or 300 <= status < 400:
+        # Not an answer the gateway gives (a redirect, an interim code): nothing says the
+        # call was refused unexecuted, so it is not repeated, and a side effect is unknown.
+        return Failure.UNREADABLE
     return None
 
 
@@ -231,10 +235,13 @@ class RetryLoop:
             try:
                 return await attempt(tries, deadline)
             except AttemptFailed as exc:
-                failed = exc
+                # Its frames (the transport's, which saw the response and its request headers)
+                # must not stay reachable from the error this call may end with.
+                failed = exc.with_traceback(None)
+                errors.detached(failed.error)
             except errors.DecodeError as exc:
                 # A 2xx the envelope reader could not read: the call ran, its answer is lost.
-                failed = AttemptFailed(exc, Failure.UNREADABLE)
+                failed = AttemptFailed(errors.detached(exc), Failure.UNREADABLE)
             except RefusalDeadline:
                 failed = None
             if failed is None:

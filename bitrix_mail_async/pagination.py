@@ -65,8 +65,12 @@ class Pager(Generic[T]):
         page_size: int,
         call: Call,
         max_pages: int | None = None,
+        on_error: Callable[[], None] | None = None,
     ) -> None:
         self._fetch = fetch
+        # Counts a walk's own errors (a page that cannot be decoded, a walk that cannot end)
+        # in the client's stats.errors, as the pipeline counts the errors of its attempts.
+        self._on_error = on_error
         self._item_type = item_type
         self._page_size = page_size
         self._call = call
@@ -80,7 +84,13 @@ class Pager(Generic[T]):
     async def fetch_page(self, offset: int) -> Page[T]:
         """Fetch and decode the page that starts at ``offset``."""
         reply = await self._fetch(offset, self._page_size)
-        return decode_page(self._call, reply, self._item_type, offset=offset, limit=self._page_size)
+        try:
+            return decode_page(
+                self._call, reply, self._item_type, offset=offset, limit=self._page_size
+            )
+        except errors.DecodeError as exc:
+            failed = errors.detached(exc)
+        raise self._error(failed)
 
     async def first_page(self) -> Page[T]:
         """The first page only."""
@@ -143,8 +153,13 @@ class Pager(Generic[T]):
             page.offset,
         )
 
-    def _error(self, message: str) -> errors.DecodeError:
-        return errors.DecodeError(message, method=self._call.method, path=self._call.path)
+    def _error(self, failure: str | errors.DecodeError) -> errors.DecodeError:
+        """The walk's error (counted in the client's stats)."""
+        if self._on_error is not None:
+            self._on_error()
+        if isinstance(failure, errors.DecodeError):
+            return failure
+        return errors.DecodeError(failure, method=self._call.method, path=self._call.path)
 
     async def _iter_items(self) -> AsyncIterator[T]:
         previous: frozenset[Any] = frozenset()

@@ -137,4 +137,10 @@ class Resource:
                 on_reply(reply)
             return reply
 
-        return pager_class(fetch, cast_to, page_size=page_size, call=Call(method, path))
+        return pager_class(
+            fetch,
+            cast_to,
+            page_size=page_size,
+            call=Call(method, path),
+            on_error=pipeline.count_error,
+        )

@@ -359,8 +359,12 @@ def observed(outcome: Outcome, *, stream: bool = False) -> list[tuple[str, str]]
 
 def at_most_once(outcome: Outcome) -> list[tuple[str, str]]:
     """A side effect reaches the server again only after a refusal, and an error after it may
-    have run is an OutcomeUnknownError."""
-    arrivals = outcome.server.arrivals
+    have run is an OutcomeUnknownError.
+
+    Only POSTs count: reply/forward may first read the original message and the mailbox's
+    senders (GETs, no side effect) to fill their defaults.
+    """
+    arrivals = [a for a in outcome.server.arrivals if a.method == "POST"]
     for earlier in arrivals[:-1]:
         if earlier.step is None or not earlier.step.refusal:
             return [("twice", f"arrived {len(arrivals)} times after {_describe(earlier.step)}")]

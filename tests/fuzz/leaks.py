@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from traceback import TracebackException
 from typing import Any
 
+from bitrix_mail_async._credentials import Credentials
 from bitrix_mail_async._transport import Transport
 
 __all__ = ["caller_ids", "printed_leaks", "reachable_leaks"]
@@ -49,6 +50,8 @@ _OPAQUE = (
     type(threading.Lock()),
     threading.Thread,
     Transport,
+    # The headers' one holder (a Request carries it); its repr is redacted like Transport's.
+    Credentials,
 )
 
 
