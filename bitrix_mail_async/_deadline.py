@@ -1,7 +1,9 @@
 """Deadlines: a whole call (waits, backoffs, attempts) bounded by ``MailClient(deadline=...)``.
 
 The retry loop refuses to start a wait of known length that would end past the deadline
-(``RetryLoop.run(expires=)``); everything else still running at the deadline, a limiter wait
+(``RetryLoop.run(expires=)``); a side effect waits for a place in the portal's queue on this
+side and is not sent with less time left than the portal's calls take
+(:mod:`._portal_queue`); everything else still running at the deadline, a limiter wait
 or an attempt on the wire, is cancelled there by :func:`within_deadline`. What the caller gets
 then depends on whether the call may have reached the gateway: a side effect that may have is
 outcome unknown (with what was sent), anything else :class:`errors.DeadlineExceededError`.
@@ -16,6 +18,7 @@ from typing import Final
 
 from bitrix_mail_async import errors
 from bitrix_mail_async._envelope import Answer, Reply
+from bitrix_mail_async._portal_queue import NoTimeLeft
 from bitrix_mail_async._retry import AttemptFailed, Failure, outcome_unknown
 from bitrix_mail_async._stats import ClientStats
 from bitrix_mail_async._transport import Request
@@ -30,10 +33,12 @@ NOT_RUN: Final = (Failure.NOT_SENT, Failure.RATE_LIMITED, Failure.QUEUED)
 class Wire:
     """Whether a call with a deadline may have reached the gateway with its outcome unknown."""
 
-    __slots__ = ("maybe_sent",)
+    __slots__ = ("expires", "maybe_sent")
 
-    def __init__(self) -> None:
+    def __init__(self, expires: float) -> None:
         self.maybe_sent = False
+        #: The call's deadline on the loop's clock.
+        self.expires = expires
 
     def heard(self, outcome: Answer | AttemptFailed) -> None:
         """An attempt's exchange ended: a refusal or "never sent" proves nothing ran."""
@@ -52,7 +57,7 @@ async def within_deadline(
     loop = asyncio.get_running_loop()
     deadline = request.deadline or 0.0
     expires = loop.time() + deadline
-    wire = Wire()
+    wire = Wire(expires)
     scope = asyncio.timeout_at(expires)
     try:
         async with scope:
@@ -60,6 +65,8 @@ async def within_deadline(
     except TimeoutError:
         if not scope.expired():
             raise  # the call's own error (an attempt's timeout), not the deadline
+    except NoTimeLeft:
+        pass  # a side effect not sent: it would still have been on the wire at the deadline
     err = errors.DeadlineExceededError(
         f"the deadline of {deadline:g}s passed before the call completed",
         deadline=deadline,

@@ -29,6 +29,7 @@ from typing import Any, Final
 
 import attrs
 
+from bitrix_mail_async._portal_queue import PortalQueue
 from bitrix_mail_async._ratelimit import Limiter, RateLimitConfig
 from bitrix_mail_async._window import Window, WindowBudget, WindowSource
 
@@ -56,6 +57,7 @@ LIMIT_SCOPES: Final[Mapping[str, str]] = MappingProxyType(
         "bucket": "portal",  # the portal's ~10/s rate and REST leaky bucket (2/s, burst 50)
         "cooldown": "portal",  # a 429 RATE_LIMITED comes from the portal's limits
         "learned rate": "portal",  # what 429s taught about the portal's rate
+        "queue": "portal",  # the portal's queue: 2 calls run at once (_portal_queue)
     }
 )
 
@@ -134,6 +136,8 @@ class KeyState:
     window: Window
     limiter_name: str = ""
     window_name: str = ""
+    queue: PortalQueue = attrs.Factory(PortalQueue)
+    queue_name: str = ""
 
 
 class KeyRegistry:
@@ -173,10 +177,22 @@ class KeyRegistry:
             # A limiter that shares its state beyond this process shares the window too.
             window = limiter.create_window() if isinstance(limiter, WindowSource) else None
             window_entry = states[("window", window_name)] = _Entry(window or WindowBudget())
+        queue_name = scopes.name("queue")
+        queue_entry = states.get(("queue", queue_name))
+        if queue_entry is None:
+            queue_entry = states[("queue", queue_name)] = _Entry(PortalQueue())
         entry.users += 1
         window_entry.users += 1
+        queue_entry.users += 1
         return KeyState(
-            limiter, config, weakref.ref(loop), window_entry.value, limiter_name, window_name
+            limiter,
+            config,
+            weakref.ref(loop),
+            window_entry.value,
+            limiter_name,
+            window_name,
+            queue_entry.value,
+            queue_name,
         )
 
     async def release(self, state: KeyState) -> None:
@@ -186,11 +202,15 @@ class KeyRegistry:
         if states is None:
             await state.limiter.aclose()  # pragma: no cover - the loop is gone, and its states
             return
-        window = states.get(("window", state.window_name))
-        if window is not None and window.value is state.window:
-            window.users -= 1
-            if window.users <= 0:
-                del states[("window", state.window_name)]
+        for kind, name, value in (
+            ("window", state.window_name, state.window),
+            ("queue", state.queue_name, state.queue),
+        ):
+            shared = states.get((kind, name))
+            if shared is not None and shared.value is value:
+                shared.users -= 1
+                if shared.users <= 0:
+                    del states[(kind, name)]
         entry = states.get(("limiter", state.limiter_name))
         if entry is None or entry.value is not state.limiter:
             return

@@ -38,6 +38,7 @@ from bitrix_mail_async._envelope import Answer, Reply
 from bitrix_mail_async._hooks import HookDispatcher, Hooks, route_template
 from bitrix_mail_async._jsonlib import dumps
 from bitrix_mail_async._keys import REGISTRY, KeyState, Scopes, portal_name
+from bitrix_mail_async._portal_queue import NoTimeLeft
 from bitrix_mail_async._ratelimit import Limiter, Permit, RateLimitConfig
 from bitrix_mail_async._retry import (
     AttemptFailed,
@@ -399,16 +400,35 @@ class Pipeline:
         generation = self.concurrency.try_acquire()
         if generation is None:
             generation = await self.concurrency.acquire()
+        queue = shared.queue
+        placed = False
         try:
+            if wire is not None and not request.idempotent:
+                # Queued at the gateway it would be on the wire, its outcome unknown at the
+                # deadline; waiting here it is not.
+                await queue.reserve()
+                placed = True
             if deadline is None:
                 permit, waited = await self._admit(shared)
             else:
                 permit, waited = await self._admit_by(shared, deadline)
+            if placed:
+                assert wire is not None
+                if asyncio.get_running_loop().time() + queue.typical > wire.expires:
+                    shared.window.settle(None)  # admitted, never sent
+                    raise NoTimeLeft
+            else:
+                queue.enter()
+                placed = True
             self.stats.requests += 1
             if wire is not None:
                 wire.maybe_sent = True  # cleared below only by an answer proving otherwise
             outcome, elapsed = await self._exchange(shared, request, attempt, waited)
+            placed = False
+            queue.leave(elapsed if isinstance(outcome, Answer) and outcome.status != 429 else None)
         finally:
+            if placed:
+                queue.leave()
             self.concurrency.release()
         if wire is not None:
             wire.heard(outcome)

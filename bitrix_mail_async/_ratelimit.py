@@ -281,6 +281,11 @@ class _Bucket:
             self._arm()
             raise
 
+    def give_back(self) -> None:
+        """Return the slot of a call that took one and then did not go (cancelled after it)."""
+        self._tat -= self._interval
+        self._arm()
+
     def _prune(self) -> None:
         """Drop the calls at the head of the queue that were cancelled while waiting."""
         waiters = self._waiters
@@ -387,7 +392,12 @@ class InProcessLimiter:
             if self._bucket is not None:
                 await self._bucket.acquire()
             if self._peak is not None:
-                await self._peak.acquire()
+                try:
+                    await self._peak.acquire()
+                except asyncio.CancelledError:
+                    if self._bucket is not None:
+                        self._bucket.give_back()  # never sent: else each cancel loses a slot
+                    raise
             # A 429 may have started a cooldown while this call queued for the bucket: the
             # slot is spent, but sending now would only earn another 429.
             if self._cooldown_until <= loop.time():

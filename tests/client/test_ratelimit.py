@@ -107,6 +107,27 @@ def test_cancelled_calls_leave_no_trace_across_a_rate_change() -> None:
     in_virtual_time(scenario)
 
 
+def test_a_call_cancelled_while_waiting_for_the_peak_gives_its_bucket_slot_back() -> None:
+    async def scenario() -> list[float]:
+        loop = asyncio.get_running_loop()
+        # The bucket: 5 at once, then one per 2 s; the peak: one call per second.
+        peak = BucketShape.of(1.0, 1)
+        limiter = InProcessLimiter(per_second=0.5, burst=5, adaptive=False, peak=peak)
+        await limiter.acquire()  # bucket 4 left, peak spent
+        waiting = [asyncio.ensure_future(limiter.acquire()) for _ in range(3)]
+        await asyncio.sleep(0.1)  # each took a bucket slot and waits for the peak
+        for task in waiting:
+            task.cancel()
+        await asyncio.gather(*waiting, return_exceptions=True)
+        through = []
+        for _ in range(4):  # the bucket's 4 slots are all still there: peak-paced only
+            await limiter.acquire()
+            through.append(round(loop.time(), 3))
+        return through
+
+    assert in_virtual_time(scenario) == pytest.approx([1.0, 2.0, 3.0, 4.0], abs=1e-3)
+
+
 def test_a_rate_change_keeps_the_level_of_the_bucket() -> None:
     async def scenario() -> list[float]:
         loop = asyncio.get_running_loop()
