@@ -50,18 +50,21 @@ class PortalQueue:
 
     async def reserve(self) -> None:
         """Wait for a place the gateway would run at once, then hold it (FIFO)."""
-        if self._in_flight < self.size and not self._waiters:
+        waiters = self._waiters
+        while waiters and waiters[0].done():
+            waiters.popleft()  # cancelled while waiting
+        if self._in_flight < self.size and not waiters:
             self._in_flight += 1
             return
         waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        waiters.append(waiter)
         try:
             await waiter
         except BaseException:
+            # A cancelled waiter stays queued until it reaches the head: leaving costs O(1),
+            # so close() cancelling thousands of waiting calls stays linear.
             if waiter.done() and not waiter.cancelled():
                 self._leave()  # handed a place while being cancelled: pass it on
-            else:
-                self._waiters.remove(waiter)
             raise
 
     def leave(self, elapsed: float | None = None) -> None:

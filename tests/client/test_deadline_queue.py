@@ -139,3 +139,23 @@ def test_a_place_handed_to_a_cancelled_waiter_passes_on() -> None:
         return order
 
     assert in_virtual_time(scenario) == ["second"]
+
+
+def test_waiters_cancelled_in_any_order_leave_the_queue_usable() -> None:
+    async def scenario() -> int:
+        queue = PortalQueue(size=1)
+        await queue.reserve()
+        waiting = [asyncio.ensure_future(queue.reserve()) for _ in range(5)]
+        await asyncio.sleep(0)
+        for task in (waiting[3], waiting[0], waiting[4]):
+            task.cancel()
+        queue.leave()  # to waiting[1]...
+        waiting[1].cancel()  # ...cancelled before it ran: the place passes to waiting[2]
+        await asyncio.gather(*waiting, return_exceptions=True)
+        assert waiting[2].done() and not waiting[2].cancelled()
+        queue.leave()
+        assert queue.in_flight == 0
+        await asyncio.wait_for(queue.reserve(), 1.0)  # a newcomer gets the free place at once
+        return queue.in_flight
+
+    assert in_virtual_time(scenario) == 1
