@@ -18,8 +18,9 @@ from typing import Final
 
 from bitrix_mail_async import errors
 from bitrix_mail_async._envelope import Answer, Reply
+from bitrix_mail_async._failures import AttemptFailed, Failure
 from bitrix_mail_async._portal_queue import NoTimeLeft
-from bitrix_mail_async._retry import AttemptFailed, Failure, outcome_unknown
+from bitrix_mail_async._retry import outcome_unknown
 from bitrix_mail_async._stats import ClientStats
 from bitrix_mail_async._transport import Request
 

@@ -40,7 +40,7 @@ import attrs
 from bitrix_mail_async import errors
 
 if TYPE_CHECKING:
-    from bitrix_mail_async._retry import Failure
+    from bitrix_mail_async._failures import Failure
     from bitrix_mail_async._transport import Request
 
 __all__ = [

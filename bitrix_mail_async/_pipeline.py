@@ -35,20 +35,13 @@ from bitrix_mail_async._config import check_timeout
 from bitrix_mail_async._credentials import Credentials
 from bitrix_mail_async._deadline import NOT_RUN, Wire, within_deadline
 from bitrix_mail_async._envelope import Answer, Reply
+from bitrix_mail_async._failures import AttemptFailed, Failure, classify
 from bitrix_mail_async._hooks import HookDispatcher, Hooks, route_template
 from bitrix_mail_async._jsonlib import dumps
 from bitrix_mail_async._keys import REGISTRY, KeyState, Scopes, portal_name
 from bitrix_mail_async._portal_queue import NoTimeLeft
 from bitrix_mail_async._ratelimit import Limiter, Permit, RateLimitConfig
-from bitrix_mail_async._retry import (
-    AttemptFailed,
-    Failure,
-    RefusalDeadline,
-    RetryLoop,
-    RetryPolicy,
-    classify,
-    unreadable,
-)
+from bitrix_mail_async._retry import RefusalDeadline, RetryLoop, RetryPolicy, unreadable
 from bitrix_mail_async._stats import ClientStats
 from bitrix_mail_async._transport import Request, Transport
 from bitrix_mail_async._window import Window

@@ -6,7 +6,7 @@ it: a 429 (rejected before any work), a 504 QUEUE_TIMEOUT (never left the gatewa
 a connection that failed before the request was written. Any failure after that point (a 5xx,
 a lost connection, a 2xx whose body cannot be read) raises instead, marked "outcome unknown".
 
-This module owns every such decision: the kinds of failure (:class:`Failure`), the policy
+This module owns every decision on the kinds of failure (:mod:`._failures`): the policy
 (:class:`RetryPolicy`), and the loop that repeats attempts (:class:`RetryLoop`): the separate
 budget for 429s, the shared cooldown a 429 starts, ``max_retry_after``, backoff, and the
 outcome-unknown error a side effect gets when it cannot be repeated safely.
@@ -15,7 +15,6 @@ outcome-unknown error a side effect gets when it cannot be repeated safely.
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine
@@ -25,6 +24,7 @@ import attrs
 
 from bitrix_mail_async import errors
 from bitrix_mail_async._config import check_count, check_number
+from bitrix_mail_async._failures import AttemptFailed, Failure, classify, should_retry
 from bitrix_mail_async._ratelimit import cooldown_jitter
 from bitrix_mail_async._stats import ClientStats
 
@@ -34,30 +34,10 @@ if TYPE_CHECKING:
     from bitrix_mail_async._ratelimit import Permit
     from bitrix_mail_async._transport import Request
 
-__all__ = [
-    "AttemptFailed",
-    "Failure",
-    "RefusalDeadline",
-    "RetryLoop",
-    "RetryPolicy",
-    "classify",
-    "should_retry",
-]
+__all__ = ["RefusalDeadline", "RetryLoop", "RetryPolicy"]
 
 log = logging.getLogger("bitrix_mail_async.transport")
 R = TypeVar("R")
-
-
-class Failure(enum.Enum):
-    """Kinds of failed attempts, as the retry rules see them."""
-
-    RATE_LIMITED = "rate_limited"  # 429: the gateway rejected the call before acting
-    NOT_SENT = "not_sent"  # connect failed or timed out: the request never left
-    QUEUED = "queued"  # 504 QUEUE_TIMEOUT: waited in the portal queue, never executed
-    SERVER_ERROR = "server_error"  # any 5xx but QUEUE_TIMEOUT: may have reached Bitrix24
-    LOST = "lost"  # connection broke or read timed out after the request was written
-    UNREADABLE = "unreadable"  # a 2xx that cannot be read (broken, oversized): the call ran
-    BROKEN = "broken"  # an exception no rule knows: may have gone out, would fail again
 
 
 def _seconds(_inst: object, attr: attrs.Attribute[float], value: float) -> None:
@@ -123,52 +103,8 @@ class RetryPolicy:
         return self.default_retry_after if default is None else default
 
 
-def should_retry(failure: Failure, *, idempotent: bool) -> bool:
-    """Whether a failed attempt may be repeated without risking a duplicate side effect."""
-    if failure in (Failure.RATE_LIMITED, Failure.NOT_SENT, Failure.QUEUED):
-        return True
-    if failure in (Failure.UNREADABLE, Failure.BROKEN):
-        return False  # the same answer (or the same exception) would come again
-    return idempotent
-
-
 #: Wait after a QUEUE_TIMEOUT that names none: the gateway documents ``retryAfter: 10``.
 QUEUE_RETRY_AFTER = 10.0
-
-
-def classify(status: int, code: str | None) -> Failure | None:
-    """How the retry rules see an error answer; None means "raise it, never repeat"."""
-    if status == 429:
-        # The circuit breaker blocks this one request (section 1a.4): repeating it, or
-        # slowing every other call down, would only make things worse.
-        return None if code == "ERROR_LOOP_DETECTED" else Failure.RATE_LIMITED
-    if status == 504 and code == "QUEUE_TIMEOUT":
-        return Failure.QUEUED
-    if status >= 500:
-        # 500 INTERNAL_ERROR too: the gateway may have failed after Bitrix24 acted.
-        return Failure.SERVER_ERROR
-    if status < 200 or 300 <= status < 400:
-        # Not an answer the gateway gives (a redirect, an interim code): nothing says the
-        # call was refused unexecuted, so it is not repeated, and a side effect is unknown.
-        return Failure.UNREADABLE
-    return None
-
-
-class AttemptFailed(Exception):
-    """One attempt failed; carries the typed error and how the retry rules should see it."""
-
-    def __init__(
-        self,
-        error: errors.MailError,
-        failure: Failure | None,
-        retry_after: float | None = None,
-        permit: Permit | None = None,
-    ) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.failure = failure
-        self.retry_after = retry_after
-        self.permit = permit
 
 
 class RefusalDeadline(Exception):

@@ -40,7 +40,7 @@ from bitrix_mail_async._config import (
 )
 from bitrix_mail_async._credentials import USER_AGENT, Credentials
 from bitrix_mail_async._envelope import Answer, Call
-from bitrix_mail_async._retry import AttemptFailed, Failure
+from bitrix_mail_async._failures import AttemptFailed, Failure
 
 __all__ = ["USER_AGENT", "ClientState", "Request", "Transport"]
 
