@@ -138,6 +138,8 @@ class KeyState:
     window_name: str = ""
     queue: PortalQueue = attrs.Factory(PortalQueue)
     queue_name: str = ""
+    #: The limiter's ``acquires_at_once()``, when it has one (a caller's own limiter need not).
+    acquires_at_once: Callable[[], bool] | None = None
 
 
 class KeyRegistry:
@@ -193,6 +195,7 @@ class KeyRegistry:
             window_name,
             queue_entry.value,
             queue_name,
+            getattr(limiter, "acquires_at_once", None),
         )
 
     async def release(self, state: KeyState) -> None:

@@ -458,7 +458,12 @@ class Pipeline:
 
         Returns the permit and the seconds waited for both.
         """
-        permit = await self.transport.wait(shared.limiter.acquire())
+        limiter = shared.limiter
+        at_once = shared.acquires_at_once
+        if at_once is not None and at_once():
+            permit = await limiter.acquire()  # returns at once: nothing for close() to end
+        else:
+            permit = await self.transport.wait(limiter.acquire())
         self.stats.limiter_wait += permit.waited
         waited = permit.waited
         window = shared.window

@@ -281,6 +281,11 @@ class _Bucket:
             self._arm()
             raise
 
+    def ready(self, now: float) -> bool:
+        """Whether :meth:`acquire` would take a slot at once (no wait, nobody ahead)."""
+        self._prune()
+        return not self._waiters and self._due(now) <= now
+
     def give_back(self) -> None:
         """Return the slot of a call that took one and then did not go (cancelled after it)."""
         self._tat -= self._interval
@@ -379,6 +384,21 @@ class InProcessLimiter:
     def current_burst(self) -> int | None:
         """The bucket capacity now (learned), None when unlimited."""
         return self._adaptive.capacity if self._adaptive is not None else None
+
+    def acquires_at_once(self) -> bool:
+        """Whether :meth:`acquire` would return at once: no cooldown, room in both buckets.
+
+        The pipeline then awaits it as a plain step, without the close() registration a wait
+        needs (the flat road of a call nothing holds).
+        """
+        now = asyncio.get_running_loop().time()
+        if self._cooldown_until > now:
+            return False
+        bucket = self._bucket
+        if bucket is None:
+            return True
+        peak = self._peak
+        return bucket.ready(now) and (peak is None or peak.has_capacity())
 
     async def acquire(self) -> Permit:
         """Wait for the shared cooldown and then for a bucket slot."""

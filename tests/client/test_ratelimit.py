@@ -244,3 +244,42 @@ def test_a_waiting_call_costs_no_task_of_its_own() -> None:
     tasks, calls, elapsed = in_virtual_time(scenario)
     assert tasks <= calls + 1  # the callers and this scenario, nothing per waiting call
     assert elapsed == pytest.approx(19.9, abs=0.01)  # 1 at once, then 10/s
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_acquires_at_once_means_acquire_never_suspends(seed: int) -> None:
+    # The pipeline awaits acquire() without close()'s registration when acquires_at_once()
+    # says so: that must never be a wait.
+    import random
+
+    async def scenario() -> tuple[int, int]:
+        rng = random.Random(seed)
+        limiter = InProcessLimiter(
+            per_second=4.0, burst=3, adaptive=True, peak=BucketShape.of(6.0, 2)
+        )
+        waiting: list[asyncio.Future[object]] = []
+        at_once = checked = 0
+        for _ in range(300):
+            op = rng.random()
+            if op < 0.2:
+                waiting.append(asyncio.ensure_future(limiter.acquire()))
+            elif op < 0.3 and waiting:
+                waiting.pop(rng.randrange(len(waiting))).cancel()
+            elif op < 0.35:
+                await limiter.report_rate_limited(None, rng.choice([0.0, 0.1, 0.5]))
+            elif op < 0.6:
+                await asyncio.sleep(rng.choice([0.0, 0.05, 0.2, 0.6]))
+            else:
+                checked += 1
+                if limiter.acquires_at_once():
+                    at_once += 1
+                    step = limiter.acquire()
+                    with pytest.raises(StopIteration):
+                        step.send(None)  # ran to its end without yielding once
+        for task in waiting:
+            task.cancel()
+        await asyncio.gather(*waiting, return_exceptions=True)
+        return at_once, checked
+
+    at_once, checked = in_virtual_time(scenario)
+    assert 0 < at_once < checked  # both kinds of state were seen
