@@ -179,6 +179,26 @@ def test_docs_have_no_code_block_the_checks_would_miss() -> None:
         assert set(languages) <= {"python"}, (path, languages)
 
 
+def _github_anchor(heading: str) -> str:
+    """The anchor GitHub (and mkdocs' toc) gives a heading: lower case, punctuation dropped."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def test_readme_links_reach_files_and_headings() -> None:
+    # mkdocs checks the links of docs/; the README, outside the site, is checked here.
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    links = re.findall(r"\]\(([^)#\s]+)(?:#([^)\s]+))?\)", text)
+    local = [(target, anchor) for target, anchor in links if "://" not in target]
+    assert len(local) >= 20
+    for target, anchor in local:
+        path = ROOT / target
+        assert path.exists(), target
+        if anchor:
+            headings = re.findall(r"^#+ (.*)$", path.read_text(encoding="utf-8"), re.M)
+            assert anchor in [_github_anchor(h) for h in headings], f"{target}#{anchor}"
+
+
 def test_readme_bulk_example_runs(mail_emulator: MailEmulator, tmp_path: Path) -> None:
     example = block_with("get_many", "tqdm")
     done = run_example(example, mail_emulator, tmp_path, timeout=120)
