@@ -21,7 +21,7 @@ from pathlib import Path
 
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 # Extras that hold development tools, not what users install: their floors are not promised.
-DEV_EXTRAS = frozenset({"test"})
+DEV_EXTRAS = frozenset({"test", "docs"})
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*([^;]*)$")
 _FLOOR = re.compile(r"^>=\s*([0-9][0-9A-Za-z.+!-]*)$")
 

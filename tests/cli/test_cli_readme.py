@@ -1,4 +1,4 @@
-"""The README's "Command line" section lists every command, action and global option."""
+"""docs/guides/command-line.md names every command, action and global option."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from bitrix_mail_async.cli import build_parser
 from bitrix_mail_async.cli.completion import tree
 from bitrix_mail_async.cli.options import GLOBAL_OPTIONS
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "guides" / "command-line.md"
 
 
 def command_line_section(text: str) -> str:
-    """The text of the README's "## Command line" section, up to the next section."""
-    start = text.index("\n## Command line\n")
-    end = text.find("\n## ", start + 1)
+    """The text of the page from its "# The command line" title, up to a next title if any."""
+    start = text.index("# The command line\n")
+    end = text.find("\n# ", start + 1)
     return text[start : end if end != -1 else len(text)]
 
 
@@ -30,7 +30,7 @@ def missing_from(section: str) -> list[str]:
 
 
 def test_the_check_finds_what_is_missing() -> None:
-    section = "\n## Command line\n    bitrix-mail demo\n"
+    section = "# The command line\n    bitrix-mail demo\n"
     missing = missing_from(command_line_section(section))
     assert "bitrix-mail messages crm-activity" in missing
     assert "--dry-run" in missing
@@ -38,5 +38,5 @@ def test_the_check_finds_what_is_missing() -> None:
 
 
 def test_readme_command_line_section_lists_every_command() -> None:
-    section = command_line_section(README.read_text(encoding="utf-8"))
+    section = command_line_section(PAGE.read_text(encoding="utf-8"))
     assert missing_from(section) == []
