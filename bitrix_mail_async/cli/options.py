@@ -50,15 +50,23 @@ class GlobalOption:
 
 
 GLOBAL_OPTIONS: Final = (
-    GlobalOption(("--json",), OUTPUT, False, {"action": "store_true", "help": "print JSON"}),
+    GlobalOption(
+        ("--json",),
+        OUTPUT,
+        False,
+        {
+            "action": "store_true",
+            "help": "print JSON, in the gateway's field names (mailboxId, from)",
+        },
+    ),
     GlobalOption(
         ("--python-names",),
         OUTPUT,
         False,
         {
             "action": "store_true",
-            "help": "with --json: the library's field names (mailbox_id, from_, ...) instead of "
-            "the gateway's (mailboxId, from, ...)",
+            "help": "with --json: the library's field names instead (mailbox_id, from_; "
+            "fields it does not model under extra)",
         },
     ),
     GlobalOption(
