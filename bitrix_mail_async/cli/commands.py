@@ -2,8 +2,8 @@
 
 Owns ``whoami`` (``GET /v1/me``), the ``mailboxes`` group (``list``, ``get``, ``senders``;
 routes 1-3) and the ``recipients`` group (``contacts``, ``employees``; routes 16-17), plus
-the old top-level spelling ``senders MAILBOX_ID``, kept working but unlisted. The messages
-are :mod:`.messages` and :mod:`.objects`.
+the old top-level spelling ``senders MAILBOX_ID``, kept working but unlisted, with a
+deprecation note on stderr. The messages are :mod:`.messages` and :mod:`.objects`.
 
 Adding a command: write ``async def name(mail, args) -> int``, a function adding its
 arguments, and one :class:`~bitrix_mail_async.cli.parsing.Command` in a ``COMMANDS`` tuple.
@@ -12,13 +12,14 @@ arguments, and one :class:`~bitrix_mail_async.cli.parsing.Command` in a ``COMMAN
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import UTC, datetime
 from typing import Final, TypeVar
 
 from bitrix_mail_async import Contact, Employee, MailClient, Pager
 from bitrix_mail_async._config import ENV_API_KEY, redact_key
 from bitrix_mail_async.cli import output
-from bitrix_mail_async.cli.arguments import mailbox_argument, positive_int
+from bitrix_mail_async.cli.arguments import mailbox_argument, non_blank, positive_int
 from bitrix_mail_async.cli.failures import EXIT_OK
 from bitrix_mail_async.cli.gateway import api_key, on_gateway
 from bitrix_mail_async.cli.parsing import Command, Group
@@ -111,7 +112,7 @@ def _contacts_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _employees_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("query", metavar="QUERY", help="part of a name or email")
+    parser.add_argument("query", type=non_blank, metavar="QUERY", help="part of a name or email")
     _paging(parser)
 
 
@@ -141,7 +142,7 @@ MAILBOXES: Final = Group(
     actions=(
         Command(
             "list",
-            on_gateway(mailboxes_list),
+            on_gateway(mailboxes_list, name="--name", email="--email"),
             help="list the mailboxes the key can read",
             description="List the mailboxes the key can read (GET /mail/mailboxes).",
             example="bitrix-mail mailboxes list --name Sales --json",
@@ -178,7 +179,7 @@ RECIPIENTS: Final = Group(
     actions=(
         Command(
             "contacts",
-            on_gateway(contacts),
+            on_gateway(contacts, query="QUERY"),
             help="CRM contacts matching QUERY (the latest without one)",
             description="CRM contacts whose name or email contains QUERY; without QUERY "
             "the latest contacts (POST /mail/recipients/contacts).",
@@ -187,7 +188,7 @@ RECIPIENTS: Final = Group(
         ),
         Command(
             "employees",
-            on_gateway(employees),
+            on_gateway(employees, query="QUERY"),
             help="employees matching QUERY",
             description="Employees whose name or email contains QUERY "
             "(POST /mail/recipients/employees).",
@@ -209,12 +210,26 @@ WHOAMI: Final = Command(
     example="bitrix-mail whoami",
 )
 
+_run_senders: Final = on_gateway(senders)
+
+
+def old_senders(args: argparse.Namespace) -> int:
+    """``senders MAILBOX_ID``: ``mailboxes senders``, with a note on stderr to use that."""
+    if sys.stderr is not None:
+        # stderr: a script reading the table or the JSON on stdout keeps working.
+        print(
+            "bitrix-mail: note: 'senders' is deprecated, use 'mailboxes senders' (the same output)",
+            file=sys.stderr,
+        )
+    return _run_senders(args)
+
+
 #: ``bitrix-mail senders MAILBOX_ID``: the spelling before ``mailboxes senders``, unlisted.
 SENDERS: Final = Command(
     "senders",
-    on_gateway(senders),
+    old_senders,
     help=_SENDERS_HELP,
-    description="The same as 'bitrix-mail mailboxes senders'.",
+    description="Deprecated: use 'bitrix-mail mailboxes senders', which prints the same.",
     example="bitrix-mail mailboxes senders 1",
     arguments=mailbox_argument,
     hidden=True,

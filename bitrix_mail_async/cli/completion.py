@@ -2,8 +2,9 @@
 
 Owns the scripts. They are generated from the parser itself (its commands, actions and
 option flags, as :class:`~bitrix_mail_async.cli.parsing.CliParser` records them), so they
-never drift from the commands; they complete command names, actions and options (files are
-left to the shell's default). zsh loads the bash script through ``bashcompinit``.
+never drift from the commands; they complete command names, actions, options and the values
+of a positional with fixed choices (``completion SHELL``, ``api METHOD``); files are left to
+the shell's default. zsh loads the bash script through ``bashcompinit``.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ _FUNCTION: Final = "_bitrix_mail"
 
 @attrs.frozen
 class Node:
-    """One place in the command tree: its path (``messages list``), subcommands, options."""
+    """One place in the command tree: its path, subcommands, options, positional values."""
 
     path: tuple[str, ...]
     commands: tuple[tuple[str, str], ...]  # (name, help)
     options: tuple[str, ...]
+    values: tuple[str, ...] = ()
 
 
 def tree(parser: CliParser) -> list[Node]:
@@ -40,7 +42,8 @@ def tree(parser: CliParser) -> list[Node]:
         shown = {n: p for n, p in current.commands.items() if not p.hidden}
         flags = [f for o in GLOBAL_OPTIONS if o.scope in current.global_scopes for f in o.flags]
         options = tuple(dict.fromkeys([*current.option_flags, *flags]))
-        nodes.append(Node(path, tuple((n, p.help_text) for n, p in shown.items()), options))
+        commands = tuple((n, p.help_text) for n, p in shown.items())
+        nodes.append(Node(path, commands, options, tuple(dict.fromkeys(current.choices))))
         for name, child in shown.items():
             visit(child, (*path, name))
 
@@ -53,7 +56,7 @@ def _key(node: Node) -> str:
 
 
 def _words(node: Node) -> str:
-    return " ".join([*(name for name, _ in node.commands), *node.options])
+    return " ".join([*(name for name, _ in node.commands), *node.values, *node.options])
 
 
 def _bash(nodes: list[Node]) -> str:
@@ -106,6 +109,8 @@ def _fish(nodes: list[Node]) -> str:
         condition = _fish_quote(_fish_condition(node))
         for name, text in node.commands:
             lines.append(f"complete -c {_PROG} -n {condition} -f -a {name} -d {_fish_quote(text)}")
+        for value in node.values:
+            lines.append(f"complete -c {_PROG} -n {condition} -f -a {_fish_quote(value)}")
         for flag in node.options:
             kind = "-l" if flag.startswith("--") else "-s"
             lines.append(f"complete -c {_PROG} -n {condition} {kind} {flag.lstrip('-')}")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Final, TextIO
 
 from bitrix_mail_async import MailClient, errors, to_dict
+from bitrix_mail_async.cli import output
 from bitrix_mail_async.cli.arguments import mailbox_argument, positive_int
 from bitrix_mail_async.cli.failures import EXIT_ERROR, EXIT_OK, UsageError, print_error
 from bitrix_mail_async.cli.gateway import LIST_PAGE_MAX, run_gateway
@@ -29,18 +30,34 @@ __all__ = ["COMMAND", "run_export"]
 _STDOUT: Final = "-"
 
 
-def _exported_id(line: bytes) -> int | None:
-    """The id of a line this command wrote, else None."""
+# Keys that tell which names a line was written in (both spell "id", "subject", "body").
+_PYTHON_KEYS: Final = frozenset({"mailbox_id", "from_", "is_seen", "has_attachments"})
+_WIRE_KEYS: Final = frozenset({"mailboxId", "from", "isSeen", "hasAttachments"})
+
+
+def _exported(line: bytes) -> tuple[int, bool | None] | None:
+    """The id of a line this command wrote and whether in the gateway's names; else None."""
     try:
         item = json.loads(line)
     except ValueError:
         return None
     msg_id = item.get("id") if isinstance(item, dict) else None
-    return msg_id if isinstance(msg_id, int) and not isinstance(msg_id, bool) else None
+    if not isinstance(msg_id, int) or isinstance(msg_id, bool):
+        return None
+    keys = item.keys()
+    wire = True if _WIRE_KEYS & keys else False if _PYTHON_KEYS & keys else None
+    return msg_id, wire
 
 
-def _resume_ids(path: Path, *, repair: bool) -> set[int]:
-    """Ids already exported to ``path``; ``repair`` cuts off a last line a crash left partial."""
+def _names(wire: bool) -> str:
+    return "the gateway's field names" if wire else "the library's field names (--python-names)"
+
+
+def _resume_ids(path: Path, *, repair: bool, wire: bool) -> set[int]:
+    """Ids already exported to ``path``; ``repair`` cuts off a last line a crash left partial.
+
+    A file written in the other field names is refused: one file, one set of names.
+    """
     done: set[int] = set()
     if not path.exists():
         return done
@@ -53,11 +70,18 @@ def _resume_ids(path: Path, *, repair: bool) -> set[int]:
             good_end += len(line)
             if not line.strip():
                 continue
-            msg_id = _exported_id(line)
-            if msg_id is None:
+            found = _exported(line)
+            if found is None:
                 raise UsageError(
                     f"{path}: line {number} is not a message exported by bitrix-mail; "
                     "refusing to append to it"
+                )
+            msg_id, line_wire = found
+            if line_wire is not None and line_wire != wire:
+                raise UsageError(
+                    f"{path}: line {number} is in {_names(line_wire)}, this run would write "
+                    f"{_names(wire)}: {'pass' if wire else 'drop'} --python-names to continue "
+                    "the file, or start a new one"
                 )
             done.add(msg_id)
         if repair:
@@ -67,13 +91,15 @@ def _resume_ids(path: Path, *, repair: bool) -> set[int]:
 
 def run_export(args: argparse.Namespace) -> int:
     """The ``export`` handler: open the file (or stdout), then export through a client."""
+    # Settled here: resuming reads which names the file's lines are in.
+    output.check_json_options(args, alone=True)
     if args.out == _STDOUT:
         return _run(args, sys.stdout, set())
     path = Path(args.out)
     # File work happens here, outside the event loop; the loop only appends lines. A dry
     # run reads the file (a foreign one is refused as in a real run) but changes nothing.
     try:
-        done = _resume_ids(path, repair=not args.dry_run)
+        done = _resume_ids(path, repair=not args.dry_run, wire=args.wire)
         if args.dry_run:
             return _run(args, io.StringIO(), done)
         out = path.open("a", encoding="utf-8", newline="")
@@ -90,7 +116,7 @@ def _run(args: argparse.Namespace, out: TextIO, done: set[int]) -> int:
         await job.run()
         return job.report()
 
-    # --wire alone picks the names of the exported lines.
+    # --python-names alone picks the names of the exported lines.
     return run_gateway(args, command, wire_alone=True)
 
 
@@ -198,8 +224,9 @@ COMMAND: Final = Command(
     run_export,
     help="save every message of a mailbox, with bodies, as JSON lines (resumable)",
     description="Save every message of a mailbox with its body to FILE, one JSON object per "
-    "line (--wire: the gateway's field names). Rerunning skips the messages already in FILE; "
-    "a progress counter shows on a terminal. --json prints the summary as JSON.",
+    "line, in the gateway's field names (--python-names: the library's). Rerunning skips the "
+    "messages already in FILE; a progress counter shows on a terminal. --json prints the "
+    "summary as JSON.",
     example="bitrix-mail export 1 --out sales.jsonl --concurrency 8\n"
     "bitrix-mail export 1 --out - | jq -r .subject",
     arguments=_export_arguments,

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
+from collections.abc import Mapping
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -75,6 +77,8 @@ _API_PREFIX: Final = "/v1"
 _NOT_FOUND: Final = 404
 # An exception nobody expected is quoted this far.
 _UNEXPECTED_MAX: Final = 300
+# A value an error quotes (Python's repr: single or double quotes).
+_QUOTED: Final = re.compile(r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
 # Shorter values are not secrets worth hiding (and would blank common words).
 _SECRET_MIN: Final = 8
 
@@ -164,13 +168,37 @@ def _describe_api_error(exc: errors.APIError, base_url: str | None) -> str:
     return text
 
 
-def describe(exc: BaseException, *, base_url: str | None = None) -> tuple[str, int]:
-    """The human message and exit code for a library error (``base_url``: the one used)."""
+def _named(text: str, options: Mapping[str, str]) -> str:
+    """``text`` with each library argument name replaced by the option the user typed."""
+    if not options:
+        return text
+    # Whole words only, and never inside a quoted value: that is what the user typed.
+    names = "|".join(re.escape(name) for name in sorted(options, key=len, reverse=True))
+    word = re.compile(rf"(?<![\w-])({names})(?![\w-])")
+    parts = _QUOTED.split(text)
+    for i in range(0, len(parts), 2):
+        parts[i] = word.sub(lambda m: options[m[1]], parts[i])
+    return "".join(parts)
+
+
+def describe(
+    exc: BaseException,
+    *,
+    base_url: str | None = None,
+    options: Mapping[str, str] | None = None,
+) -> tuple[str, int]:
+    """The human message and exit code for a library error (``base_url``: the one used).
+
+    ``options`` maps library argument names to the command's options: a refusal of an
+    argument then names the option the user typed (``--start``, not ``date_from``).
+    """
     if isinstance(exc, errors.APIError):
         return _describe_api_error(exc, base_url), EXIT_ERROR
     if isinstance(exc, errors.OutcomeUnknownError):
         return f"{exc}{_OUTCOME_UNKNOWN}", EXIT_ERROR
-    if isinstance(exc, errors.ConfigurationError | errors.InvalidArgumentError | UsageError):
+    if isinstance(exc, errors.InvalidArgumentError):
+        return _named(str(exc), options or {}), EXIT_USAGE
+    if isinstance(exc, errors.ConfigurationError | UsageError):
         return str(exc), EXIT_USAGE
     if isinstance(exc, errors.TransportError):
         return f"cannot reach the gateway: {exc}", EXIT_ERROR

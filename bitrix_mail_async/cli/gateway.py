@@ -15,7 +15,7 @@ import asyncio
 import ipaddress
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -189,14 +189,19 @@ async def _session(
 
 
 def run_gateway(
-    args: argparse.Namespace, command: GatewayCommand, *, wire_alone: bool = False
+    args: argparse.Namespace,
+    command: GatewayCommand,
+    *,
+    wire_alone: bool = False,
+    options: Mapping[str, str] | None = None,
 ) -> int:
     """Run ``command`` with a client built from ``args``; a failure becomes a message and code.
 
-    ``wire_alone``: ``--wire`` means something without ``--json`` (export's lines).
+    ``wire_alone``: the names flags mean something without ``--json`` (export's lines).
+    ``options``: the option the user typed for each library argument the library's own
+    refusals name (``{"date_from": "--start"}``).
     """
-    if not wire_alone:
-        output.check_json_options(args)
+    output.check_json_options(args, alone=wire_alone)
     try:
         connection = connection_from_args(args)
     except errors.ConfigurationError as exc:
@@ -211,11 +216,15 @@ def run_gateway(
             raise first from None
         if not isinstance(first, Exception):
             raise
-        message, code = failures.describe(first, base_url=connection.url)
+        message, code = failures.describe(first, base_url=connection.url, options=options)
         failures.print_error(message)
         return code
 
 
-def on_gateway(command: GatewayCommand) -> Handler:
-    """Turn a coroutine command into a parser handler that runs it with a client."""
-    return lambda args: run_gateway(args, command)
+def on_gateway(command: GatewayCommand, **options: str) -> Handler:
+    """Turn a coroutine command into a parser handler that runs it with a client.
+
+    ``options`` maps the library's argument names to the options that feed them
+    (``date_from="--start"``), so that a refusal names what the user typed.
+    """
+    return lambda args: run_gateway(args, command, options=options)

@@ -16,9 +16,11 @@ from bitrix_mail_async import MailClient, SendResult
 from bitrix_mail_async._addresses import split_recipients
 from bitrix_mail_async.cli import objects, output
 from bitrix_mail_async.cli.arguments import (
+    WHEN_FORMS,
     mailbox_argument,
     message_argument,
     positive_int,
+    when,
 )
 from bitrix_mail_async.cli.failures import EXIT_OK, UsageError
 from bitrix_mail_async.cli.gateway import LIST_PAGE_MAX, on_gateway
@@ -67,9 +69,16 @@ def _list_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--folder", metavar="F", help='only this folder, e.g. "INBOX" or "Sent"')
     parser.add_argument("--search", metavar="TEXT", help="only messages matching TEXT")
     parser.add_argument(
-        "--since", metavar="WHEN", help="only messages from WHEN on (ISO 8601, with an offset)"
+        "--since",
+        type=when,
+        metavar="WHEN",
+        help=f"only messages from WHEN on: {WHEN_FORMS} (relative times count back from this "
+        "computer's clock, today and yesterday from its midnight); an ISO time without an "
+        "offset is sent as written, and the gateway reads it in the portal's time zone",
     )
-    parser.add_argument("--until", metavar="WHEN", help="only messages up to WHEN (ISO 8601)")
+    parser.add_argument(
+        "--until", type=when, metavar="WHEN", help="only messages up to WHEN, as --since"
+    )
     amount = parser.add_mutually_exclusive_group()
     amount.add_argument(
         "--limit",
@@ -264,10 +273,26 @@ def _move_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # ----------------------------------------------------------------------------- declarations
+# The library's names of a message's parts, as the options that give them.
+_SEND_OPTIONS: Final = {
+    "from_": "--from",
+    "to": "--to",
+    "cc": "--cc",
+    "bcc": "--bcc",
+    "subject": "--subject",
+    "body": "--body",
+}
+
 _ACTIONS: Final = (
     Command(
         "list",
-        on_gateway(messages_list),
+        on_gateway(
+            messages_list,
+            date_from="--since",
+            date_to="--until",
+            folder="--folder",
+            search="--search",
+        ),
         help="list a mailbox's messages",
         description="List a mailbox's messages (GET /mail/messages).",
         example="bitrix-mail messages list 1 --unseen --folder INBOX --limit 50",
@@ -283,7 +308,7 @@ _ACTIONS: Final = (
     ),
     Command(
         "thread",
-        on_gateway(messages_thread),
+        on_gateway(messages_thread, limit="--limit"),
         help="show the conversation a message belongs to",
         description="Show the conversation a message belongs to (GET /mail/messages/ID/thread). "
         "Its dates have no offset: they are the portal's local time.",
@@ -292,7 +317,7 @@ _ACTIONS: Final = (
     ),
     Command(
         "send",
-        on_gateway(messages_send),
+        on_gateway(messages_send, **_SEND_OPTIONS),
         help="send a message",
         description="Send a message (POST /mail/messages). --to, --cc and --bcc may repeat or "
         "hold comma lists. The gateway has no idempotency key: a send whose answer is lost "
@@ -303,7 +328,7 @@ _ACTIONS: Final = (
     ),
     Command(
         "reply",
-        on_gateway(messages_reply),
+        on_gateway(messages_reply, **_SEND_OPTIONS),
         help="reply to a message",
         description="Reply to a message (POST /mail/messages/ID/reply). --to, --subject and "
         "--from default to the original's sender, Re: and its subject, and the mailbox's sender.",
@@ -312,7 +337,7 @@ _ACTIONS: Final = (
     ),
     Command(
         "forward",
-        on_gateway(messages_forward),
+        on_gateway(messages_forward, **_SEND_OPTIONS),
         help="forward a message",
         description="Forward a message (POST /mail/messages/ID/forward). --subject and --from "
         "default to Fwd: and the original's subject, and the mailbox's sender.",
@@ -321,7 +346,7 @@ _ACTIONS: Final = (
     ),
     Command(
         "move",
-        on_gateway(messages_move),
+        on_gateway(messages_move, message_ids="MESSAGE_ID", folder="--folder"),
         help="move messages to a folder or to spam, or delete them",
         description="Move messages (all from one mailbox and folder) to a folder or to spam, or "
         "delete them (POST /mail/messages/move).",

@@ -124,7 +124,9 @@ async def crm_activity(mail: MailClient, args: argparse.Namespace) -> int:
 ACTIONS: Final = (
     Command(
         "task",
-        on_gateway(task),
+        on_gateway(
+            task, title="--title", responsible_id="--responsible", description="--description"
+        ),
         help="create a task from a message",
         description="Create a task from a message (POST /mail/messages/ID/task); prints its id.",
         example="bitrix-mail messages task 1001 --responsible 7 --title 'Call back'",
@@ -132,7 +134,13 @@ ACTIONS: Final = (
     ),
     Command(
         "event",
-        on_gateway(event),
+        on_gateway(
+            event,
+            date_from="--start",
+            date_to="--end",
+            name="--name",
+            description="--description",
+        ),
         help="create a calendar event from a message",
         description="Create a calendar event from a message "
         "(POST /mail/messages/ID/calendar-event); prints its id. The gateway takes times "
@@ -153,7 +161,7 @@ ACTIONS: Final = (
     ),
     Command(
         "feed-post",
-        on_gateway(feed_post),
+        on_gateway(feed_post, title="--title"),
         help="post a message to the feed",
         description="Post a message to the feed (POST /mail/messages/ID/feed-post); prints "
         "the post's id.",

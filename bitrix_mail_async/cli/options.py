@@ -50,15 +50,32 @@ class GlobalOption:
 
 
 GLOBAL_OPTIONS: Final = (
-    GlobalOption(("--json",), OUTPUT, False, {"action": "store_true", "help": "print JSON"}),
+    GlobalOption(
+        ("--json",),
+        OUTPUT,
+        False,
+        {
+            "action": "store_true",
+            "help": "print JSON, in the gateway's field names (mailboxId, from)",
+        },
+    ),
+    GlobalOption(
+        ("--python-names",),
+        OUTPUT,
+        False,
+        {
+            "action": "store_true",
+            "help": "with --json: the library's field names instead (mailbox_id, from_; "
+            "fields it does not model under extra)",
+        },
+    ),
     GlobalOption(
         ("--wire",),
         OUTPUT,
         False,
         {
             "action": "store_true",
-            "help": "with --json: the gateway's field names (mailboxId, isSeen, ...) instead of "
-            "the library's (mailbox_id, is_seen, ...)",
+            "help": "with --json: the gateway's field names, the default (kept for old scripts)",
         },
     ),
     GlobalOption(
@@ -138,9 +155,9 @@ _SECTIONS: Final = {
 
 #: What each command's help shows instead of repeating the global options, by its scopes.
 _GLOBAL_NOTES: Final = {
-    (OUTPUT,): "  --json --wire -v/--verbose --debug",
-    (OUTPUT, CONNECTION): "  --json --wire --dry-run -v/--verbose --debug --base-url URL\n"
-    "  --timeout SECONDS --rate R --burst B --insecure-http",
+    (OUTPUT,): "  --json --python-names -v/--verbose --debug",
+    (OUTPUT, CONNECTION): "  --json --python-names --dry-run -v/--verbose --debug\n"
+    "  --base-url URL --timeout SECONDS --rate R --burst B --insecure-http",
 }
 
 

@@ -1,6 +1,7 @@
 """What the ``bitrix-mail`` command line prints on stdout.
 
-Owns JSON printing (``--json``, ``--wire``), the tables of mailboxes, senders, messages and
+Owns JSON printing (``--json``: the gateway's field names, the library's with
+``--python-names``), the tables of mailboxes, senders, messages and
 people, the text of one message and of the key's description (``whoami``), and the one-line
 reports of the commands with side effects (what was done, and the id the gateway gave).
 Every text the gateway gave is shown through :mod:`.terminal`, its control characters
@@ -56,14 +57,25 @@ def print_json(value: Any) -> None:
     print(json_text(value, indent=2))
 
 
-def check_json_options(args: Any) -> None:
-    """Refuse ``--wire`` without ``--json``: it chooses JSON names, there is no wire table."""
-    if getattr(args, "wire", False) and not getattr(args, "json", False):
-        raise UsageError("--wire goes with --json: it picks the field names of the JSON output")
+def check_json_options(args: Any, *, alone: bool = False) -> None:
+    """Check ``--python-names``/``--wire`` and settle ``args.wire``: the gateway's names or not.
+
+    Both only pick the field names of JSON output, so without ``--json`` they are refused,
+    unless ``alone`` (``export``, whose lines are JSON whatever the flags).
+    """
+    python_names = bool(getattr(args, "python_names", False))
+    wire = bool(getattr(args, "wire", False))
+    if python_names and wire:
+        raise UsageError("--python-names and --wire ask for opposite field names: pick one")
+    given = "--python-names" if python_names else "--wire" if wire else None
+    if given and not alone and not getattr(args, "json", False):
+        raise UsageError(f"{given} goes with --json: it picks the field names of the JSON output")
+    # The gateway's names unless asked otherwise, as `api` prints them.
+    args.wire = not python_names
 
 
 def print_models(value: object | Sequence[object], *, wire: bool) -> None:
-    """Print a model (or a list of them) as JSON: Python names, or the gateway's (``--wire``)."""
+    """Print a model (or a list of them) as JSON: the gateway's names, or (not ``wire``) ours."""
     if isinstance(value, Sequence):
         print_json([to_dict(item, wire=wire) for item in value])
     else:
@@ -78,7 +90,7 @@ def show(
     table: Callable[[Sequence[T]], str],
     wire: bool = False,
 ) -> int:
-    """Print a list as JSON (``--json``, ``--wire``), as a table, or say that it is empty."""
+    """Print a list as JSON (``--json``), as a table, or say that it is empty."""
     if as_json:
         print_models(items, wire=wire)
     elif not items:
@@ -119,7 +131,12 @@ def _when(msg: MessageSummary) -> str:
 
 
 def _yes_no(value: bool | None) -> str:
-    return "-" if value is None else "yes" if value else "no"
+    return "unknown" if value is None else "yes" if value else "no"
+
+
+def _new(is_seen: bool | None) -> str:
+    """The NEW column: ``*`` unread, ``?`` when the gateway did not say, empty when read."""
+    return "?" if is_seen is None else "" if is_seen else "*"
 
 
 def mailbox_table(boxes: Sequence[Mailbox]) -> str:
@@ -153,13 +170,13 @@ def mailbox_text(box: Mailbox) -> str:
 
 
 def message_table(messages: Sequence[MessageSummary]) -> str:
-    """Messages as a table, one line each; unread ones marked ``*``."""
+    """Messages as a table, one line each; unread ones marked ``*``, unknown ones ``?``."""
     rows = [
         [
             str(m.id),
             _when(m),
             _cell(m.folder, 16),
-            "" if m.is_seen else "*",
+            _new(m.is_seen),
             _cell(m.from_),
             _cell(m.subject, 60),
         ]

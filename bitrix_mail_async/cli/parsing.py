@@ -34,12 +34,17 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 class CliParser(argparse.ArgumentParser):
-    """An ArgumentParser that remembers its commands and option flags (for completion)."""
+    """An ArgumentParser that remembers its commands, option flags and positional choices.
+
+    Completion reads them: command names, ``--flags``, and the values a positional chooses
+    from (``completion SHELL``: bash, zsh, fish).
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Set first: the base class adds -h/--help through add_argument below.
         self.commands: dict[str, CliParser] = {}
         self.option_flags: list[str] = []
+        self.choices: list[str] = []
         self.global_scopes: tuple[str, ...] = (OUTPUT, CONNECTION)
         self.help_text = ""
         self.hidden = False
@@ -48,6 +53,8 @@ class CliParser(argparse.ArgumentParser):
     def _remember(self, action: argparse.Action) -> argparse.Action:
         if action.help is not argparse.SUPPRESS:
             self.option_flags.extend(action.option_strings)
+            if not action.option_strings and action.choices is not None:
+                self.choices.extend(str(choice) for choice in action.choices)
         return action
 
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
@@ -68,6 +75,12 @@ class Subcommands(Protocol):
 
     def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
         """Add one subcommand's parser."""
+
+
+def _print_help(parser: argparse.ArgumentParser) -> int:
+    """Print ``parser``'s help on stdout: a group given no action shows what it offers."""
+    parser.print_help()
+    return 0
 
 
 def _no_arguments(parser: argparse.ArgumentParser) -> None:
@@ -154,7 +167,8 @@ class Command:
 class Group:
     """A command whose work is done by actions: ``messages list``, ``messages get``, ...
 
-    ``default`` names the action run when none is given (``mailboxes`` lists them).
+    ``default`` names the action run when none is given (``mailboxes`` lists them); without
+    one, the group alone prints its help (``messages``), as asking for it would.
     """
 
     name: str
@@ -182,11 +196,14 @@ class Group:
         owner.commands[self.name] = parser
         add_global_options(parser, (OUTPUT, CONNECTION), visible=False)
         actions = parser.add_subparsers(
-            dest="action",
-            metavar="ACTION",
-            required=self.default is None,
-            prog=f"bitrix-mail {path}{self.name}",
+            dest="action", metavar="ACTION", prog=f"bitrix-mail {path}{self.name}"
         )
+        if self.default is None:
+            parser.set_defaults(
+                handler=lambda args: _print_help(parser),
+                command_path=f"{path}{self.name}",
+                accepted=frozenset(o.dest for o in GLOBAL_OPTIONS),
+            )
         for action in self.actions:
             action.add_to(actions, parser, f"{path}{self.name} ")
             if action.name == self.default:

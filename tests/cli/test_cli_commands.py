@@ -30,10 +30,10 @@ def test_mailboxes_json_matches_the_portal(cli: RunCli, mail_emulator: MailEmula
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     expected = [
-        {"id": m["id"], "name": m["name"], "email": m["email"], "sender_name": m["senderName"]}
+        {"id": m["id"], "name": m["name"], "email": m["email"], "senderName": m["senderName"]}
         for m in mail_emulator.state.mailboxes.values()
     ]
-    assert [{k: d[k] for k in ("id", "name", "email", "sender_name")} for d in data] == expected
+    assert [{k: d[k] for k in ("id", "name", "email", "senderName")} for d in data] == expected
 
 
 def test_mailboxes_table_is_aligned(cli: RunCli, mail_emulator: MailEmulator) -> None:
@@ -65,7 +65,7 @@ def test_messages_list_json_is_the_newest_page(cli: RunCli, mail_emulator: MailE
     newest = state.mailbox_message_ids(1)[:5]
     assert [m["id"] for m in data] == newest
     assert [m["subject"] for m in data] == [state.messages[i]["subject"] for i in newest]
-    assert all(m["mailbox_id"] == 1 for m in data)
+    assert all(m["mailboxId"] == 1 for m in data)
     assert data[0]["date"] == state.messages[newest[0]]["date"].isoformat()
 
 
@@ -116,7 +116,7 @@ def test_messages_get_json_has_the_body(cli: RunCli, mail_emulator: MailEmulator
     msg = mail_emulator.state.messages[1001]
     assert data["id"] == 1001
     assert data["subject"] == msg["subject"]
-    assert data["from_"] == msg["from"]
+    assert data["from"] == msg["from"]
     assert data["body"] == mail_emulator.state.message_body(msg)
 
 
@@ -284,4 +284,4 @@ def test_messages_list_more_filters(cli: RunCli, mail_emulator: MailEmulator) ->
     assert query["hasAttachments"] == "false"
     assert query["dateFrom"] == "2026-05-20T00:00:00+03:00"
     assert query["dateTo"] == "2026-05-31T00:00:00+03:00"
-    assert all(m["is_seen"] and not m["has_attachments"] for m in json.loads(result.stdout))
+    assert all(m["isSeen"] and not m["hasAttachments"] for m in json.loads(result.stdout))

@@ -48,7 +48,7 @@ def test_export_writes_every_message_with_its_body(
         msg = state.messages[row["id"]]
         assert row["body"] == state.message_body(msg)
         assert row["subject"] == msg["subject"]
-        assert row["mailbox_id"] == 1
+        assert row["mailboxId"] == 1
         assert row["date"] == msg["date"].isoformat()
     assert f"exported {count} messages of mailbox 1" in result.stdout
     # Not a TTY: no progress indicator on stderr.
@@ -222,7 +222,7 @@ def test_export_wire_names_and_json_summary(
     cli: RunCli, mail_emulator: MailEmulator, tmp_path: Path
 ) -> None:
     out = tmp_path / "wire.jsonl"
-    result = cli("export", "2", "--out", str(out), "--wire", "--json", *FAST)
+    result = cli("export", "2", "--out", str(out), "--json", *FAST)
     assert result.returncode == 0, result.stderr
     rows = _lines(out)
     assert all("mailboxId" in r and "mailbox_id" not in r for r in rows)
@@ -234,6 +234,39 @@ def test_export_wire_names_and_json_summary(
         "already_there": 0,
         "gone": [],
     }
-    # A rerun resumes from wire-named lines as well (the id is "id" in both).
+    # A rerun resumes (--wire, the old flag for these names, still accepted).
     again = json.loads(cli("export", "2", "--out", str(out), "--wire", "--json", *FAST).stdout)
     assert (again["exported"], again["already_there"]) == (0, len(rows))
+
+
+def test_export_python_names_and_a_file_in_the_other_names_is_refused(
+    cli: RunCli, mail_emulator: MailEmulator, tmp_path: Path
+) -> None:
+    out = tmp_path / "python.jsonl"
+    result = cli("export", "2", "--out", str(out), "--python-names", *FAST)
+    assert result.returncode == 0, result.stderr
+    rows = _lines(out)
+    assert rows and all("mailbox_id" in r and "mailboxId" not in r for r in rows)
+    before = out.read_bytes()
+    # Resuming without the flag would append the gateway's names to the library's: refused.
+    mail_emulator.requests.clear()
+    refused = cli("export", "2", "--out", str(out), *FAST)
+    assert refused.returncode == 2
+    assert "line 1 is in the library's field names" in refused.stderr
+    assert "pass --python-names" in refused.stderr
+    assert out.read_bytes() == before
+    assert len(mail_emulator.requests) == 0
+    again = cli("export", "2", "--out", str(out), "--python-names", "--json", *FAST)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["already_there"] == len(rows)
+
+
+def test_a_python_names_run_on_a_file_in_the_gateway_names_is_refused(
+    cli: RunCli, tmp_path: Path
+) -> None:
+    out = tmp_path / "wire.jsonl"
+    assert cli("export", "2", "--out", str(out), *FAST).returncode == 0
+    refused = cli("export", "2", "--out", str(out), "--python-names", *FAST)
+    assert refused.returncode == 2
+    assert "line 1 is in the gateway's field names" in refused.stderr
+    assert "drop --python-names" in refused.stderr

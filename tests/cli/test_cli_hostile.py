@@ -254,7 +254,7 @@ def test_json_output_keeps_the_hostile_text_exactly_but_escaped(
         _assert_harmless(raw, body=True)
         data = json.loads(raw)
         item = data if isinstance(data, dict) else data[0]
-        assert (item["subject"], item["from_"]) == (HOSTILE_SUBJECT, HOSTILE_FROM)
+        assert (item["subject"], item["from"]) == (HOSTILE_SUBJECT, HOSTILE_FROM)
 
 
 async def _hostile_gateway(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

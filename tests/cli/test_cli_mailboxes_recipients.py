@@ -99,7 +99,7 @@ def test_employees_need_a_query(
     assert cli_in_process("recipients", "employees")[0] == 2
     code, _, err = cli_in_process("recipients", "employees", "  ")
     assert code == 2
-    assert "query is required" in err
+    assert "argument QUERY: expected some text" in err
     assert len(mail_emulator.requests) == 0
 
 

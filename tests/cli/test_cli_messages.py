@@ -129,7 +129,7 @@ def test_event_sends_portal_time(cli: RunCli, mail_emulator: MailEmulator) -> No
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     [event] = mail_emulator.state.events
-    assert json.loads(result.stdout)["event_id"] == event["eventId"]
+    assert json.loads(result.stdout)["eventId"] == event["eventId"]
     assert event["request"]["dateFrom"] == "2026-06-01 10:00:00"
     assert event["request"]["dateTo"] == "2026-06-01 11:30:00"
     assert event["request"]["name"] == "Review"

@@ -76,10 +76,10 @@ def test_json_is_the_key_info(cli: RunCli, expires_at: datetime) -> None:
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["scopes"] == ["mail", "crm"]
-    assert data["rate_limit"]["requests_per_second"] == 5
+    assert data["rateLimit"]["requestsPerSecond"] == 5
     assert data["portal"] == PORTAL
-    assert datetime.fromisoformat(data["expires_at"]) == expires_at
-    assert data["extra"] == {}
+    assert datetime.fromisoformat(data["expiresAt"]) == expires_at
+    assert "extra" not in data
     _assert_key_hidden(result.stdout, result.stderr)
     assert "vibe_api_***" not in result.stdout  # JSON is the gateway's answer only
 
@@ -87,7 +87,7 @@ def test_json_is_the_key_info(cli: RunCli, expires_at: datetime) -> None:
 def test_json_without_expiry_is_null(cli: RunCli) -> None:
     result = cli("whoami", "--json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["expires_at"] is None
+    assert json.loads(result.stdout)["expiresAt"] is None
 
 
 def test_key_without_mail_scope_is_shown_with_a_note(
