@@ -50,6 +50,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "tenants": ("tenants.py", [], ["--tenants", "10", "--measure", "20"]),
     "deadline_handler": ("deadline_handler.py", [], ["--rounds", "1", "--watch", "3"]),
     "many_keys": ("many_keys.py", [], ["--keys", "200", "--calls", "4", "--rounds", "1"]),
+    "redis_workers": ("redis_workers.py", [], ["--calls", "80", "--processes", "4"]),
 }
 
 #: The summary rows (their "#") each benchmark writes, so that --merge knows whose they are.
@@ -67,6 +68,7 @@ ROWS: dict[str, tuple[str, ...]] = {
     "deadline_handler": ("11",),
     "many_keys": ("12",),
     "watch_cost": ("13",),
+    "redis_workers": ("7b",),
 }
 
 
@@ -285,6 +287,9 @@ def summary(res: dict[str, dict[str, Any]]) -> list[str]:
             "| 7 | Redis limiter: cost per acquire, 1-8 processes on one key | see output | "
             f"see the redis section below (exit {res['redis']['returncode']}) | n/a |"
         )
+    f = res.get("redis_workers", {}).get("figures", {})
+    if f and "runs" in f:
+        rows.append(redis_workers_row(f))
     f = res.get("tenants", {}).get("figures", {})
     if f and "results" in f:
         rows.append(tenants_row(f))
@@ -295,6 +300,20 @@ def summary(res: dict[str, dict[str, Any]]) -> list[str]:
     if f and "waits" in f:
         rows.append(many_keys_row(f))
     return rows
+
+
+def redis_workers_row(f: dict[str, Any]) -> str:
+    """The summary row of ``redis_workers.py``'s figures."""
+    runs = "; ".join(
+        f"{n} workers: {r['ratio']:.3f}x ideal, {r['429']} 429s ({r['share_429']:.2%}), "
+        f"{sum(r['raised'].values())} raised"
+        for n, r in f["runs"].items()
+    )
+    return (
+        f"| 7b | {f['calls']} message gets over N worker processes, one key, "
+        f"RedisRateLimit.documented on one Redis, every gateway limit on (scale {f['scale']:g}) "
+        f"| <= 1.03x ideal, <= 0.5 % 429s | {runs} | {verdict(f.get('met'))} |"
+    )
 
 
 def tenants_row(f: dict[str, Any]) -> str:
