@@ -249,9 +249,12 @@ class KeyInfo:
 
     ``scopes`` are fixed when a key is issued: the list may name a scope added to the key
     later that the key still cannot use (its calls answer 403 ``BITRIX_ACCESS_DENIED``).
-    ``rate_limit_per_second`` is the portal's request rate (about 10/s), not the REST leaky
-    bucket underneath (2/s with a burst of 50 on ordinary plans), which binds first: size a
-    ``RateLimit`` from the bucket. ``portal`` names the key's (or session's) portal.
+    ``rate_limit_per_second`` is the portal's short-term ceiling (``rateLimit.requestsPerSecond``,
+    about 10/s): the ``peak_per_second`` of a ``RateLimit``, not its ``per_second``. The REST
+    leaky bucket underneath drains slower (2/s with a burst of 50 on ordinary plans, 5/s with
+    250 on Enterprise) and binds first on any run longer than its burst: a client sent at 10/s
+    meets 429s after about 6 s. Size the client with ``RateLimit.documented(plan)``, which
+    holds both figures. ``portal`` names the key's (or session's) portal.
 
     Example: ``info = await mail.me(); print(info.scopes, info.rate_limit_per_second)``.
     """
@@ -268,7 +271,7 @@ class KeyInfo:
 
     @property
     def rate_limit_per_second(self) -> float | None:
-        """The portal's documented request rate for this key (``rateLimit.requestsPerSecond``)."""
+        """The portal's short-term rate (``rateLimit.requestsPerSecond``); not the REST bucket."""
         return self.rate_limit.requests_per_second if self.rate_limit is not None else None
 
 

@@ -9,8 +9,14 @@ token bucket (``set_rate_limit``); ``MailEmulator(limits=LimitSettings.documente
 ``emu.enable_gateway_limits()`` switches the gateway's four on; ``clock=ManualClock()`` makes
 their time move only when a test says so. The pytest plugin gives the ``mail_emulator`` and
 ``mail_emulator_factory`` fixtures.
+
+A running emulator is also driven over HTTP, from any process or language: its admin API
+under ``/_emulator/`` (:mod:`~bitrix_mail_async.testing.admin`) delivers mail, lists side
+effects and the request log, and resets; :class:`EmulatorAdmin` is its typed Python client.
 """
 
+from bitrix_mail_async.testing.admin import ADMIN_PREFIX
+from bitrix_mail_async.testing.admin_client import AdminAPIError, EmulatorAdmin, SideEffects
 from bitrix_mail_async.testing.app import DEFAULT_API_KEY, DEFAULT_PORTAL, KeyInfo, create_app
 from bitrix_mail_async.testing.faults import Faults
 from bitrix_mail_async.testing.limits import (
@@ -27,9 +33,12 @@ from bitrix_mail_async.testing.state import EmulatorOptions, PortalState
 from bitrix_mail_async.testing.wire import GatewayError
 
 __all__ = [
+    "ADMIN_PREFIX",
     "DEFAULT_API_KEY",
     "DEFAULT_PORTAL",
+    "AdminAPIError",
     "BreakerSettings",
+    "EmulatorAdmin",
     "EmulatorOptions",
     "EmulatorStats",
     "Faults",
@@ -43,6 +52,7 @@ __all__ = [
     "QueueSettings",
     "RecordedRequest",
     "RequestLog",
+    "SideEffects",
     "WindowSettings",
     "create_app",
     "run",

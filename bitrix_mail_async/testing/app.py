@@ -17,6 +17,7 @@ from typing import Literal
 
 from aiohttp import web
 
+from bitrix_mail_async.testing.admin import admin_routes
 from bitrix_mail_async.testing.faults import Faults
 from bitrix_mail_async.testing.limits import Clock, Limits, LimitSettings, TokenBucketLimiter
 from bitrix_mail_async.testing.log import EmulatorStats, RequestLog
@@ -88,6 +89,21 @@ class Gateway:
     #: gateway's ``warning``. Bounded: cleared when it holds too many.
     repeats: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
 
+    def restart(self, *, portal: bool = True) -> None:
+        """Start afresh with the same configuration: no requests, counts or scheduled faults.
+
+        The limits keep their figures but forget what they counted; the fault rates and
+        latency stay (the generator is reseeded); with ``portal`` the portal goes back to its
+        seed (a new :class:`PortalState`: hold ``gw.state``, not an old reference).
+        """
+        self.requests.clear()
+        self.stats.reset()
+        self.repeats.clear()
+        self.limits.forget()
+        self.faults.restart()
+        if portal:
+            self.state = self.state.fresh()
+
     @property
     def limiter(self) -> TokenBucketLimiter:
         """The per-key token bucket of ``set_rate_limit``."""
@@ -153,4 +169,5 @@ def create_app(
         web.route(method, PREFIX + path, partial(handler, gateway))
         for method, path, handler in ROUTES
     )
+    app.add_routes(admin_routes(gateway))
     return app

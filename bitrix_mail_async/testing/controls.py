@@ -8,8 +8,9 @@
 - ``emu.set_queue(concurrency=2, timeout=30, service_time=0, retry_after=10)``: the portal
   queue, 504 ``QUEUE_TIMEOUT`` after too long a wait;
 - ``emu.set_circuit_breaker(threshold=12, period=3600, retry_after=60, probe_every=50)``;
-- ``emu.enable_gateway_limits(time_scale=1.0)``: all four with the documented figures,
-  durations multiplied by ``time_scale``; ``emu.disable_gateway_limits()`` switches them off.
+- ``emu.enable_gateway_limits(time_scale=1.0, plan="standard")``: all four with the
+  documented figures, durations multiplied by ``time_scale``;
+  ``emu.disable_gateway_limits()`` switches them off.
 
 The defaults are the documented figures (the settings classes of
 :mod:`~bitrix_mail_async.testing.limits` hold them); ``None`` as the first argument switches a
@@ -87,9 +88,9 @@ class LimitControls:
             settings = BreakerSettings(threshold, period, retry_after, probe_every)
         self.limits.breaker.configure(settings)
 
-    def enable_gateway_limits(self, time_scale: float = 1.0) -> None:
+    def enable_gateway_limits(self, time_scale: float = 1.0, plan: str = "standard") -> None:
         """Switch on window, portal bucket, queue and breaker with the documented figures."""
-        self.limits.apply(LimitSettings.documented(time_scale))
+        self.limits.apply(LimitSettings.documented(time_scale, plan))
 
     def disable_gateway_limits(self) -> None:
         """Switch off window, portal bucket, queue and breaker (``set_rate_limit`` stays)."""

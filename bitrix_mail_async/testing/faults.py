@@ -109,6 +109,12 @@ class Faults:
         self.latency_jitter = 0.0
         self.fault_retry_after = 0.05
 
+    def restart(self) -> None:
+        """Clear the schedule and reseed the generator; the rates and latency stay."""
+        with self._lock:
+            self._queue.clear()
+        self.rng = random.Random(self.seed)
+
     def delay(self) -> float:
         """Return the latency to add to one request."""
         if self.latency_jitter > 0:

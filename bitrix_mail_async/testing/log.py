@@ -235,6 +235,10 @@ class EmulatorStats:
     queue_timeouts: int = 0
     #: 429 ERROR_LOOP_DETECTED of the circuit breaker.
     loop_detected: int = 0
+    #: 429s of a key's own bucket (``emu.set_rate_limit``).
+    key_limited: int = 0
+    #: Every request a limit refused (not executed), whichever limit: the sum of the five above.
+    refused: int = 0
     #: Per portal, the most calls that were executing at once.
     max_concurrent: dict[str, int] = field(default_factory=dict)
 
@@ -249,10 +253,13 @@ class EmulatorStats:
         self.portal_limited = 0
         self.queue_timeouts = 0
         self.loop_detected = 0
+        self.key_limited = 0
+        self.refused = 0
         self.max_concurrent.clear()
 
-    def refused(self, limit: str) -> None:
+    def count_refusal(self, limit: str) -> None:
         """Count a refusal by the mechanism ``limit`` (see ``RecordedRequest.limited_by``)."""
+        self.refused += 1
         if limit == "window":
             self.window_limited += 1
         elif limit == "portal":
@@ -261,6 +268,8 @@ class EmulatorStats:
             self.queue_timeouts += 1
         elif limit == "breaker":
             self.loop_detected += 1
+        elif limit == "key":
+            self.key_limited += 1
 
     def executing(self, portal: str, count: int) -> None:
         """Note that ``count`` calls of ``portal`` are executing at once."""

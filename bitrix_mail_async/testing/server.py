@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bitrix_mail_async.testing.admin import ADMIN_PREFIX
 from bitrix_mail_async.testing.app import (
     DEFAULT_API_KEY,
     DEFAULT_PORTAL,
@@ -202,6 +203,22 @@ class MailEmulator(LimitControls):
         self.requests.clear()
         self.stats.reset()
         self.gateway.repeats.clear()
+
+    def restart(self, *, portal: bool = True) -> None:
+        """Start afresh, configuration kept (``POST /_emulator/reset`` does the same).
+
+        Forgets the request log, the counters, what the limits counted and the scheduled
+        faults; the limits' figures, fault rates, latency and keys stay. With ``portal`` the
+        portal goes back to its seed (sent mail, created objects and delivered messages gone).
+        """
+        self.gateway.restart(portal=portal)
+
+    @property
+    def admin_url(self) -> str:
+        """The admin API's URL, e.g. ``http://127.0.0.1:PORT/_emulator``."""
+        if not self.port:
+            raise RuntimeError("the emulator is not started")
+        return f"http://{self.host}:{self.port}{ADMIN_PREFIX}"
 
     # ----------------------------------------------------------------- in the current loop
     async def start(self) -> MailEmulator:

@@ -30,7 +30,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -83,6 +83,8 @@ class PortalState:
         self, *, messages: int = 60, seed: int = 0, now: Callable[[], datetime] | None = None
     ) -> None:
         self.seed = seed
+        #: How many messages the seed made (``fresh()`` makes as many again).
+        self.seeded_messages = messages
         self._now = now if now is not None else _portal_clock()
         #: The gateway's wall clock (aware datetimes): dates ``deliver()``'s mail and the
         #: answers' HTTP ``Date`` header. Tests may replace it to control "now".
@@ -120,6 +122,14 @@ class PortalState:
         self._next_thread_id = len(seeded.threads) + 1
         self._counters: dict[str, int] = {}
         self._chat_by_message: dict[int, int] = {}
+
+    def fresh(self) -> PortalState:
+        """A new portal from the same seed: its clocks and options, none of its changes."""
+        state = PortalState(messages=self.seeded_messages, seed=self.seed, now=self._now)
+        state.wall_clock = self.wall_clock
+        state.options = replace(self.options)
+        state.denied_mailboxes = set(self.denied_mailboxes)
+        return state
 
     # ----------------------------------------------------------------- reading
     @property

@@ -187,3 +187,110 @@ def test_emulator_burst_without_rate_is_a_usage_error() -> None:
     result = run_cli("emulator", "--port", "0", "--retry-after", "3", env=clean_env())
     assert result.returncode == 2
     assert "go with --rate" in result.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM cannot be caught on Windows")
+def test_emulator_command_stops_gracefully_on_sigterm() -> None:
+    import signal
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bitrix_mail_async", "emulator", "--port", "0"],
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    started = [process.stdout.readline() for _ in range(3)]
+    assert "emulator at http://127.0.0.1:" in started[0]
+    assert started[2].startswith("Admin API (no key): http://127.0.0.1:")
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=CLI_TIMEOUT)
+    # A service manager's (or docker's) way to stop a server: a clean exit, not -15.
+    assert process.returncode == 0, err
+    assert "emulator stopped (SIGTERM)" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        (["--time-scale", "0.1"], "--time-scale and --plan go with --limits documented"),
+        (["--plan", "enterprise"], "--time-scale and --plan go with --limits documented"),
+        (["--limits", "documented", "--time-scale", "0"], "expected a positive number, got '0'"),
+        (["--limits", "some"], "invalid choice: 'some'"),
+        (["--fault-rate", "1.5"], "expected a share from 0 to 1, got '1.5'"),
+        (["--lost-answer-rate", "-0.1"], "expected a positive number, got '-0.1'"),
+        (["--fault-rate", "0.6", "--lost-answer-rate", "0.5"], "add up to 1.1: together at most 1"),
+        (["--latency-jitter", "0.1"], "--latency-jitter goes with --latency"),
+        (["--latency", "soon"], "expected a number, got 'soon'"),
+        (["--seed", "x"], "invalid int value: 'x'"),
+        (["--messages", "0"], "expected a positive integer, got '0'"),
+    ],
+)
+def test_emulator_switches_refuse_what_they_cannot_use(options: list[str], says: str) -> None:
+    result = run_cli("emulator", "--port", "0", *options, env=clean_env())
+    assert result.returncode == 2, result.stderr
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _serve_json(*options: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bitrix_mail_async", "emulator", "--port", "0", "--json",
+         *options],
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    return process, json.loads(process.stdout.readline())
+
+
+def _call(url: str, body: dict[str, Any] | None = None, key: str | None = DEFAULT_API_KEY) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json"} | ({"X-Api-Key": key} if key else {})
+    request = urllib.request.Request(url, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=CLI_TIMEOUT) as answer:
+            return answer.status, json.load(answer), answer.headers
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.load(refused), refused.headers
+
+
+def test_emulator_switches_take_effect() -> None:
+    process, started = _serve_json("--limits", "documented", "--time-scale", "0.1", "--seed", "3")
+    try:
+        assert started["limits"] == "documented" and started["time_scale"] == 0.1
+        status, me, headers = _call(started["base_url"] + "/me")
+        assert status == 200 and me["data"]["rateLimit"] == {"requestsPerSecond": 100}
+        assert headers["X-RateLimit-Limit"] == "300"
+    finally:
+        process.terminate()
+        process.communicate(timeout=CLI_TIMEOUT)
+    assert process.returncode == 0
+
+    process, started = _serve_json("--fault-rate", "1")
+    try:
+        statuses = {_call(started["base_url"] + "/mail/mailboxes")[0] for _ in range(5)}
+        assert statuses <= {502, 503, 504}
+        assert _call(started["admin_url"] + "/stats", key=None)[1]["faults"] == 5
+    finally:
+        process.terminate()
+        process.communicate(timeout=CLI_TIMEOUT)
+
+
+def test_emulator_lost_answers_are_applied_yet_unanswered() -> None:
+    process, started = _serve_json("--lost-answer-rate", "1")
+    send = {"from": "sales@emulator.bitrix24.test", "to": ["a@example.com"], "subject": "S",
+            "body": "B"}  # fmt: skip
+    try:
+        with pytest.raises((urllib.error.URLError, ConnectionError)):
+            _call(started["base_url"] + "/mail/messages", send)
+        status, effects, _ = _call(started["admin_url"] + "/effects", key=None)
+        assert status == 200
+        assert [e["request"]["subject"] for e in effects["sent"]] == ["S"]
+    finally:
+        process.terminate()
+        process.communicate(timeout=CLI_TIMEOUT)

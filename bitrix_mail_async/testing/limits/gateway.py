@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from bitrix_mail_async._ratelimit import PLANS
 from bitrix_mail_async.testing.limits.base import Clock
 from bitrix_mail_async.testing.limits.breaker import BreakerSettings, CircuitBreaker
 from bitrix_mail_async.testing.limits.buckets import PortalBucket, PortalRate, TokenBucketLimiter
@@ -33,23 +34,30 @@ class LimitSettings:
     breaker: BreakerSettings | None = None
 
     @classmethod
-    def documented(cls, time_scale: float = 1.0) -> LimitSettings:
-        """Every limit on with the documented figures, durations multiplied by ``time_scale``."""
+    def documented(cls, time_scale: float = 1.0, plan: str = "standard") -> LimitSettings:
+        """Every limit on with the documented figures, durations multiplied by ``time_scale``.
+
+        ``plan`` ("standard" or "enterprise") picks the REST bucket under the portal's rate,
+        from the same table as the client's ``RateLimit.documented(plan, time_scale)``.
+        """
         if not time_scale > 0:
             raise ValueError("time_scale must be positive")
+        if plan not in PLANS:
+            raise ValueError(f"plan must be one of {', '.join(map(repr, PLANS))}")
+        rest, rest_burst = PLANS[plan]
 
         def scaled(seconds: float) -> float:
             # Rounded so 2 s at 0.3 reads 0.6, not 0.6000000000000001, on the wire.
             return round(seconds * time_scale, 6)
 
-        rest = PortalRate.rest_per_second
         return cls(
             window=WindowSettings(
                 period=scaled(WindowSettings.period), step=scaled(WindowSettings.step)
             ),
             portal=PortalRate(
                 per_second=PortalRate.per_second / time_scale,
-                rest_per_second=None if rest is None else rest / time_scale,
+                rest_per_second=rest / time_scale,
+                rest_burst=rest_burst,
                 retry_after=scaled(PortalRate.retry_after),
             ),
             queue=QueueSettings(
@@ -82,6 +90,23 @@ class Limits:
         self.portal.configure(settings.portal)
         self.queue.configure(settings.queue)
         self.breaker.configure(settings.breaker)
+
+    def settings(self) -> LimitSettings:
+        """The gateway's four limits as configured now (a portal's own figures aside)."""
+        return LimitSettings(
+            window=self.window.settings,
+            portal=self.portal.default,
+            queue=self.queue.settings,
+            breaker=self.breaker.settings,
+        )
+
+    def forget(self) -> None:
+        """Forget what every mechanism counted (window, buckets, breaker); the figures stay."""
+        self.window.configure(self.window.settings)
+        self.portal.refill()
+        self.breaker.configure(self.breaker.settings)
+        bucket = self.key_bucket
+        bucket.configure(bucket.per_second, bucket.burst, bucket.retry_after)
 
     def off(self) -> None:
         """Switch every mechanism off, the key bucket included."""
