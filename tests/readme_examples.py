@@ -54,6 +54,10 @@ RUN: dict[tuple[str, ...], str] = {
 
 #: Blocks no test runs as written -> why (each still must compile).
 NOT_RUN: dict[tuple[str, ...], str] = {
+    ("EmulatorAdmin(", "admin.wait_for"): (
+        "talks to an emulator served on port 8080 by another process; the same calls run "
+        "against a served emulator in tests/emulator/test_emulator_cli_host.py"
+    ),
     ("async def task_bot", "watcher.stop"): (
         "a bot that polls until SIGTERM and defines no entry point; its runnable form, "
         "examples/task_bot.py, is run, stopped and restarted by tests/examples"
