@@ -12,6 +12,13 @@ noise hits them alike, and the medians are compared:
 * ``json.loads`` plus the decoder cattrs generates for the same model (``cattrs_decoder``),
   the reference the generated one must beat to be worth keeping.
 
+Then a well-formed page (the emulator's rendering, as the gateway sends it) read the way the
+pager reads it, from the body bytes to a ``Page``: through the pure-Python lane, through the
+msgspec fast lane (extra ``speedups``; skipped with a note when msgspec is missing), and, as
+the reference, pydantic v2 ``model_validate_json`` on an equivalent model (camelCase aliases,
+lenient validators, unknown keys kept; skipped with a note when pydantic is missing: it is a
+benchmark-only import, ``pip install pydantic``). Target: fast lane <= 0.8x pydantic.
+
 Run: ``python benchmarks/decode_bench.py [--rounds N] [--pages-per-round K]``.
 """
 
@@ -79,6 +86,126 @@ def loads_and_cattrs(body: str) -> object:
     return [_CATTRS_DECODE(item, MessageSummary) for item in json.loads(body)["items"]]
 
 
+def lanes_section(rounds: int, per_round: int) -> None:
+    """A well-formed page from bytes to a Page: Python lane, fast lane, pydantic."""
+    from bitrix_mail_async._envelope import Answer, Call, Decoder, FastPage, decode_page, read
+    from bitrix_mail_async._fastlane import AVAILABLE
+
+    body = _emulator_page()
+    call = Call("GET", "/mail/messages")
+    answer = Answer(200, {}, body)
+    decoder = Decoder(call, MessageSummary, "page")
+
+    def python_lane() -> object:
+        return decode_page(call, read(call, answer), MessageSummary, offset=0, limit=PAGE_SIZE)
+
+    def fast_lane() -> object:
+        reply = read(call, answer, decoder=decoder)
+        return decode_page(call, reply, MessageSummary, offset=0, limit=PAGE_SIZE)
+
+    contenders: dict[str, Callable[[], object]] = {"python lane": python_lane}
+    if AVAILABLE:
+        assert read(call, answer, decoder=decoder).parsed.__class__ is FastPage
+        assert fast_lane() == python_lane()
+        contenders["fast lane (msgspec)"] = fast_lane
+    else:
+        print(
+            "  (msgspec is not installed: no fast lane; pip install 'bitrix-mail-async[speedups]')"
+        )
+    pydantic_page = _pydantic_reader()
+    if pydantic_page is None:
+        print("  (pydantic is not installed: no reference; pip install pydantic)")
+    else:
+        items = pydantic_page(body)
+        assert len(items) == PAGE_SIZE and items[0].id == python_lane().items[0].id  # type: ignore[attr-defined]
+        contenders["pydantic v2 model_validate_json"] = lambda: pydantic_page(body)
+    med = _interleaved(contenders, rounds, per_round)
+    print(f"well-formed {PAGE_SIZE}-item page from bytes, {len(body)} bytes")
+    for name, us in med.items():
+        print(f"  {name:<32} {us:8.1f} us/page")
+    ref = med.get("pydantic v2 model_validate_json")
+    if ref is not None:
+        for name in ("python lane", "fast lane (msgspec)"):
+            if name in med:
+                print(f"  {name + ' / pydantic':<32} {med[name] / ref:8.2f}x")
+
+
+def _emulator_page() -> bytes:
+    from bitrix_mail_async.testing.state import PortalState
+
+    state = PortalState(messages=400)
+    items = [state.summary(state.messages[i]) for i in state.page_ids(1, 0, PAGE_SIZE)]
+    envelope = {"success": True, "data": {"items": items}, "meta": {"total": 10_000}}
+    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _pydantic_reader() -> Callable[[bytes], list[object]] | None:
+    """pydantic's equivalent of the pager's decode, or None when pydantic is missing."""
+    try:
+        from pydantic import BaseModel, ConfigDict, Field, field_validator
+        from pydantic.alias_generators import to_camel
+    except ImportError:
+        return None
+    from datetime import datetime
+    from typing import Any
+
+    from bitrix_mail_async._addresses import split_recipients
+
+    class Item(BaseModel):
+        # Lax mode takes "5" for ints and "Y"/"N" for bools; extra="allow" keeps unknown keys.
+        model_config = ConfigDict(alias_generator=to_camel, extra="allow", frozen=True)
+        id: int
+        mailbox_id: int | None = None
+        mailbox_email: str | None = None
+        subject: str | None = None
+        from_: str | None = Field(default=None, alias="from")
+        to: tuple[str, ...] = ()
+        cc: tuple[str, ...] = ()
+        date: datetime | None = None
+        is_seen: bool | None = None
+        has_attachments: bool | None = None
+        url: str | None = None
+        bindings: tuple[Any, ...] = ()
+        body: str | None = None
+        folder: str | None = None
+
+        @field_validator("to", "cc", mode="before")
+        @classmethod
+        def _recipients(cls, value: Any) -> Any:
+            if value is None:
+                return ()
+            return split_recipients(value) if isinstance(value, str) else value
+
+    class Data(BaseModel):
+        items: list[Item]
+
+    class Envelope(BaseModel):
+        success: bool
+        data: Data
+        meta: dict[str, Any] | None = None
+
+    def read_page(body: bytes) -> list[object]:
+        return list(Envelope.model_validate_json(body).data.items)
+
+    return read_page
+
+
+def _interleaved(
+    contenders: dict[str, Callable[[], object]], rounds: int, per_round: int
+) -> dict[str, float]:
+    samples: dict[str, list[float]] = {name: [] for name in contenders}
+    for fn in contenders.values():  # warm-up
+        for _ in range(per_round):
+            fn()
+    for _ in range(rounds):
+        for name, fn in contenders.items():
+            start = time.perf_counter()
+            for _ in range(per_round):
+                fn()
+            samples[name].append((time.perf_counter() - start) / per_round * 1e6)
+    return {name: statistics.median(s) for name, s in samples.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30)
@@ -123,6 +250,7 @@ def main() -> None:
     print("  generated vs plain cattrs decoder (same page, same run):")
     print(f"    decode only, cattrs / generated   {(plain - loads) / (models - loads):5.2f}x")
     print(f"    whole page, cattrs / generated    {plain / models:5.2f}x")
+    lanes_section(args.rounds, args.pages_per_round)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from textwrap import indent
 from types import MemberDescriptorType
-from typing import Any, Final, TypeVar, get_origin
+from typing import Any, Final, NamedTuple, TypeVar, get_origin
 
 import attrs
 import cattrs
@@ -223,27 +223,43 @@ def _decodes_to(value: object, default: object, hook: _StructureFn, field_type: 
     return type(result) is type(default) and bool(result == default)
 
 
-def _field_code(field: attrs.Attribute[Any], index: int, env: dict[str, Any]) -> str | None:
-    """Source that decodes one field into `v`; None when the field is not covered."""
+class FieldPlan(NamedTuple):
+    """How a generated decoder takes one field: its wire name, default and inline code.
+
+    ``code`` turns the wire value ``v`` into the field's value, calling ``HOOK`` (the field's
+    structure hook) for whatever it does not take inline. ``absent`` is what a missing key
+    reads as before ``code`` runs: ``None`` or the field's default (NOTHING: required).
+    """
+
+    name: str
+    wire: str
+    absent: Any
+    code: str
     hook: _StructureFn
-    if _is_recipients(field):
+    type: Any
+    recipients: bool
+
+
+def _field_plan(field: attrs.Attribute[Any]) -> FieldPlan | None:
+    """The plan of one field; None when the field is not covered."""
+    hook: _StructureFn
+    recipients = _is_recipients(field)
+    if recipients:
         hook, code = to_recipients, _RECIPIENTS_CODE
     elif field.type in _FIELD_TYPES:
         hook, code = _FIELD_TYPES[field.type]
     else:
         return None
-    wire, default = wire_name(field.name), field.default
+    default = field.default
     if default is attrs.NOTHING:
-        fetch = f"v = o[{wire!r}]"  # KeyError: "required field missing"
+        absent: Any = attrs.NOTHING  # KeyError: "required field missing"
     elif _decodes_to(None, default, hook, field.type):
-        fetch = f"v = o.get({wire!r})"  # a missing key and null decode alike: one lookup
+        absent = None  # a missing key and null decode alike: one lookup
     elif _decodes_to(default, default, hook, field.type):
-        fetch = f"v = o.get({wire!r}, __d{index})"
-        env[f"__d{index}"] = default
+        absent = default
     else:  # e.g. a factory default
         return None
-    env[f"__h{index}"], env[f"__t{index}"] = hook, field.type
-    return f"{fetch}\n{code.replace('HOOK', f'__h{index}(v, __t{index})')}"
+    return FieldPlan(field.name, wire_name(field.name), absent, code, hook, field.type, recipients)
 
 
 def _covered(cls: Any) -> bool:
@@ -264,32 +280,71 @@ def _covered(cls: Any) -> bool:
     )
 
 
-def generated_decoder(cls: Any) -> _StructureFn | None:
-    """Build a straight-line decoder for a model; None when it has a shape not covered here."""
+@functools.cache
+def field_plans(cls: Any) -> tuple[FieldPlan, ...] | None:
+    """The plans of every field but ``extra``, in order; None when ``cls`` is not covered.
+
+    A covered class has slots filled directly and, if it has ``extra``, a plain dict factory.
+    """
     if not _covered(cls):
         return None
     attrs.resolve_types(cls)
+    plans: list[FieldPlan] = []
+    for field in attrs.fields(cls):
+        if field.name == "extra":
+            if field.default != attrs.Factory(dict):
+                return None
+            continue
+        plan = _field_plan(field)
+        if plan is None:
+            return None
+        plans.append(plan)
+    return tuple(plans)
+
+
+def compile_decoder(name: str, cls: Any, source: str, env: dict[str, Any]) -> Any:
+    """Compile generated ``source`` (defining ``decode``) with its lines in tracebacks."""
+    filename = f"<generated {name} {cls.__module__}.{cls.__qualname__}>"
+    # In linecache, so that a traceback through the decoder shows its lines.
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), env)
+    decode = env["decode"]
+    decode.__name__ = decode.__qualname__ = f"{name.replace(' ', '_')}_{cls.__name__}"
+    return decode
+
+
+def fill_code(plan: FieldPlan, index: int, env: dict[str, Any]) -> str:
+    """``plan.code`` with its hook bound in ``env``, then the slot set: ``v`` into ``self``."""
+    env[f"__h{index}"], env[f"__t{index}"] = plan.hook, plan.type
+    code = plan.code.replace("HOOK", f"__h{index}(v, __t{index})")
+    return f"{code}\n__s{index}(self, v)"
+
+
+def generated_decoder(cls: Any) -> _StructureFn | None:
+    """Build a straight-line decoder for a model; None when it has a shape not covered here."""
+    plans = field_plans(cls)
+    if plans is None:
+        return None
     known = _wire_names(cls)
     env: dict[str, Any] = {**_INLINE_ENV, "__cls": cls, "__new": object.__new__}
     env.update(__dict=dict, __as_dict=_as_dict, __known=known, __extra=_extra)
     lines = ["if o.__class__ is not __dict: o = __as_dict(o)", "self = __new(__cls)"]
-    for index, field in enumerate(attrs.fields(cls)):
-        if field.name == "extra":
-            code = _EXTRA_CODE if field.default == attrs.Factory(dict) else None
+    for index, plan in enumerate(plans):
+        if plan.absent is attrs.NOTHING:
+            lines.append(f"v = o[{plan.wire!r}]")
+        elif plan.absent is None:
+            lines.append(f"v = o.get({plan.wire!r})")
         else:
-            code = _field_code(field, index, env)
-        if code is None:
-            return None
-        env[f"__s{index}"] = getattr(cls, field.name).__set__
-        lines += [code, f"__s{index}(self, v)"]
+            env[f"__d{index}"] = plan.absent
+            lines.append(f"v = o.get({plan.wire!r}, __d{index})")
+        env[f"__s{index}"] = getattr(cls, plan.name).__set__
+        lines.append(fill_code(plan, index, env))
+    if _has_extra(cls):
+        env["__sx"] = cls.extra.__set__
+        lines += [_EXTRA_CODE, "__sx(self, v)"]
     lines.append("return self")
     source = "def decode(o, _=None):\n" + indent("\n".join(lines), "    ") + "\n"
-    filename = f"<generated decoder {cls.__module__}.{cls.__qualname__}>"
-    # In linecache, so that a traceback through the decoder shows its lines.
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    exec(compile(source, filename, "exec"), env)
-    decode: _StructureFn = env["decode"]
-    decode.__name__ = decode.__qualname__ = f"decode_{cls.__name__}"
+    decode: _StructureFn = compile_decoder("decoder", cls, source, env)
     return decode
 
 

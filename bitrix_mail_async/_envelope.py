@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final, Literal, NamedTuple, TypeVar
 
 from bitrix_mail_async import errors
 from bitrix_mail_async._convert import structure, structure_list
+from bitrix_mail_async._fastlane import Shape, lane
 from bitrix_mail_async._httpdate import parse_http_date
 from bitrix_mail_async._jsonlib import MAX_DEPTH, TooDeepError, check_depth, loads
 from bitrix_mail_async.models import Page
@@ -26,6 +27,8 @@ from bitrix_mail_async.models import Page
 __all__ = [
     "Answer",
     "Call",
+    "Decoder",
+    "FastPage",
     "Reply",
     "Unwrap",
     "decode",
@@ -82,19 +85,100 @@ def answer_request_id(headers: Mapping[str, str]) -> str | None:
     return None
 
 
-class Reply(NamedTuple):
+_UNREAD: Final = object()
+
+
+class Reply:
     """A successful answer: ``data``, ``meta`` (None when it has none), status and headers.
 
     The status and headers are what ``mail.with_raw_response`` shows; the resources only
-    read ``data`` and ``meta``.
+    read ``data`` and ``meta``. When the fast lane decoded the answer from its bytes, ``data``
+    is parsed from ``body`` only if someone asks for it (a raw response does).
     """
 
-    data: Any
-    meta: Any = None
-    status: int = 200
-    headers: Mapping[str, str] = _NO_HEADERS
-    #: ``data`` decoded by the call's decoder (``Pipeline.request(decoder=...)``), else None.
-    parsed: Any = None
+    __slots__ = ("_body", "_data", "headers", "meta", "parsed", "status")
+
+    def __init__(
+        self,
+        data: Any,
+        meta: Any = None,
+        status: int = 200,
+        headers: Mapping[str, str] = _NO_HEADERS,
+        parsed: Any = None,
+        *,
+        body: bytes | None = None,
+    ) -> None:
+        self._data = data
+        self.meta = meta
+        self.status = status
+        self.headers = headers
+        #: ``data`` decoded by the call's decoder (``Pipeline.request(decoder=...)``), else None.
+        self.parsed = parsed
+        self._body = body
+
+    @property
+    def data(self) -> Any:
+        """The envelope's ``data`` as plain JSON."""
+        if self._data is _UNREAD:
+            self._data = loads(self._body or b"")["data"]
+        return self._data
+
+    def _replace(self, **changes: Any) -> Reply:
+        """A copy with some fields changed (as a NamedTuple's ``_replace``)."""
+        fields = {"data": self._data, "meta": self.meta, "status": self.status}
+        fields.update(headers=self.headers, parsed=self.parsed)
+        fields.update(changes)
+        return Reply(**fields, body=self._body)
+
+    def __repr__(self) -> str:
+        data = "<unread>" if self._data is _UNREAD else repr(self._data)
+        return f"Reply(status={self.status}, data={data:.200}, meta={self.meta!r:.100})"
+
+
+class Decoder:
+    """The decoder of one call: ``data`` into ``cast_to`` in an answer ``shape``.
+
+    Called with ``data`` it runs the converter (the pure-Python lane). :func:`read` first
+    offers it the answer's bytes (:meth:`from_body`): with msgspec installed, a well-formed
+    answer is decoded there in C (:mod:`bitrix_mail_async._fastlane`). A page decoder decodes
+    nothing from ``data``: the pager does, with :func:`decode_page`.
+    """
+
+    __slots__ = ("_lane", "call", "cast_to", "shape")
+
+    def __init__(self, call: Call, cast_to: type[Any], shape: Shape) -> None:
+        self.call = call
+        self.cast_to = cast_to
+        self.shape = shape
+        self._lane = lane(cast_to, shape)
+
+    def __call__(self, data: Any) -> Any:
+        """Decode the answer's ``data`` (the pure-Python lane)."""
+        if self.shape == "page":
+            return None
+        if self.shape == "list":
+            return decode_list(self.call, data, self.cast_to)
+        unwrap: Unwrap = "item" if self.shape == "item" else None
+        return decode(self.call, data, self.cast_to, unwrap=unwrap)
+
+    def from_body(self, answer: Answer) -> Reply | None:
+        """The fast lane's reply for a well-formed answer; None to take the other lane."""
+        if self._lane is None:
+            return None
+        fast = self._lane.decode(answer.body)
+        if fast is None:
+            return None
+        parsed = fast.parsed
+        if self.shape == "page":
+            parsed = FastPage(parsed, fast.page_meta)
+        return Reply(_UNREAD, fast.meta, answer.status, answer.headers, parsed, body=answer.body)
+
+
+class FastPage(NamedTuple):
+    """A page's items and the meta its paging logic reads, from the fast lane."""
+
+    items: list[Any]
+    meta: Any
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -148,11 +232,30 @@ def _decode_error(call: Call, message: str, **details: Any) -> errors.DecodeErro
     return errors.DecodeError(message, method=call.method, path=call.path, **details)
 
 
-def read(call: Call, answer: Answer, *, untyped: bool = False) -> Reply:
-    """Return the ``data``/``meta`` of a 2xx answer, or raise its typed error.
+def read(
+    call: Call,
+    answer: Answer,
+    *,
+    untyped: bool = False,
+    decoder: Callable[[Any], Any] | None = None,
+) -> Reply:
+    """Return the ``data``/``meta`` of a 2xx answer (``parsed`` by ``decoder``), or raise.
 
     ``untyped``: the caller takes ``data`` as plain JSON, so it must not be absurdly deep.
+    A :class:`Decoder` may take a well-formed answer straight from its bytes; otherwise
+    ``decoder`` gets the parsed ``data``.
     """
+    if decoder is not None and not untyped and decoder.__class__ is Decoder:
+        fast = decoder.from_body(answer)
+        if fast is not None:
+            return fast
+    reply = _read(call, answer, untyped=untyped)
+    if decoder is not None:
+        reply.parsed = decoder(reply.data)
+    return reply
+
+
+def _read(call: Call, answer: Answer, *, untyped: bool) -> Reply:
     raw = answer.body
     try:
         envelope = loads(raw)
@@ -328,11 +431,15 @@ def decode_page(call: Call, reply: Reply, cast_to: type[T], *, offset: int, limi
     last one (REST 3.0's rule). An empty page always ends the walk, so a gateway that claims
     more but returns nothing cannot make a pager loop forever.
     """
-    items = decode_list(call, reply.data, cast_to)
-    meta = reply.meta
-    if meta is None and isinstance(reply.data, dict):
-        # Tolerate meta nested in data, or hasMore/total beside "items".
-        meta = reply.data.get("meta", reply.data)
+    parsed = reply.parsed
+    if parsed.__class__ is FastPage:
+        items, meta = parsed
+    else:
+        items = decode_list(call, reply.data, cast_to)
+        meta = reply.meta
+        if meta is None and isinstance(reply.data, dict):
+            # Tolerate meta nested in data, or hasMore/total beside "items".
+            meta = reply.data.get("meta", reply.data)
     has_more, total = _meta_of(meta)
     if has_more is None:
         has_more = offset + len(items) < total if total is not None else len(items) >= limit

@@ -567,10 +567,8 @@ class Pipeline:
         limiter.report_success(permit)
         if 200 <= status < 300:
             self.concurrency.succeeded()
-            reply = _envelope.read(call, answer, untyped=request.untyped)
-            decoder = request.decoder
             # A DecodeError here is an unreadable 2xx: outcome unknown for a side effect.
-            return reply if decoder is None else reply._replace(parsed=decoder(reply.data))
+            return _envelope.read(call, answer, untyped=request.untyped, decoder=request.decoder)
         err = _envelope.error_for(call, answer)
         failure = classify(status, err.code)
         if failure is Failure.QUEUED and self.concurrency.overloaded(generation):

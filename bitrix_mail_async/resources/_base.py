@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping
-from functools import partial
 from typing import Any, Literal, Self, TypeVar
 
-from bitrix_mail_async import _envelope
-from bitrix_mail_async._envelope import Call, Reply, Unwrap
+from bitrix_mail_async._envelope import Call, Decoder, Reply, Unwrap
 from bitrix_mail_async._pipeline import Pipeline
 from bitrix_mail_async.pagination import Pager
 
@@ -47,7 +45,7 @@ class Resource:
         timeout: float | None = None,
     ) -> T:
         """GET one object and decode it (``unwrap="item"`` accepts ``{"item": {...}}``)."""
-        decoder = partial(_envelope.decode, Call("GET", path), cast_to=cast_to, unwrap=unwrap)
+        decoder = Decoder(Call("GET", path), cast_to, "item" if unwrap == "item" else "bare")
         reply = await self._pipeline.request(
             "GET", path, params=params, timeout=timeout, decoder=decoder
         )
@@ -63,7 +61,7 @@ class Resource:
         timeout: float | None = None,
     ) -> list[T]:
         """GET a list (a bare array or ``{"items": [...]}``) and decode every item."""
-        decoder = partial(_envelope.decode_list, Call("GET", path), cast_to=cast_to)
+        decoder = Decoder(Call("GET", path), cast_to, "list")
         reply = await self._pipeline.request(
             "GET", path, params=params, timeout=timeout, decoder=decoder
         )
@@ -83,7 +81,7 @@ class Resource:
         Its answer is decoded inside the attempt: one that does not fit ``cast_to`` is an
         unreadable 2xx, which the retry rules turn into ``OutcomeUnknownDecodeError``.
         """
-        decoder = partial(_envelope.decode, Call("POST", path), cast_to=cast_to)
+        decoder = Decoder(Call("POST", path), cast_to, "bare")
         reply = await self._pipeline.request(
             "POST", path, json=json, timeout=timeout, decoder=decoder
         )
@@ -99,7 +97,7 @@ class Resource:
         timeout: float | None = None,
     ) -> list[T]:
         """POST a read-only search (retried like a GET) and decode its list."""
-        decoder = partial(_envelope.decode_list, Call("POST", path), cast_to=cast_to)
+        decoder = Decoder(Call("POST", path), cast_to, "list")
         reply = await self._pipeline.request(
             "POST", path, json=json, timeout=timeout, idempotent=True, decoder=decoder
         )
@@ -123,15 +121,20 @@ class Resource:
         ``on_reply`` sees each page's answer (its headers: a watcher reads the gateway's time).
         """
         pipeline = self._pipeline
+        # Decodes nothing itself (the pager does, with decode_page) unless the fast lane can
+        # take the page from its bytes.
+        decoder = Decoder(Call(method, path), cast_to, "page")
 
         async def fetch(offset: int, limit: int) -> Reply:
             if method == "GET":
                 query = {**filters, "limit": str(limit), "offset": str(offset)}
-                reply = await pipeline.request("GET", path, params=query, timeout=timeout)
+                reply = await pipeline.request(
+                    "GET", path, params=query, timeout=timeout, decoder=decoder
+                )
             else:
                 body = {**filters, "limit": limit, "offset": offset}
                 reply = await pipeline.request(
-                    "POST", path, json=body, timeout=timeout, idempotent=True
+                    "POST", path, json=body, timeout=timeout, idempotent=True, decoder=decoder
                 )
             if on_reply is not None:
                 on_reply(reply)
