@@ -5,10 +5,12 @@ the same 50-item page envelope (items made by the emulator's own portal generato
 server's CPU is not counted and both clients get byte-identical answers. Contenders, run in
 interleaved rounds (order reversed every round) inside one process:
 
-* ``raw json``    aiohttp + ``json.loads``, returns the list of item dicts;
+* ``raw json``    aiohttp + ``json.loads``, returns the list of item dicts (or the one
+  message's dict, for ``get``);
 * ``raw orjson``  the same with ``orjson.loads`` (what our transport uses when installed);
 * ``MailClient``  ``pager.fetch_page(offset)``: limiter (``rate_limit=None``), retry loop,
-  envelope checks, ``MessageSummary`` models; no hooks;
+  envelope checks, ``MessageSummary`` models; no hooks (``get``: ``messages.get(1001)``, one
+  ``Message`` with its body);
 * ``Hooks()``     the same client with ``hooks=Hooks()`` (empty: must cost nothing);
 * ``noop hooks``  the same with a no-op sync hook on each of the four events (what building
   and dispatching the events costs).
@@ -17,7 +19,7 @@ CPU is ``time.process_time()`` of this (client) process; wall is ``perf_counter`
 client CPU per request of ``MailClient`` <= 1.15x ``raw json``; ``Hooks()`` / ``MailClient``
 about 1.00x (hooks cost nothing when unset).
 
-    python benchmarks/client_overhead.py [--rounds 5] [--n1 300] [--n100 2000]
+    python benchmarks/client_overhead.py [--rounds 5] [--n1 300] [--n100 2000] [--kinds page,get]
     python benchmarks/client_overhead.py --profile   # cProfile of the MailClient loop
 """
 
@@ -72,23 +74,38 @@ def page_body() -> bytes:
     return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def get_body() -> bytes:
+    """The envelope of one message with its body (``GET /mail/messages/{id}``)."""
+    from bitrix_mail_async.testing.state import PortalState
+
+    state = PortalState(messages=400)
+    msg = state.messages[state.page_ids(1, 0, 1)[0]]
+    envelope = {"success": True, "data": {"item": state.full(msg)}}
+    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def make_app() -> web.Application:
-    """The canned server: one fixed body for the message list, no checks."""
+    """The canned server: one fixed body for the message list and for a get, no checks."""
     body = page_body()
+    one = get_body()
 
     async def handler(request: web.Request) -> web.Response:
         return web.Response(body=body, content_type="application/json")
 
+    async def get_handler(request: web.Request) -> web.Response:
+        return web.Response(body=one, content_type="application/json")
+
     app = web.Application()
     app.router.add_get("/v1/mail/messages", handler)
+    app.router.add_get("/v1/mail/messages/{id}", get_handler)
     return app
 
 
 Fetch = Callable[[int], Awaitable[int]]
 
 
-async def run_batch(fetch: Fetch, total: int, concurrency: int) -> None:
-    """``total`` requests, ``concurrency`` in flight; each must yield PAGE_SIZE items."""
+async def run_batch(fetch: Fetch, total: int, concurrency: int, expect: int = PAGE_SIZE) -> None:
+    """``total`` requests, ``concurrency`` in flight; each must yield ``expect`` items."""
     remaining = total
 
     async def worker() -> None:
@@ -96,25 +113,32 @@ async def run_batch(fetch: Fetch, total: int, concurrency: int) -> None:
         while remaining > 0:
             remaining -= 1
             n = await fetch(remaining * PAGE_SIZE)
-            if n != PAGE_SIZE:
-                raise RuntimeError(f"expected {PAGE_SIZE} items, got {n}")
+            if n != expect:
+                raise RuntimeError(f"expected {expect} items, got {n}")
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
 async def measure(
-    base_url: str, rounds: int, n_by_conc: dict[int, int], profile: bool
+    base_url: str, rounds: int, n_by_conc: dict[int, int], profile: bool, kinds: list[str]
 ) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    for conc, n in n_by_conc.items():
-        await measure_one(base_url, rounds, conc, n, profile, results)
+    for kind in kinds:
+        for conc, n in n_by_conc.items():
+            await measure_one(base_url, rounds, conc, n, profile, results, kind)
     results["rounds"] = rounds
     results["target"] = TARGET
     return results
 
 
 async def measure_one(
-    base_url: str, rounds: int, conc: int, n: int, profile: bool, results: dict[str, Any]
+    base_url: str,
+    rounds: int,
+    conc: int,
+    n: int,
+    profile: bool,
+    results: dict[str, Any],
+    kind: str = "page",
 ) -> None:
     headers = {"X-Api-Key": API_KEY, "Accept": "application/json"}
     url = base_url + "/v1/mail/messages"
@@ -133,6 +157,15 @@ async def measure_one(
     ):
 
         def raw_with(loads: Callable[[bytes], Any]) -> Fetch:
+            if kind == "get":
+
+                async def get(offset: int) -> int:
+                    async with http.get(f"{url}/1001") as resp:
+                        raw = await resp.read()
+                    return len([loads(raw)["data"]["item"]])
+
+                return get
+
             async def fetch(offset: int) -> int:
                 params = {"mailboxId": "1", "limit": str(PAGE_SIZE), "offset": str(offset)}
                 async with http.get(url, params=params) as resp:
@@ -142,6 +175,13 @@ async def measure_one(
             return fetch
 
         def ours_with(client: MailClient) -> Fetch:
+            if kind == "get":
+
+                async def get(offset: int) -> int:
+                    return len([await client.messages.get(1001)])
+
+                return get
+
             pager = client.messages.list(1, page_size=PAGE_SIZE)
 
             async def fetch(offset: int) -> int:
@@ -149,6 +189,8 @@ async def measure_one(
                 return len(page.items)
 
             return fetch
+
+        expect = 1 if kind == "get" else PAGE_SIZE
 
         ours = ours_with(mail)
         contenders: dict[str, Fetch] = {"raw json": raw_with(json.loads)}
@@ -159,11 +201,11 @@ async def measure_one(
         contenders["noop hooks"] = ours_with(mail_noop_hooks)
 
         for fetch in contenders.values():  # warm-up: connections, caches
-            await run_batch(fetch, min(n, 200), conc)
+            await run_batch(fetch, min(n, 200), conc, expect)
         if profile:
             prof = cProfile.Profile()
             prof.enable()
-            await run_batch(ours, n, conc)
+            await run_batch(ours, n, conc, expect)
             prof.disable()
             print(f"--- cProfile of MailClient, concurrency {conc}, {n} requests")
             pstats.Stats(prof).sort_stats("tottime").print_stats(25)
@@ -175,10 +217,10 @@ async def measure_one(
         for round_no in range(rounds):
             for name in order if round_no % 2 == 0 else order[::-1]:
                 c0, w0 = time.process_time(), time.perf_counter()
-                await run_batch(contenders[name], n, conc)
+                await run_batch(contenders[name], n, conc, expect)
                 cpu[name].append((time.process_time() - c0) / n * 1e6)
                 wall[name].append((time.perf_counter() - w0) / n * 1e6)
-        report(conc, rounds, n, cpu, wall, results)
+        report(conc, rounds, n, cpu, wall, results, kind)
 
 
 def median_ratio(ours: list[float], theirs: list[float]) -> float:
@@ -193,13 +235,15 @@ def report(
     cpu: dict[str, list[float]],
     wall: dict[str, list[float]],
     results: dict[str, Any],
+    kind: str = "page",
 ) -> None:
     """Print the figures of one concurrency and put them in ``results``."""
     med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
     med_wall = {k: statistics.median(v) for k, v in wall.items()}
     ratio = median_ratio(cpu["MailClient"], cpu["raw json"])
     wall_ratio = median_ratio(wall["MailClient"], wall["raw json"])
-    print(f"concurrency {conc}: {rounds} interleaved rounds x {n} requests")
+    print(f"{kind}, concurrency {conc}: {rounds} interleaved rounds x {n} requests")
+    prefix = "" if kind == "page" else f"{kind}_"
     for name in cpu:
         print(
             f"  {name:<12} client CPU {med_cpu[name]:7.1f} us/req   "
@@ -213,17 +257,17 @@ def report(
     empty = median_ratio(cpu["Hooks()"], cpu["MailClient"])
     noop = median_ratio(cpu["noop hooks"], cpu["MailClient"])
     print(f"  hooks, CPU vs MailClient without: Hooks() {empty:.2f}x, noop hooks {noop:.2f}x")
-    results[f"c{conc}_cpu_ratio_empty_hooks"] = round(empty, 3)
-    results[f"c{conc}_cpu_ratio_noop_hooks"] = round(noop, 3)
+    results[f"{prefix}c{conc}_cpu_ratio_empty_hooks"] = round(empty, 3)
+    results[f"{prefix}c{conc}_cpu_ratio_noop_hooks"] = round(noop, 3)
     if "raw orjson" in cpu:
         r2 = median_ratio(cpu["MailClient"], cpu["raw orjson"])
         print(f"  MailClient / raw orjson: CPU {r2:.2f}x")
-        results[f"c{conc}_cpu_ratio_vs_orjson"] = round(r2, 3)
-    results[f"c{conc}_requests"] = n
-    results[f"c{conc}_cpu_ratio"] = round(ratio, 3)
-    results[f"c{conc}_wall_ratio"] = round(wall_ratio, 3)
-    results[f"c{conc}_cpu_us"] = {k: round(v, 1) for k, v in med_cpu.items()}
-    results[f"c{conc}_wall_us"] = {k: round(v, 1) for k, v in med_wall.items()}
+        results[f"{prefix}c{conc}_cpu_ratio_vs_orjson"] = round(r2, 3)
+    results[f"{prefix}c{conc}_requests"] = n
+    results[f"{prefix}c{conc}_cpu_ratio"] = round(ratio, 3)
+    results[f"{prefix}c{conc}_wall_ratio"] = round(wall_ratio, 3)
+    results[f"{prefix}c{conc}_cpu_us"] = {k: round(v, 1) for k, v in med_cpu.items()}
+    results[f"{prefix}c{conc}_wall_us"] = {k: round(v, 1) for k, v in med_wall.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -234,12 +278,21 @@ def main(argv: list[str] | None = None) -> int:
         "--n100", type=int, default=2000, help="requests per round, concurrency 100"
     )
     parser.add_argument("--profile", action="store_true", help="cProfile MailClient instead")
+    parser.add_argument(
+        "--kinds", default="page,get", help="what to measure: page (a 50-item page), get"
+    )
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args(argv)
 
     with AppProcess(make_app, "/v1/mail/messages") as server:
         results = asyncio.run(
-            measure(server.base_url, args.rounds, {1: args.n1, 100: args.n100}, args.profile)
+            measure(
+                server.base_url,
+                args.rounds,
+                {1: args.n1, 100: args.n100},
+                args.profile,
+                [k.strip() for k in args.kinds.split(",") if k.strip()],
+            )
         )
     results["orjson"] = orjson is not None
     write_json(args.json, results)

@@ -146,3 +146,15 @@ def test_extras_that_would_replace_the_clients_own_or_break_the_wire_are_refused
     mail = MailClient(KEY, base_url="http://127.0.0.1:9/v1")
     with pytest.raises(errors.InvalidArgumentError):
         mail.with_options(**kwargs)  # type: ignore[arg-type]
+
+
+def test_request_ids_are_canonical_version_4_uuids_and_differ() -> None:
+    from bitrix_mail_async._pipeline import new_request_id
+
+    ids = [new_request_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for rid in ids:
+        parsed = uuid.UUID(rid)
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+        assert str(parsed) == rid  # lower-case 8-4-4-4-12, as str(uuid4()) writes it
