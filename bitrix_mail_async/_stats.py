@@ -33,6 +33,7 @@ class ClientStats:
     ``window`` is the last ``X-RateLimit-*`` reading this client got (None before any);
     ``limiter_wait`` and ``window_wait`` add up what every call waited for the bucket and for
     room in the gateway's window (summed over concurrent calls, so they can exceed wall time).
+    ``errors`` and ``outcome_unknown`` count apart: the calls that failed are their sum.
     """
 
     requests: int = 0
