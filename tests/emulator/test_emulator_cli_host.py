@@ -37,7 +37,8 @@ from bitrix_mail_async import MailClient
 async def main(count):
     async with MailClient() as mail:  # key and base URL from the environment
         handled = 0
-        async for msg in mail.messages.watch(1, poll_interval=0.05):
+        # INBOX: the Sent copies of its own replies land in the mailbox too.
+        async for msg in mail.messages.watch(1, folder="INBOX", poll_interval=0.05):
             await mail.messages.reply(msg.id, body=f"Got it: {msg.subject}")
             await mail.messages.create_task(msg.id, title=f"Handle: {msg.subject}")
             handled += 1
