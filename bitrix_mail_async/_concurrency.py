@@ -46,6 +46,10 @@ class AdaptiveConcurrency:
             return self.generation
         return None
 
+    def take(self) -> None:
+        """Count a call in flight that goes without waiting, over the limit if need be."""
+        self.in_flight += 1
+
     async def acquire(self) -> int:
         """Wait for a slot (FIFO); returns the generation to hand back with an overload."""
         waiters = self._waiters

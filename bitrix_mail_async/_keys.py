@@ -125,6 +125,29 @@ class _Entry:
     users: int = 0
 
 
+def _take(
+    states: dict[tuple[str, str], _Entry], key: tuple[str, str], new: Callable[[], _Entry]
+) -> _Entry:
+    """The shared entry ``key``, created by ``new()`` if none, with one more user."""
+    entry = states.get(key)
+    if entry is None:
+        entry = states[key] = new()
+    entry.users += 1
+    return entry
+
+
+def _give_back(states: dict[tuple[str, str], _Entry], key: tuple[str, str], value: Any) -> bool:
+    """One user less of entry ``key`` (when it still holds ``value``); True when it was freed."""
+    entry = states.get(key)
+    if entry is None or entry.value is not value:
+        return False
+    entry.users -= 1
+    if entry.users > 0:
+        return False
+    del states[key]
+    return True
+
+
 @attrs.define(eq=False)
 class KeyState:
     """What one client uses: the limiter of its portal and the window of its key."""
@@ -164,36 +187,32 @@ class KeyRegistry:
         states = self._states.setdefault(loop, {})
         limiter_name = scopes.name("bucket")
         entry = states.get(("limiter", limiter_name))
-        if entry is None:
-            entry = states[("limiter", limiter_name)] = _Entry(create(scopes), config)
-        elif entry.config != config:
+        if entry is not None and entry.config != config:
             log.warning(
                 "another open client of this portal set rate_limit=%r; all clients of a portal "
                 "share one limiter, so that one applies until every client of it closes",
                 entry.config,
             )
+        entry = _take(states, ("limiter", limiter_name), lambda: _Entry(create(scopes), config))
         limiter: Limiter = entry.value
-        window_name = scopes.name("window")
-        window_entry = states.get(("window", window_name))
-        if window_entry is None:
+
+        def new_window() -> _Entry:
             # A limiter that shares its state beyond this process shares the window too.
             window = limiter.create_window() if isinstance(limiter, WindowSource) else None
-            window_entry = states[("window", window_name)] = _Entry(window or WindowBudget())
+            return _Entry(window or WindowBudget())
+
+        window_name = scopes.name("window")
+        window = _take(states, ("window", window_name), new_window).value
         queue_name = scopes.name("queue")
-        queue_entry = states.get(("queue", queue_name))
-        if queue_entry is None:
-            queue_entry = states[("queue", queue_name)] = _Entry(PortalQueue())
-        entry.users += 1
-        window_entry.users += 1
-        queue_entry.users += 1
+        queue = _take(states, ("queue", queue_name), lambda: _Entry(PortalQueue())).value
         return KeyState(
             limiter,
             config,
             weakref.ref(loop),
-            window_entry.value,
+            window,
             limiter_name,
             window_name,
-            queue_entry.value,
+            queue,
             queue_name,
             getattr(limiter, "acquires_at_once", None),
         )
@@ -205,21 +224,9 @@ class KeyRegistry:
         if states is None:
             await state.limiter.aclose()  # pragma: no cover - the loop is gone, and its states
             return
-        for kind, name, value in (
-            ("window", state.window_name, state.window),
-            ("queue", state.queue_name, state.queue),
-        ):
-            shared = states.get((kind, name))
-            if shared is not None and shared.value is value:
-                shared.users -= 1
-                if shared.users <= 0:
-                    del states[(kind, name)]
-        entry = states.get(("limiter", state.limiter_name))
-        if entry is None or entry.value is not state.limiter:
-            return
-        entry.users -= 1
-        if entry.users <= 0:
-            del states[("limiter", state.limiter_name)]
+        _give_back(states, ("window", state.window_name), state.window)
+        _give_back(states, ("queue", state.queue_name), state.queue)
+        if _give_back(states, ("limiter", state.limiter_name), state.limiter):
             await state.limiter.aclose()
 
     def users(self, name: str) -> int:

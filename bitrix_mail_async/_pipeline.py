@@ -403,25 +403,24 @@ class Pipeline:
         if generation is None:
             generation = await self.concurrency.acquire()
         queue = shared.queue
+        # A side effect with a deadline: queued at the gateway it would be on the wire, its
+        # outcome unknown at the deadline; waiting here for a place it is not.
+        expires = None if wire is None or request.idempotent else wire.expires
         placed = False
         try:
-            if wire is not None and not request.idempotent:
-                # Queued at the gateway it would be on the wire, its outcome unknown at the
-                # deadline; waiting here it is not.
+            if expires is not None:
                 await queue.reserve()
                 placed = True
             if deadline is None:
                 permit, waited = await self._admit(shared)
             else:
                 permit, waited = await self._admit_by(shared, deadline)
-            if placed:
-                assert wire is not None
-                if asyncio.get_running_loop().time() + queue.typical > wire.expires:
-                    shared.window.settle(None)  # admitted, never sent
-                    raise NoTimeLeft
-            else:
+            if expires is None:
                 queue.enter()
                 placed = True
+            elif asyncio.get_running_loop().time() + queue.typical > expires:
+                shared.window.settle(None)  # admitted, never sent
+                raise NoTimeLeft
             self.stats.requests += 1
             if wire is not None:
                 wire.maybe_sent = True  # cleared below only by an answer proving otherwise

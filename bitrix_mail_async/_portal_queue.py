@@ -11,9 +11,9 @@ The count is this process's: other processes' calls are not seen.
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
 from typing import Final
+
+from bitrix_mail_async._concurrency import AdaptiveConcurrency
 
 __all__ = ["QUEUE_SIZE", "NoTimeLeft", "PortalQueue"]
 
@@ -30,53 +30,31 @@ class NoTimeLeft(Exception):
 class PortalQueue:
     """Calls of one portal on the wire from this process, and a smoothed exchange time."""
 
-    __slots__ = ("_in_flight", "_waiters", "size", "typical")
+    __slots__ = ("_places", "typical")
 
     def __init__(self, size: int = QUEUE_SIZE) -> None:
-        self.size = size
+        # A FIFO limit of ``size`` places: AdaptiveConcurrency never told of an overload, so
+        # its limit stays where it starts.
+        self._places = AdaptiveConcurrency(size)
         #: Smoothed seconds of recent answered exchanges of the portal (0 before the first).
         self.typical = 0.0
-        self._in_flight = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
 
     @property
     def in_flight(self) -> int:
         """Calls counted on the wire (or holding a reserved place) now."""
-        return self._in_flight
+        return self._places.in_flight
 
     def enter(self) -> None:
         """A call goes on the wire without waiting for a place."""
-        self._in_flight += 1
+        self._places.take()
 
     async def reserve(self) -> None:
         """Wait for a place the gateway would run at once, then hold it (FIFO)."""
-        waiters = self._waiters
-        while waiters and waiters[0].done():
-            waiters.popleft()  # cancelled while waiting
-        if self._in_flight < self.size and not waiters:
-            self._in_flight += 1
-            return
-        waiter = asyncio.get_running_loop().create_future()
-        waiters.append(waiter)
-        try:
-            await waiter
-        except BaseException:
-            # A cancelled waiter stays queued until it reaches the head: leaving costs O(1),
-            # so close() cancelling thousands of waiting calls stays linear.
-            if waiter.done() and not waiter.cancelled():
-                self._leave()  # handed a place while being cancelled: pass it on
-            raise
+        if self._places.try_acquire() is None:
+            await self._places.acquire()
 
     def leave(self, elapsed: float | None = None) -> None:
         """A call left the wire; ``elapsed``: its exchange time when an answer came."""
         if elapsed is not None:
             self.typical += (elapsed - self.typical) * _SMOOTHING if self.typical else elapsed
-        self._leave()
-
-    def _leave(self) -> None:
-        self._in_flight -= 1
-        while self._waiters and self._in_flight < self.size:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                self._in_flight += 1  # the place goes to the waiter, not to a newcomer
-                waiter.set_result(None)
+        self._places.release()

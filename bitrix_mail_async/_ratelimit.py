@@ -264,8 +264,7 @@ class _Bucket:
         """Take one slot: at once when the bucket has room and nobody waits, else in turn."""
         loop = self._loop = asyncio.get_running_loop()
         now = loop.time()
-        self._prune()
-        if not self._waiters and self._due(now) <= now:
+        if self.ready(now):
             self._take(now)
             return
         granted: asyncio.Future[None] = loop.create_future()
@@ -274,11 +273,12 @@ class _Bucket:
         try:
             await granted
         except asyncio.CancelledError:
-            if not granted.cancelled():
-                self._tat -= self._interval  # granted as it was cancelled: the slot goes back
             # A cancelled future stays queued until it reaches the head (_prune): leaving costs
             # O(1), so close() cancelling thousands of waiting calls stays linear.
-            self._arm()
+            if granted.cancelled():
+                self._arm()
+            else:
+                self.give_back()  # granted as it was cancelled: the slot goes back
             raise
 
     def ready(self, now: float) -> bool:
