@@ -32,7 +32,7 @@ from typing import Annotated, Any, Final, Literal, NamedTuple
 
 import attrs
 
-from ._convert import FieldPlan, compile_decoder, field_plans
+from ._convert import FieldPlan, _has_extra, compile_decoder, field_plans, fill_code
 from ._jsonlib import check_depth, loads
 
 __all__ = ["AVAILABLE", "Fast", "Lane", "Shape", "lane"]
@@ -144,16 +144,11 @@ def _mover(cls: type, plans: tuple[FieldPlan, ...]) -> Callable[[Any], Any]:
                 f"if v == __empty_list: __s{index}(self, __e{index})",
                 "else:",
                 f"    v = __raw(v) if v else __d{index}",
-                "    "
-                + plan.code.replace("\n", "\n    ").replace("HOOK", f"__h{index}(v, __t{index})"),
-                f"    __s{index}(self, v)",
+                indent(fill_code(plan, index, env), "    "),
             ]
-            env[f"__h{index}"], env[f"__t{index}"] = plan.hook, plan.type
             continue
-        env[f"__h{index}"], env[f"__t{index}"] = plan.hook, plan.type
-        lines.append(plan.code.replace("HOOK", f"__h{index}(v, __t{index})"))
-        lines.append(f"__s{index}(self, v)")
-    if any(field.name == "extra" for field in attrs.fields(cls)):
+        lines.append(fill_code(plan, index, env))
+    if _has_extra(cls):
         env["__sx"] = cls.extra.__set__  # type: ignore[attr-defined]
         lines.append("__sx(self, {})")  # every key was known
     lines.append("return self")
