@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from bitrix_mail_async._convert import wire_name
 from bitrix_mail_async.testing.log import EmulatorStats, RecordedRequest
 from bitrix_mail_async.testing.state import MSK
 
@@ -232,12 +233,7 @@ async def describe(gw: Gateway, request: web.Request) -> web.Response:
 def _settings(value: object) -> dict[str, Any] | None:
     if value is None:
         return None
-    return {_camel(k): v for k, v in dataclasses.asdict(value).items()}  # type: ignore[call-overload]
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
+    return {wire_name(k): v for k, v in dataclasses.asdict(value).items()}  # type: ignore[call-overload]
 
 
 async def deliver(gw: Gateway, request: web.Request) -> web.Response:
@@ -257,7 +253,7 @@ async def effects(gw: Gateway, request: web.Request) -> web.Response:
 
 def recorded(entry: RecordedRequest) -> dict[str, Any]:
     """One request log entry in the admin API's (camelCase) shape."""
-    return {_camel(k): v for k, v in dataclasses.asdict(entry).items()}
+    return {wire_name(k): v for k, v in dataclasses.asdict(entry).items()}
 
 
 def _status_filter(raw: str | None) -> int | None:
@@ -291,7 +287,7 @@ async def requests(gw: Gateway, request: web.Request) -> web.Response:
 
 def stats(counters: EmulatorStats) -> dict[str, Any]:
     """The counters in the admin API's (camelCase) shape."""
-    payload = {_camel(k): v for k, v in dataclasses.asdict(counters).items()}
+    payload = {wire_name(k): v for k, v in dataclasses.asdict(counters).items()}
     payload["byStatus"] = {str(k): v for k, v in counters.by_status.items()}
     return payload
 
