@@ -175,7 +175,7 @@ class EmulatorAdmin:
         """Every side effect so far, by kind."""
         payload = await self._call("GET", "/effects")
         return SideEffects(
-            **{_snake(field): tuple(payload.get(field, ())) for field in EFFECT_KINDS}
+            **{name: tuple(payload.get(field, ())) for field, name in EFFECT_KINDS.items()}
         )
 
     async def wait_for(
