@@ -30,7 +30,7 @@ from typing import Any, Final
 import attrs
 
 from bitrix_mail_async._portal_queue import PortalQueue
-from bitrix_mail_async._ratelimit import Limiter, RateLimitConfig
+from bitrix_mail_async._ratelimit import Limiter, Permit, RateLimitConfig
 from bitrix_mail_async._window import Window, WindowBudget, WindowSource
 
 __all__ = [
@@ -161,8 +161,8 @@ class KeyState:
     window_name: str = ""
     queue: PortalQueue = attrs.Factory(PortalQueue)
     queue_name: str = ""
-    #: The limiter's ``acquires_at_once()``, when it has one (a caller's own limiter need not).
-    acquires_at_once: Callable[[], bool] | None = None
+    #: The limiter's ``try_acquire()``, when it has one (a caller's own limiter need not).
+    try_acquire: Callable[[], Permit | None] | None = None
 
 
 class KeyRegistry:
@@ -214,7 +214,7 @@ class KeyRegistry:
             window_name,
             queue,
             queue_name,
-            getattr(limiter, "acquires_at_once", None),
+            getattr(limiter, "try_acquire", None),
         )
 
     async def release(self, state: KeyState) -> None:

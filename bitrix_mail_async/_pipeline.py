@@ -26,7 +26,7 @@ import asyncio
 import copy
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 from bitrix_mail_async import _envelope, _raw, errors
@@ -297,13 +297,14 @@ class Pipeline:
         _raw.note(reply, request.request_id)  # for mail.with_raw_response, under it
         return reply
 
-    async def _send(self, request: Request) -> Reply:
-        """The call's attempts under the retry rules, within its deadline when it has one."""
+    def _send(self, request: Request) -> Awaitable[Reply]:
+        """The call's attempts under the retry rules, within its deadline when it has one.
+
+        A plain function: without a deadline the retry loop's coroutine is the call's own.
+        """
         if self._deadline is None:
-            return await self._retry.run(
-                request, lambda attempt, deadline: self._attempt(request, attempt, deadline)
-            )
-        return await self._within_deadline(request._replace(deadline=self._deadline))
+            return self._retry.run(request, self._attempt)
+        return self._within_deadline(request._replace(deadline=self._deadline))
 
     async def _learn_portal(self) -> None:
         """Learn a tenant's portal from ``GET /v1/me`` once; concurrent first calls share it."""
@@ -344,7 +345,7 @@ class Pipeline:
             request,
             lambda wire, expires: self._retry.run(
                 request,
-                lambda attempt, deadline: self._attempt(request, attempt, deadline, wire),
+                lambda request, attempt, deadline: self._attempt(request, attempt, deadline, wire),
                 expires,
             ),
             self.stats,
@@ -411,10 +412,15 @@ class Pipeline:
             if expires is not None:
                 await queue.reserve()
                 placed = True
-            if deadline is None:
-                permit, waited = await self._admit(shared)
+            # The flat road: a permit and room in the window at once, no coroutine for either.
+            try_acquire = shared.try_acquire
+            permit = None if try_acquire is None else try_acquire()
+            if permit is not None and shared.window.try_admit():
+                waited = 0.0
+            elif deadline is None:
+                permit, waited = await self._admit(shared, permit)
             else:
-                permit, waited = await self._admit_by(shared, deadline)
+                permit, waited = await self._admit_by(shared, permit, deadline)
             if expires is None:
                 queue.enter()
                 placed = True
@@ -461,19 +467,16 @@ class Pipeline:
             await self._observe(request, attempt, outcome.status, elapsed, failed)
         raise failed
 
-    async def _admit(self, shared: KeyState) -> tuple[Permit, float]:
-        """Wait for the limiter's permit, then for room in the window; close() interrupts.
+    async def _admit(self, shared: KeyState, permit: Permit | None) -> tuple[Permit, float]:
+        """Wait for the limiter's permit (unless given), then for room in the window.
 
-        Returns the permit and the seconds waited for both.
+        close() interrupts either wait. Returns the permit and the seconds waited for both.
         """
-        limiter = shared.limiter
-        at_once = shared.acquires_at_once
-        if at_once is not None and at_once():
-            permit = await limiter.acquire()  # returns at once: nothing for close() to end
-        else:
-            permit = await self.transport.wait(limiter.acquire())
-        self.stats.limiter_wait += permit.waited
-        waited = permit.waited
+        waited = 0.0
+        if permit is None:
+            permit = await self.transport.wait(shared.limiter.acquire())
+            self.stats.limiter_wait += permit.waited
+            waited = permit.waited
         window = shared.window
         if not window.try_admit():
             window_wait = await self.transport.wait(window.admit())
@@ -481,12 +484,14 @@ class Pipeline:
             waited += window_wait
         return permit, waited
 
-    async def _admit_by(self, shared: KeyState, deadline: float) -> tuple[Permit, float]:
+    async def _admit_by(
+        self, shared: KeyState, permit: Permit | None, deadline: float
+    ) -> tuple[Permit, float]:
         """:meth:`_admit`, given up at ``deadline`` with :class:`RefusalDeadline`."""
         bound = asyncio.timeout_at(deadline)
         try:
             async with bound:
-                return await self._admit(shared)
+                return await self._admit(shared, permit)
         except TimeoutError:
             if not bound.expired():
                 raise

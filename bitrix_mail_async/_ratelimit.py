@@ -257,7 +257,8 @@ class _Bucket:
         """When the next call conforms (``<= now``: at once)."""
         return max(self._tat, now) - self._tolerance
 
-    def _take(self, now: float) -> None:
+    def take(self, now: float) -> None:
+        """Take one slot at ``now``; only right after :meth:`ready` said True."""
         self._tat = max(self._tat, now) + self._interval
 
     async def acquire(self) -> None:
@@ -265,7 +266,7 @@ class _Bucket:
         loop = self._loop = asyncio.get_running_loop()
         now = loop.time()
         if self.ready(now):
-            self._take(now)
+            self.take(now)
             return
         granted: asyncio.Future[None] = loop.create_future()
         self._waiters.append(granted)
@@ -319,7 +320,7 @@ class _Bucket:
         while waiters and self._due(now) <= now:
             granted = waiters.popleft()
             if not granted.done():  # cancelled ones are skipped: they took no slot
-                self._take(now)
+                self.take(now)
                 granted.set_result(None)
         self._arm()
 
@@ -385,20 +386,23 @@ class InProcessLimiter:
         """The bucket capacity now (learned), None when unlimited."""
         return self._adaptive.capacity if self._adaptive is not None else None
 
-    def acquires_at_once(self) -> bool:
-        """Whether :meth:`acquire` would return at once: no cooldown, room in both buckets.
+    def try_acquire(self) -> Permit | None:
+        """A permit now when :meth:`acquire` would not wait (no cooldown, room in the bucket).
 
-        The pipeline then awaits it as a plain step, without the close() registration a wait
-        needs (the flat road of a call nothing holds).
+        None when it might wait, and always with a peak bucket, which is asked only by
+        awaiting it (aiolimiter). The pipeline takes this permit as a plain step, without
+        the coroutine and the close() registration a wait needs (the flat road).
         """
         now = asyncio.get_running_loop().time()
-        if self._cooldown_until > now:
-            return False
+        if self._peak is not None or self._cooldown_until > now:
+            return None
         bucket = self._bucket
         if bucket is None:
-            return True
-        peak = self._peak
-        return bucket.ready(now) and (peak is None or peak.has_capacity())
+            return Permit(generation=0)
+        if not bucket.ready(now):
+            return None
+        bucket.take(now)
+        return Permit(generation=self._adaptive.generation if self._adaptive is not None else 0)
 
     async def acquire(self) -> Permit:
         """Wait for the shared cooldown and then for a bucket slot."""

@@ -112,10 +112,10 @@ class RefusalDeadline(Exception):
 
 
 Sleeper = Callable[[Coroutine[Any, Any, None]], Awaitable[None]]
-#: One attempt: ``attempt(n, deadline)`` with n = 1, 2, 3... and the loop time by which its
-#: admission (limiter, window) must be done, None when unbounded; it raises
+#: One attempt: ``attempt(request, n, deadline)`` with n = 1, 2, 3... and the loop time by
+#: which its admission (limiter, window) must be done, None when unbounded; it raises
 #: :class:`RefusalDeadline` when the admission would take longer.
-Attempt = Callable[[int, float | None], Awaitable[R]]
+Attempt = Callable[["Request", int, float | None], Awaitable[R]]
 
 
 class RetryLoop:
@@ -138,16 +138,24 @@ class RetryLoop:
         self._is_closed = is_closed
         self._hooks = hooks
 
-    async def run(self, request: Request, attempt: Attempt[R], expires: float | None = None) -> R:
-        """Call ``attempt(n, deadline)`` (n: 1, 2, 3...) until it succeeds or the rules say stop.
+    def run(
+        self, request: Request, attempt: Attempt[R], expires: float | None = None
+    ) -> Coroutine[Any, Any, R]:
+        """Call ``attempt(request, n, deadline)`` (n: 1, 2, 3...) until it succeeds or must stop.
 
         Hooks hear of every refusal and retry; call scopes (OpenTelemetry's span) enclose the
         whole logical call, final error included. ``expires`` is the call's deadline on the
         loop's clock: a wait that would end past it is not started (DeadlineExceededError).
+        A plain function: without a call scope the loop's own coroutine is the call's.
         """
         hooks = self._hooks
         if hooks is None or not hooks.scoped:
-            return await self._run(request, attempt, expires)
+            return self._run(request, attempt, expires)
+        return self._run_scoped(hooks, request, attempt, expires)
+
+    async def _run_scoped(
+        self, hooks: HookDispatcher, request: Request, attempt: Attempt[R], expires: float | None
+    ) -> R:
         with hooks.call(request):
             return await self._run(request, attempt, expires)
 
@@ -169,7 +177,7 @@ class RetryLoop:
             attempts += 1
             tries += 1
             try:
-                return await attempt(tries, deadline)
+                return await attempt(request, tries, deadline)
             except AttemptFailed as exc:
                 # Its frames (the transport's, which saw the response and its request headers)
                 # must not stay reachable from the error this call may end with.

@@ -1,8 +1,8 @@
 """The HTTP layer: the aiohttp session's lifecycle and one attempt of one request.
 
-Nothing here retries, limits or reads envelopes: :meth:`Transport.send` writes one request
+Nothing here retries, limits or reads envelopes: :meth:`Transport.exchange` writes one request
 and returns the :class:`~bitrix_mail_async._envelope.Answer`, or raises
-:class:`~bitrix_mail_async._retry.AttemptFailed` saying how the request failed (never sent,
+:class:`~bitrix_mail_async._failures.AttemptFailed` saying how the request failed (never sent,
 or lost after it was written), which is all the retry rules need to know.
 
 Lifecycle: a client belongs to the event loop that opened it (or made its first call), since
@@ -233,46 +233,99 @@ class Transport:
         if drained is not None and not self._waiting and not self._on_wire:
             drained.set()
 
-    async def _interruptible(
-        self,
-        where: set[asyncio.Task[Any]],
-        work: Coroutine[Any, Any, T],
-        on_close: Callable[[], BaseException],
-    ) -> T:
-        """Await ``work`` as a call close() can end; its cancel becomes ``on_close()``."""
+    def _enter(self, where: set[asyncio.Task[Any]]) -> asyncio.Task[Any]:
+        """Count the running call in ``where``, as one close() can end; refused once closed."""
         if self.closed:
-            work.close()
             raise errors.ConfigurationError(_CLOSED)
         task = asyncio.current_task()
         if task is None:  # pragma: no cover - always inside a task under asyncio
-            return await work
+            raise errors.ConfigurationError("MailClient calls must run inside an asyncio task")
         where.add(task)
-        try:
-            return await work
-        except asyncio.CancelledError:
-            if task in self._woken:
-                self._woken.discard(task)
-                # A cancel of the caller's own, arriving at the same time, still wins.
-                if task.uncancel() == 0:
-                    raise on_close() from None
-            raise
-        finally:
-            self._left(task, where)
+        return task
+
+    def _closing(self, task: asyncio.Task[Any]) -> bool:
+        """Whether a cancel of ``task`` is close()'s alone (then taken back), not its caller's."""
+        if task not in self._woken:
+            return False
+        self._woken.discard(task)
+        # A cancel of the caller's own, arriving at the same time, still wins.
+        return task.uncancel() == 0
 
     async def wait(self, waiter: Coroutine[Any, Any, T]) -> T:
         """Await a wait phase (limiter, backoff) that close() can interrupt."""
-        return await self._interruptible(self._waiting, waiter, _closed_while_waiting)
+        try:
+            task = self._enter(self._waiting)
+        except errors.ConfigurationError:
+            waiter.close()
+            raise
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if self._closing(task):
+                raise _closed_while_waiting() from None
+            raise
+        finally:
+            self._left(task, self._waiting)
 
     async def exchange(self, request: Request) -> Answer:
-        """Send one attempt that close() can interrupt: it then fails as lost on the wire."""
+        """Send one attempt and read its body (bounded); how it failed raises AttemptFailed.
 
-        def closed_on_wire() -> AttemptFailed:
-            err = errors.TransportError(
-                "the client was closed during the call", method=request.method, path=request.path
-            )
-            return AttemptFailed(err, Failure.LOST)
-
-        return await self._interruptible(self._on_wire, self.send(request), closed_on_wire)
+        close() can end it: it then fails as lost on the wire. The session's own
+        ``raise_for_status`` is overridden: a caller's session made with
+        ``raise_for_status=True`` would turn a 404 into a retried transport error and a 429
+        on a send into "outcome unknown". The request's size was checked once, when the
+        pipeline prepared it (:meth:`check_request`), not again on every attempt.
+        """
+        task = self._enter(self._on_wire)
+        try:
+            session = self._session or self.require_open()
+            if session.closed:
+                # A caller's session, closed by its owner after it was handed over.
+                raise errors.ConfigurationError(
+                    "the aiohttp.ClientSession passed as session= was closed; nothing was sent"
+                )
+            try:
+                async with session.request(
+                    request.method,
+                    self._base_url + request.path,
+                    params=request.params,
+                    data=request.body,
+                    headers={
+                        **(request.extra_headers or {}),
+                        **(
+                            request.credentials.post_headers
+                            if request.body is not None
+                            else request.credentials.headers
+                        ),
+                        "X-Request-Id": request.request_id,
+                    },
+                    timeout=self._timeout_for(request),
+                    allow_redirects=False,
+                    raise_for_status=False,
+                ) as resp:
+                    if self._whole(resp):
+                        body = await resp.read()
+                    else:
+                        body = await self._read_body(request, resp)
+                    return Answer(status=resp.status, headers=resp.headers, body=body)
+            except AttemptFailed:
+                raise  # ours (an answer over max_response_bytes), raised in _read_body
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                failed = self._failed(request, exc)
+            except Exception as exc:
+                # The boundary: whatever else aiohttp or the standard library raises becomes a
+                # typed failure too, never a raw exception with aiohttp's frames behind it.
+                failed = self._unexpected(request, exc)
+            except asyncio.CancelledError as exc:
+                if not self._closing(task):
+                    # Cancelled inside aiohttp: its frames, which hold the headers, are cut off.
+                    raise errors.detached(exc) from None
+                failed = _closed_on_wire(request)
+            # Raised outside the except block, so the aiohttp error is not even its
+            # __context__: aiohttp's frames hold the request headers, the key among them.
+            raise failed
+        finally:
+            self._left(task, self._on_wire)
 
     def require_open(self) -> aiohttp.ClientSession:
         """The session, or a ConfigurationError saying why the client cannot send."""
@@ -295,62 +348,22 @@ class Transport:
         """Refuse a request this client will not send (too large, too many recipients)."""
         check_request(request.body, request.json, max_bytes=self.max_request_bytes)
 
-    async def send(self, request: Request) -> Answer:
-        """Send one attempt and read its body (bounded); connection failures raise AttemptFailed.
-
-        The session's own ``raise_for_status`` is overridden: a caller's session made with
-        ``raise_for_status=True`` would turn a 404 into a retried transport error and a 429
-        on a send into "outcome unknown". The request's size was checked once, when the
-        pipeline prepared it (:meth:`check_request`), not again on every attempt.
-        """
-        session = self.require_open()
-        if session.closed:  # a caller's session, closed by its owner after it was handed over
-            raise errors.ConfigurationError(
-                "the aiohttp.ClientSession passed as session= was closed; nothing was sent"
-            )
-        try:
-            async with session.request(
-                request.method,
-                self._base_url + request.path,
-                params=request.params,
-                data=request.body,
-                headers={
-                    **(request.extra_headers or {}),
-                    **(
-                        request.credentials.post_headers
-                        if request.body is not None
-                        else request.credentials.headers
-                    ),
-                    "X-Request-Id": request.request_id,
-                },
-                timeout=self._timeout_for(request),
-                allow_redirects=False,
-                raise_for_status=False,
-            ) as resp:
-                body = await self._read_body(request, resp)
-                return Answer(status=resp.status, headers=resp.headers, body=body)
-        except AttemptFailed:
-            raise  # ours (an answer over max_response_bytes), raised in _read_body
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            failed = self._failed(request, exc)
-        except Exception as exc:
-            # The boundary: whatever else aiohttp or the standard library raises becomes a
-            # typed failure too, never a raw exception with aiohttp's frames behind it.
-            failed = self._unexpected(request, exc)
-        except asyncio.CancelledError as exc:
-            # Cancelled inside aiohttp: its frames, which hold the headers, are cut off.
-            raise errors.detached(exc) from None
-        # Raised outside the except block, so the aiohttp error is not even its __context__:
-        # aiohttp's frames hold the request headers, the key among them, in their locals.
-        raise failed
+    def _whole(self, resp: aiohttp.ClientResponse) -> bool:
+        """Whether the body is exactly its declared size, within bounds: read in one go."""
+        declared = resp.content_length  # compressed size when encoded
+        return (
+            declared is not None
+            and declared <= self.max_response_bytes
+            and "Content-Encoding" not in resp.headers
+        )
 
     async def _read_body(self, request: Request, resp: aiohttp.ClientResponse) -> bytes:
-        """The body, decompressed, up to ``max_response_bytes``; a 2xx over it is unreadable.
+        """A body that is not :meth:`_whole`, decompressed, up to ``max_response_bytes``.
 
-        aiohttp inflates compressed bodies as they stream, in bounded steps (aiohttp 3.13.3
-        and later), so counting the decoded chunks bounds memory for a gzip bomb too. A larger
-        error answer is cut there: its status still says what happened, the cut gives the
-        excerpt.
+        A 2xx over it is unreadable. aiohttp inflates compressed bodies as they stream, in
+        bounded steps (aiohttp 3.13.3 and later), so counting the decoded chunks bounds memory
+        for a gzip bomb too. A larger error answer is cut there: its status still says what
+        happened, the cut gives the excerpt.
         """
         limit = self.max_response_bytes
         success = 200 <= resp.status < 300
@@ -358,9 +371,6 @@ class Transport:
         if success and declared is not None and declared > limit:
             resp.close()
             raise _too_large(request, resp.status, limit)
-        if declared is not None and declared <= limit and "Content-Encoding" not in resp.headers:
-            # Neither compressed nor chunked: the body is exactly the declared size, in bounds.
-            return await resp.read()
         size = 0
         chunks: list[bytes] = []
         async for chunk in resp.content.iter_chunked(_CHUNK):
@@ -439,6 +449,13 @@ class Transport:
                 path=path,
             )
         return AttemptFailed(err, Failure.LOST)
+
+
+def _closed_on_wire(request: Request) -> AttemptFailed:
+    err = errors.TransportError(
+        "the client was closed during the call", method=request.method, path=request.path
+    )
+    return AttemptFailed(err, Failure.LOST)
 
 
 def _closed_while_waiting() -> errors.ConfigurationError:

@@ -9,7 +9,7 @@ from typing import TypeVar
 import pytest
 
 from bitrix_mail_async import MailClient, RateLimit, errors
-from bitrix_mail_async._ratelimit import AdaptiveRate, BucketShape, InProcessLimiter
+from bitrix_mail_async._ratelimit import AdaptiveRate, BucketShape, InProcessLimiter, Permit
 from bitrix_mail_async.testing import MailEmulator
 
 from .virtual_time import in_virtual_time
@@ -254,22 +254,27 @@ def test_a_waiting_call_costs_no_task_of_its_own() -> None:
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_acquires_at_once_means_acquire_never_suspends(seed: int) -> None:
-    # The pipeline awaits acquire() without close()'s registration when acquires_at_once()
-    # says so: that must never be a wait.
+def test_try_acquire_gives_a_permit_exactly_when_acquire_would_not_wait(seed: int) -> None:
+    # The pipeline takes try_acquire()'s permit as a plain step (the flat road) and awaits
+    # acquire() only when it says None: the two must agree, and neither may over-grant.
     import random
 
-    async def scenario() -> tuple[int, int]:
+    async def scenario() -> tuple[int, int, list[float]]:
         rng = random.Random(seed)
-        limiter = InProcessLimiter(
-            per_second=4.0, burst=3, adaptive=True, peak=BucketShape.of(6.0, 2)
-        )
+        loop = asyncio.get_running_loop()
+        limiter = InProcessLimiter(per_second=4.0, burst=3, adaptive=True)
+        granted: list[float] = []  # when each permit was given, whichever way
+
+        async def acquire() -> None:
+            await limiter.acquire()
+            granted.append(loop.time())
+
         waiting: list[asyncio.Future[object]] = []
         at_once = checked = 0
         for _ in range(300):
             op = rng.random()
             if op < 0.2:
-                waiting.append(asyncio.ensure_future(limiter.acquire()))
+                waiting.append(asyncio.ensure_future(acquire()))
             elif op < 0.3 and waiting:
                 waiting.pop(rng.randrange(len(waiting))).cancel()
             elif op < 0.35:
@@ -278,15 +283,40 @@ def test_acquires_at_once_means_acquire_never_suspends(seed: int) -> None:
                 await asyncio.sleep(rng.choice([0.0, 0.05, 0.2, 0.6]))
             else:
                 checked += 1
-                if limiter.acquires_at_once():
+                if limiter.try_acquire() is not None:
                     at_once += 1
+                    granted.append(loop.time())
+                    assert await limiter.cooldown_remaining() == 0.0
+                else:
+                    # acquire() now, one step by hand: it must stop at a wait, not end.
                     step = limiter.acquire()
-                    with pytest.raises(StopIteration):
-                        step.send(None)  # ran to its end without yielding once
+                    waits_for = step.send(None)
+                    assert isinstance(waits_for, asyncio.Future)
+                    waits_for.cancel()  # and leaves it as a cancelled caller would
+                    with pytest.raises(asyncio.CancelledError):
+                        step.throw(asyncio.CancelledError())
         for task in waiting:
             task.cancel()
         await asyncio.gather(*waiting, return_exceptions=True)
-        return at_once, checked
+        return at_once, checked, granted
 
-    at_once, checked = in_virtual_time(scenario)
+    at_once, checked, granted = in_virtual_time(scenario)
     assert 0 < at_once < checked  # both kinds of state were seen
+    # Never more than the bucket allows: at most burst + rate * T permits in any T seconds
+    # (the learned rate only ever lowers it).
+    for i, start in enumerate(granted):
+        for j in range(i, len(granted)):
+            assert j - i + 1 <= 3 + 4.0 * (granted[j] - start) + 1e-3
+
+
+def test_try_acquire_leaves_a_peak_to_acquire() -> None:
+    # aiolimiter's peak bucket is asked only by awaiting it: no permit is taken past it.
+    async def scenario() -> tuple[Permit | None, Permit]:
+        limiter = InProcessLimiter(
+            per_second=4.0, burst=3, adaptive=False, peak=BucketShape.of(6.0, 2)
+        )
+        return limiter.try_acquire(), await limiter.acquire()
+
+    skipped, permit = in_virtual_time(scenario)
+    assert skipped is None
+    assert permit.waited == 0.0
