@@ -8,6 +8,10 @@ interleaved rounds (order reversed every round) inside one process:
 * ``raw json``    aiohttp + ``json.loads``, returns the list of item dicts (or the one
   message's dict, for ``get``);
 * ``raw orjson``  the same with ``orjson.loads`` (what our transport uses when installed);
+* ``raw + ids``   ``raw json`` sending what any client that names its calls must: the headers
+  per request (a fresh ``X-Request-Id`` among them), a timeout per call, no redirects. What
+  ``MailClient`` costs beyond it is its own logic; what it costs beyond ``raw json``, aiohttp's
+  work for those options too;
 * ``MailClient``  ``pager.fetch_page(offset)``: limiter (``rate_limit=None``), retry loop,
   envelope checks, ``MessageSummary`` models; no hooks (``get``: ``messages.get(1001)``, one
   ``Message`` with its body);
@@ -19,7 +23,10 @@ CPU is ``time.process_time()`` of this (client) process; wall is ``perf_counter`
 client CPU per request of ``MailClient`` <= 1.15x ``raw json``; ``Hooks()`` / ``MailClient``
 about 1.00x (hooks cost nothing when unset).
 
-    python benchmarks/client_overhead.py [--rounds 5] [--n1 300] [--n100 2000] [--kinds page,get]
+Many short rounds rather than a few long ones: the medians of per-round ratios then hold on a
+shared machine whose speed drifts within seconds.
+
+    python benchmarks/client_overhead.py [--rounds 11] [--n1 200] [--n100 1000] [--kinds page,get]
     python benchmarks/client_overhead.py --profile   # cProfile of the MailClient loop
 """
 
@@ -33,6 +40,7 @@ import pstats
 import statistics
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -156,11 +164,21 @@ async def measure_one(
         client(NOOP_HOOKS) as mail_noop_hooks,
     ):
 
-        def raw_with(loads: Callable[[bytes], Any]) -> Fetch:
+        def raw_with(loads: Callable[[bytes], Any], ids: bool = False) -> Fetch:
+            # ids: the headers, a fresh request id among them, and the timeout, per request.
+            options: dict[str, Any] = {}
+            timeout = aiohttp.ClientTimeout(total=30.0)
+
+            def named() -> dict[str, Any]:
+                if not ids:
+                    return options
+                sent = {**headers, "User-Agent": "bench/1", "X-Request-Id": str(uuid.uuid4())}
+                return {"headers": sent, "timeout": timeout, "allow_redirects": False}
+
             if kind == "get":
 
                 async def get(offset: int) -> int:
-                    async with http.get(f"{url}/1001") as resp:
+                    async with http.get(f"{url}/1001", **named()) as resp:
                         raw = await resp.read()
                     return len([loads(raw)["data"]["item"]])
 
@@ -168,7 +186,7 @@ async def measure_one(
 
             async def fetch(offset: int) -> int:
                 params = {"mailboxId": "1", "limit": str(PAGE_SIZE), "offset": str(offset)}
-                async with http.get(url, params=params) as resp:
+                async with http.get(url, params=params, **named()) as resp:
                     raw = await resp.read()
                 return len(loads(raw)["data"]["items"])
 
@@ -196,6 +214,7 @@ async def measure_one(
         contenders: dict[str, Fetch] = {"raw json": raw_with(json.loads)}
         if orjson is not None:
             contenders["raw orjson"] = raw_with(orjson.loads)
+        contenders["raw + ids"] = raw_with(json.loads, ids=True)
         contenders["MailClient"] = ours
         contenders["Hooks()"] = ours_with(mail_empty_hooks)
         contenders["noop hooks"] = ours_with(mail_noop_hooks)
@@ -259,6 +278,11 @@ def report(
     print(f"  hooks, CPU vs MailClient without: Hooks() {empty:.2f}x, noop hooks {noop:.2f}x")
     results[f"{prefix}c{conc}_cpu_ratio_empty_hooks"] = round(empty, 3)
     results[f"{prefix}c{conc}_cpu_ratio_noop_hooks"] = round(noop, 3)
+    floor = median_ratio(cpu["raw + ids"], cpu["raw json"])
+    own = median_ratio(cpu["MailClient"], cpu["raw + ids"])
+    print(f"  raw + ids / raw json: CPU {floor:.2f}x; MailClient / raw + ids: CPU {own:.2f}x")
+    results[f"{prefix}c{conc}_cpu_ratio_ids_floor"] = round(floor, 3)
+    results[f"{prefix}c{conc}_cpu_ratio_vs_ids"] = round(own, 3)
     if "raw orjson" in cpu:
         r2 = median_ratio(cpu["MailClient"], cpu["raw orjson"])
         print(f"  MailClient / raw orjson: CPU {r2:.2f}x")
@@ -272,10 +296,10 @@ def report(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--n1", type=int, default=300, help="requests per round, concurrency 1")
+    parser.add_argument("--rounds", type=int, default=11)
+    parser.add_argument("--n1", type=int, default=200, help="requests per round, concurrency 1")
     parser.add_argument(
-        "--n100", type=int, default=2000, help="requests per round, concurrency 100"
+        "--n100", type=int, default=1000, help="requests per round, concurrency 100"
     )
     parser.add_argument("--profile", action="store_true", help="cProfile MailClient instead")
     parser.add_argument(

@@ -12,7 +12,7 @@ is redacted, so a traceback that captures locals shows ``<Credentials vibe_app_*
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
 from bitrix_mail_async import errors
@@ -56,6 +56,21 @@ class Credentials:
             headers["Authorization"] = f"Bearer {token}"
         self.headers = headers
         self.post_headers = {**headers, "Content-Type": "application/json"}
+
+    def sent_headers(
+        self, request_id: str, post: bool, extra: Mapping[str, str] | None
+    ) -> dict[str, str]:
+        """The headers of one attempt: ``extra`` first, then these, then the request id.
+
+        Built here, with no local variable of their own, so that no frame holds them.
+        """
+        if extra is None:
+            return {**(self.post_headers if post else self.headers), "X-Request-Id": request_id}
+        return {
+            **extra,
+            **(self.post_headers if post else self.headers),
+            "X-Request-Id": request_id,
+        }
 
     def with_token(self, session_token: str | TokenSource) -> Credentials:
         """The same key with another session token (one installation of an app key)."""

@@ -255,7 +255,7 @@ class Pipeline:
         if self._shared is not None:  # None once closed: nothing left to cool down
             await self._shared.limiter.report_rate_limited(permit, wait)
 
-    async def request(
+    def request(
         self,
         method: str,
         path: str,
@@ -266,14 +266,22 @@ class Pipeline:
         idempotent: bool | None = None,
         untyped: bool = False,
         decoder: Callable[[Any], Any] | None = None,
-    ) -> Reply:
-        """Send one logical call with limiter, retries and error mapping; return its Reply.
+    ) -> Awaitable[Reply]:
+        """Send one logical call with limiter, retries and error mapping; await its Reply.
 
         ``idempotent`` defaults to True for GET only; read-only POSTs (recipient searches)
         pass True so that they are retried like GETs. ``untyped`` callers get ``data`` as
         plain JSON, so its depth is checked (a model's decoder checks what it keeps untyped).
+        Bad arguments raise here, before anything is awaited. A plain function: a call with
+        no portal to learn and no token to fetch is the retry loop's coroutine itself.
         """
         request = self._prepare(method, path, params, json, timeout, idempotent, untyped, decoder)
+        if self._portal_unknown or self._credentials.refreshable:
+            return self._request_as_session(request)
+        return self._send(request)
+
+    async def _request_as_session(self, request: Request) -> Reply:
+        """:meth:`request` for a tenant: its portal learned first, its token fetched and renewed."""
         if self._portal_unknown:
             await self._learn_portal()
         credentials = self._credentials
@@ -281,7 +289,7 @@ class Pipeline:
             await self.transport.wait(credentials.refresh(0))
         seen = credentials.version
         try:
-            reply = await self._send(request)
+            return await self._send(request)
         except errors.AuthenticationError as exc:
             # The session token expired (an app key's installation): one fresh token, asked
             # once for every call that saw the stale one, and the call repeated once. The
@@ -289,13 +297,8 @@ class Pipeline:
             if exc.code != "TOKEN_EXPIRED" or not credentials.refreshable:
                 raise
             self.stats.errors -= 1  # counted as it ended, but the call goes on
-        else:
-            _raw.note(reply, request.request_id)  # for mail.with_raw_response, under it
-            return reply
         await self.transport.wait(credentials.refresh(seen))
-        reply = await self._send(request)
-        _raw.note(reply, request.request_id)  # for mail.with_raw_response, under it
-        return reply
+        return await self._send(request)
 
     def _send(self, request: Request) -> Awaitable[Reply]:
         """The call's attempts under the retry rules, within its deadline when it has one.
@@ -437,35 +440,46 @@ class Pipeline:
             if placed:
                 queue.leave()
             self.concurrency.release()
+        reply, failed = self._judge(shared, request, permit, outcome, generation, wire)
+        if self._hooks is not None or log.isEnabledFor(logging.DEBUG):
+            # Else no coroutine at all: the common case costs nothing.
+            status = None if isinstance(outcome, AttemptFailed) else outcome.status
+            await self._observe(request, attempt, status, elapsed, failed)
+        if failed is not None:
+            raise failed
+        assert reply is not None
+        _raw.note(reply, request.request_id)  # for mail.with_raw_response, under it
+        return reply
+
+    def _judge(
+        self,
+        shared: KeyState,
+        request: Request,
+        permit: Permit,
+        outcome: Answer | AttemptFailed,
+        generation: int,
+        wire: Wire | None,
+    ) -> tuple[Reply | None, AttemptFailed | errors.DecodeError | None]:
+        """How the attempt ended: its reply, or the failure the retry rules are to judge."""
         if wire is not None:
             wire.heard(outcome)
-        observed = self._hooks is not None or log.isEnabledFor(logging.DEBUG)
         if isinstance(outcome, AttemptFailed):
-            if observed:
-                await self._observe(request, attempt, None, elapsed, outcome)
-            raise outcome
+            return None, outcome
         try:
-            reply = self._hear(shared.limiter, request, permit, outcome, generation)
+            return self._hear(shared.limiter, request, permit, outcome, generation), None
         except (AttemptFailed, errors.DecodeError) as exc:
-            failed = exc
             if wire is not None and isinstance(exc, AttemptFailed) and exc.failure in NOT_RUN:
                 wire.maybe_sent = False
+            return None, exc
         except errors.APIError as exc:
             # A 2xx saying success: false: an answer like any error answer, observed and
             # counted as one, never repeated. Only a refusal of the 4xx kind (bad key, scope,
             # parameters, unknown id) proves a side effect was not applied.
             refused = exc.status < 500 and isinstance(exc, _REFUSALS)
-            failed = AttemptFailed(exc, None if refused else Failure.UNREADABLE)
+            return None, AttemptFailed(exc, None if refused else Failure.UNREADABLE)
         except Exception as exc:
             # The boundary: an answer that breaks a reader in a way no rule knows.
-            failed = unreadable(request, outcome.status, exc)
-        else:
-            if observed:  # else no coroutine at all: the common case costs nothing
-                await self._observe(request, attempt, outcome.status, elapsed, None)
-            return reply
-        if observed:
-            await self._observe(request, attempt, outcome.status, elapsed, failed)
-        raise failed
+            return None, unreadable(request, outcome.status, exc)
 
     async def _admit(self, shared: KeyState, permit: Permit | None) -> tuple[Permit, float]:
         """Wait for the limiter's permit (unless given), then for room in the window.

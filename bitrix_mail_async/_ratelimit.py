@@ -375,6 +375,7 @@ class InProcessLimiter:
                 self._peak = _peak_limiter(peak)
         self._adapt = adaptive and per_second is not None
         self._cooldown_until = 0.0
+        self._at_once = Permit(generation=0)
 
     @property
     def current_rate(self) -> float | None:
@@ -397,12 +398,15 @@ class InProcessLimiter:
         if self._peak is not None or self._cooldown_until > now:
             return None
         bucket = self._bucket
-        if bucket is None:
-            return Permit(generation=0)
-        if not bucket.ready(now):
-            return None
-        bucket.take(now)
-        return Permit(generation=self._adaptive.generation if self._adaptive is not None else 0)
+        if bucket is not None:
+            if not bucket.ready(now):
+                return None
+            bucket.take(now)
+        generation = 0 if self._adaptive is None else self._adaptive.generation
+        permit = self._at_once
+        if permit.generation != generation:  # permits are frozen: one per generation will do
+            permit = self._at_once = Permit(generation=generation)
+        return permit
 
     async def acquire(self) -> Permit:
         """Wait for the shared cooldown and then for a bucket slot."""

@@ -290,15 +290,9 @@ class Transport:
                     self._base_url + request.path,
                     params=request.params,
                     data=request.body,
-                    headers={
-                        **(request.extra_headers or {}),
-                        **(
-                            request.credentials.post_headers
-                            if request.body is not None
-                            else request.credentials.headers
-                        ),
-                        "X-Request-Id": request.request_id,
-                    },
+                    headers=request.credentials.sent_headers(
+                        request.request_id, request.body is not None, request.extra_headers
+                    ),
                     timeout=self._timeout_for(request),
                     allow_redirects=False,
                     raise_for_status=False,
