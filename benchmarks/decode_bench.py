@@ -94,7 +94,7 @@ def lanes_section(rounds: int, per_round: int) -> None:
     body = _emulator_page()
     call = Call("GET", "/mail/messages")
     answer = Answer(200, {}, body)
-    decoder = Decoder(call, MessageSummary, "page")
+    decoder = Decoder(MessageSummary, "page")
 
     def python_lane() -> object:
         return decode_page(call, read(call, answer), MessageSummary, offset=0, limit=PAGE_SIZE)

@@ -72,7 +72,8 @@ class AdaptiveConcurrency:
     def release(self) -> None:
         """Give a slot back and hand free slots to the oldest waiters."""
         self.in_flight -= 1
-        self._wake()
+        if self._waiters:
+            self._wake()
 
     def _wake(self) -> None:
         while self._waiters and self.in_flight < self.limit:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final, Literal, NamedTuple, TypeVar
 
@@ -136,30 +136,30 @@ class Reply:
 
 
 class Decoder:
-    """The decoder of one call: ``data`` into ``cast_to`` in an answer ``shape``.
+    """The decoder of a model in an answer ``shape``: ``data`` into ``cast_to``.
 
-    Called with ``data`` it runs the converter (the pure-Python lane). :func:`read` first
-    offers it the answer's bytes (:meth:`from_body`): with msgspec installed, a well-formed
-    answer is decoded there in C (:mod:`bitrix_mail_async._fastlane`). A page decoder decodes
-    nothing from ``data``: the pager does, with :func:`decode_page`.
+    :meth:`decode` runs the converter (the pure-Python lane). :func:`read` first offers it
+    the answer's bytes (:meth:`from_body`): with msgspec installed, a well-formed answer is
+    decoded there in C (:mod:`bitrix_mail_async._fastlane`). A page decoder decodes nothing
+    from ``data``: the pager does, with :func:`decode_page`. It holds nothing of a call, so
+    one per model and shape serves every call (:func:`decoder_for`).
     """
 
-    __slots__ = ("_lane", "call", "cast_to", "shape")
+    __slots__ = ("_lane", "cast_to", "shape")
 
-    def __init__(self, call: Call, cast_to: type[Any], shape: Shape) -> None:
-        self.call = call
+    def __init__(self, cast_to: type[Any], shape: Shape) -> None:
         self.cast_to = cast_to
         self.shape = shape
         self._lane = lane(cast_to, shape)
 
-    def __call__(self, data: Any) -> Any:
-        """Decode the answer's ``data`` (the pure-Python lane)."""
+    def decode(self, call: Call, data: Any) -> Any:
+        """Decode the answer's ``data`` of ``call`` (the pure-Python lane)."""
         if self.shape == "page":
             return None
         if self.shape == "list":
-            return decode_list(self.call, data, self.cast_to)
+            return decode_list(call, data, self.cast_to)
         unwrap: Unwrap = "item" if self.shape == "item" else None
-        return decode(self.call, data, self.cast_to, unwrap=unwrap)
+        return decode(call, data, self.cast_to, unwrap=unwrap)
 
     def from_body(self, answer: Answer) -> Reply | None:
         """The fast lane's reply for a well-formed answer; None to take the other lane."""
@@ -172,6 +172,17 @@ class Decoder:
         if self.shape == "page":
             parsed = FastPage(parsed, fast.page_meta)
         return Reply(_UNREAD, fast.meta, answer.status, answer.headers, parsed, body=answer.body)
+
+
+_DECODERS: Final[dict[tuple[type[Any], Shape], Decoder]] = {}
+
+
+def decoder_for(cast_to: type[Any], shape: Shape) -> Decoder:
+    """The one :class:`Decoder` of a model in a shape, made on first use."""
+    decoder = _DECODERS.get((cast_to, shape))
+    if decoder is None:
+        decoder = _DECODERS[cast_to, shape] = Decoder(cast_to, shape)
+    return decoder
 
 
 class FastPage(NamedTuple):
@@ -237,21 +248,21 @@ def read(
     answer: Answer,
     *,
     untyped: bool = False,
-    decoder: Callable[[Any], Any] | None = None,
+    decoder: Decoder | None = None,
 ) -> Reply:
     """Return the ``data``/``meta`` of a 2xx answer (``parsed`` by ``decoder``), or raise.
 
     ``untyped``: the caller takes ``data`` as plain JSON, so it must not be absurdly deep.
-    A :class:`Decoder` may take a well-formed answer straight from its bytes; otherwise
-    ``decoder`` gets the parsed ``data``.
+    The ``decoder`` may take a well-formed answer straight from its bytes; otherwise it
+    decodes the parsed ``data``.
     """
-    if decoder is not None and not untyped and decoder.__class__ is Decoder:
+    if decoder is not None and not untyped:
         fast = decoder.from_body(answer)
         if fast is not None:
             return fast
     reply = _read(call, answer, untyped=untyped)
     if decoder is not None:
-        reply.parsed = decoder(reply.data)
+        reply.parsed = decoder.decode(call, reply.data)
     return reply
 
 

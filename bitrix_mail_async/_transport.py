@@ -26,7 +26,7 @@ import asyncio
 import enum
 import logging
 import threading
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any, NamedTuple, TypeVar
 
 import aiohttp
@@ -39,7 +39,7 @@ from bitrix_mail_async._config import (
     redact_url,
 )
 from bitrix_mail_async._credentials import USER_AGENT, Credentials
-from bitrix_mail_async._envelope import Answer, Call
+from bitrix_mail_async._envelope import Answer, Call, Decoder
 from bitrix_mail_async._failures import AttemptFailed, Failure
 
 __all__ = ["USER_AGENT", "ClientState", "Request", "Transport"]
@@ -84,7 +84,7 @@ class Request(NamedTuple):
     deadline: float | None = None
     #: Turns the answer's ``data`` into the call's result inside the attempt, so that an answer
     #: that does not fit its model is one more failure the retry rules judge.
-    decoder: Callable[[Any], Any] | None = None
+    decoder: Decoder | None = None
     #: Sent as ``X-Request-Id``, the same on every attempt of the call.
     request_id: str = ""
     #: ``with_options(extra_headers=...)``: never the key, token, content type or request id.

@@ -229,14 +229,14 @@ def envelopes(draw: st.DrawFn, cls: type, shape: Shape) -> bytes:
 def _outcome(body: bytes, cls: type, shape: Shape, *, fast: bool) -> tuple[Any, ...]:
     """How reading ``body`` ends in one lane: the result's repr, meta and data, or the error."""
     answer = Answer(200, {}, body)
-    decoder = Decoder(CALL, cls, shape)
+    decoder = Decoder(cls, shape)
     try:
         if fast:
             reply = read(CALL, answer, decoder=decoder)
             took_fast = "data=<unread>" in repr(reply)  # data is parsed only if asked for
         else:
             reply = read(CALL, answer)
-            reply.parsed = decoder(reply.data)  # the converter only
+            reply.parsed = decoder.decode(CALL, reply.data)  # the converter only
             took_fast = False
         result = reply.parsed
         if shape == "page":

@@ -13,7 +13,7 @@ import copy
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, Self, TypeVar
 
-from bitrix_mail_async._envelope import Call, Decoder, Reply, Unwrap
+from bitrix_mail_async._envelope import Call, Reply, Unwrap, decoder_for
 from bitrix_mail_async._pipeline import Pipeline
 from bitrix_mail_async.pagination import Pager
 
@@ -45,7 +45,7 @@ class Resource:
         timeout: float | None = None,
     ) -> T:
         """GET one object and decode it (``unwrap="item"`` accepts ``{"item": {...}}``)."""
-        decoder = Decoder(Call("GET", path), cast_to, "item" if unwrap == "item" else "bare")
+        decoder = decoder_for(cast_to, "item" if unwrap == "item" else "bare")
         reply = await self._pipeline.request(
             "GET", path, params=params, timeout=timeout, decoder=decoder
         )
@@ -61,7 +61,7 @@ class Resource:
         timeout: float | None = None,
     ) -> list[T]:
         """GET a list (a bare array or ``{"items": [...]}``) and decode every item."""
-        decoder = Decoder(Call("GET", path), cast_to, "list")
+        decoder = decoder_for(cast_to, "list")
         reply = await self._pipeline.request(
             "GET", path, params=params, timeout=timeout, decoder=decoder
         )
@@ -81,7 +81,7 @@ class Resource:
         Its answer is decoded inside the attempt: one that does not fit ``cast_to`` is an
         unreadable 2xx, which the retry rules turn into ``OutcomeUnknownDecodeError``.
         """
-        decoder = Decoder(Call("POST", path), cast_to, "bare")
+        decoder = decoder_for(cast_to, "bare")
         reply = await self._pipeline.request(
             "POST", path, json=json, timeout=timeout, decoder=decoder
         )
@@ -97,7 +97,7 @@ class Resource:
         timeout: float | None = None,
     ) -> list[T]:
         """POST a read-only search (retried like a GET) and decode its list."""
-        decoder = Decoder(Call("POST", path), cast_to, "list")
+        decoder = decoder_for(cast_to, "list")
         reply = await self._pipeline.request(
             "POST", path, json=json, timeout=timeout, idempotent=True, decoder=decoder
         )
@@ -123,7 +123,7 @@ class Resource:
         pipeline = self._pipeline
         # Decodes nothing itself (the pager does, with decode_page) unless the fast lane can
         # take the page from its bytes.
-        decoder = Decoder(Call(method, path), cast_to, "page")
+        decoder = decoder_for(cast_to, "page")
 
         async def fetch(offset: int, limit: int) -> Reply:
             if method == "GET":

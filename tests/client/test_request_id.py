@@ -158,3 +158,5 @@ def test_request_ids_are_canonical_version_4_uuids_and_differ() -> None:
         assert parsed.version == 4
         assert parsed.variant == uuid.RFC_4122
         assert str(parsed) == rid  # lower-case 8-4-4-4-12, as str(uuid4()) writes it
+    # The variant keeps its two random bits: all four of its digits occur.
+    assert {rid[19] for rid in ids} == set("89ab")
