@@ -28,6 +28,11 @@ shared machine whose speed drifts within seconds.
 
     python benchmarks/client_overhead.py [--rounds 11] [--n1 200] [--n100 1000] [--kinds page,get]
     python benchmarks/client_overhead.py --profile   # cProfile of the MailClient loop
+
+CPU time on a shared machine drifts by 10-20 % between rounds, so each report also counts the
+Python opcodes executed per request (``sys.settrace``, after the timed rounds): a figure that
+does not depend on the machine's speed. ``ours`` is the part run in ``bitrix_mail_async``'s
+own code (generated decoders included); the rest is aiohttp, asyncio and the JSON parser.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from types import FrameType
 from typing import Any
 
 import aiohttp
@@ -230,6 +236,10 @@ async def measure_one(
             pstats.Stats(prof).sort_stats("tottime").print_stats(25)
             return
 
+        counted = min(n, 200)  # a count per request settles within a few requests
+        ops = {
+            name: await count_opcodes(contenders[name], counted, conc, expect) for name in OPCODED
+        }
         cpu: dict[str, list[float]] = {name: [] for name in contenders}
         wall: dict[str, list[float]] = {name: [] for name in contenders}
         order = list(contenders)
@@ -239,7 +249,55 @@ async def measure_one(
                 await run_batch(contenders[name], n, conc, expect)
                 cpu[name].append((time.process_time() - c0) / n * 1e6)
                 wall[name].append((time.perf_counter() - w0) / n * 1e6)
+        for name in OPCODED:  # counted again after the rounds: both counts are reported
+            ops[name] = min(ops[name], await count_opcodes(contenders[name], counted, conc, expect))
         report(conc, rounds, n, cpu, wall, results, kind)
+        report_opcodes(conc, kind, ops, results)
+
+
+#: The contenders whose opcodes are counted.
+OPCODED = ("raw json", "raw + ids", "MailClient")
+
+
+async def count_opcodes(fetch: Fetch, n: int, conc: int, expect: int) -> tuple[float, float]:
+    """Python opcodes executed per request, in all code and in ``bitrix_mail_async``'s."""
+    total = ours = 0
+
+    def trace(frame: FrameType, event: str, arg: object) -> Any:
+        nonlocal total, ours
+        if event == "call":
+            frame.f_trace_opcodes = True
+        elif event == "opcode":
+            total += 1
+            # The package's files, and the code generated for its models (decoders, attrs).
+            if "bitrix_mail_async" in frame.f_code.co_filename:
+                ours += 1
+        return trace
+
+    sys.settrace(trace)
+    try:
+        await run_batch(fetch, n, conc, expect)
+    finally:
+        sys.settrace(None)
+    return total / n, ours / n
+
+
+def report_opcodes(
+    conc: int, kind: str, ops: dict[str, tuple[float, float]], results: dict[str, Any]
+) -> None:
+    """Print the opcode counts of one concurrency and put them in ``results``."""
+    prefix = "" if kind == "page" else f"{kind}_"
+    raw, ids, mine = ops["raw json"][0], ops["raw + ids"][0], ops["MailClient"]
+    print(
+        f"  Python opcodes per request: raw json {raw:.0f}, raw + ids {ids:.0f}, "
+        f"MailClient {mine[0]:.0f} (ours {mine[1]:.0f}): {mine[0] / raw:.2f}x raw json"
+    )
+    results[f"{prefix}c{conc}_opcodes"] = {
+        "raw json": round(raw),
+        "raw + ids": round(ids),
+        "MailClient": round(mine[0]),
+        "ours": round(mine[1]),
+    }
 
 
 def median_ratio(ours: list[float], theirs: list[float]) -> float:

@@ -211,6 +211,13 @@ def summary(res: dict[str, dict[str, Any]]) -> list[str]:
                 f"{f.get('c1_cpu_ratio_vs_ids')}x / {f.get('c100_cpu_ratio_vs_ids')}x, a get "
                 f"{f.get('get_c1_cpu_ratio_vs_ids')}x / {f.get('get_c100_cpu_ratio_vs_ids')}x"
             )
+        ops = f.get("get_c100_opcodes")
+        if ops:
+            floor += (
+                f"; Python opcodes per get at 100 (machine-independent): MailClient "
+                f"{ops['MailClient']} (its own code {ops['ours']}), raw + ids {ops['raw + ids']}, "
+                f"raw json {ops['raw json']}"
+            )
         rows.append(
             "| 1 | client CPU per request, MailClient / raw aiohttp+json.loads | a 50-item page "
             "<= 1.15x; a get <= 1.20x at 1, <= 1.30x at 100 | "

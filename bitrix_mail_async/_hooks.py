@@ -26,10 +26,11 @@ manager entered, in the caller's task, before the first attempt and left after t
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
@@ -75,8 +76,12 @@ HookSpec = Hook[E] | Iterable[Hook[E]] | None
 _ID_SEGMENT = re.compile(r"(?<=/)\d+(?=/|$)")
 
 
+@functools.lru_cache(maxsize=1024)
 def route_template(path: str) -> str:
-    """The route a path belongs to: numeric segments become ``{id}`` (``/mail/messages/{id}``)."""
+    """The route a path belongs to: numeric segments become ``{id}`` (``/mail/messages/{id}``).
+
+    Cached: an attempt's events and its call's scope ask for the same path in turn.
+    """
     return _ID_SEGMENT.sub("{id}", path)
 
 
@@ -301,8 +306,12 @@ class HookDispatcher:
         )
         return _Scopes(self, event)
 
-    async def request(self, request: Request, attempt: int, waited: float) -> None:
-        """An attempt is about to be sent."""
+    def request(self, request: Request, attempt: int, waited: float) -> Awaitable[None] | None:
+        """An attempt is about to be sent.
+
+        Like every event here: the hooks are called now, in order; an awaitable comes back
+        only when one of them returned one, which must be awaited (the rest are called then).
+        """
         if hooks := self._hooks.on_request:
             path = request.path
             event = RequestEvent(
@@ -313,16 +322,17 @@ class HookDispatcher:
                 waited,
                 request_id=request.request_id,
             )
-            await self._run(hooks, event)
+            return self._run(hooks, event)
+        return None
 
-    async def response(
+    def response(
         self,
         request: Request,
         attempt: int,
         status: int | None,
         elapsed: float,
         error: errors.MailError | None,
-    ) -> None:
+    ) -> Awaitable[None] | None:
         """An attempt ended, with ``status`` None when no HTTP answer came."""
         if hooks := self._hooks.on_response:
             path = request.path
@@ -339,11 +349,12 @@ class HookDispatcher:
                 None if api is None else api.retry_after,
                 request_id=request.request_id,
             )
-            await self._run(hooks, event)
+            return self._run(hooks, event)
+        return None
 
-    async def retry(
+    def retry(
         self, request: Request, attempt: int, failure: Failure, wait: float, error: BaseException
-    ) -> None:
+    ) -> Awaitable[None] | None:
         """Attempt ``attempt`` failed with ``failure``; the next one comes after ``wait``."""
         if hooks := self._hooks.on_retry:
             path = request.path
@@ -358,9 +369,12 @@ class HookDispatcher:
                 name,
                 request_id=request.request_id,
             )
-            await self._run(hooks, event)
+            return self._run(hooks, event)
+        return None
 
-    async def rate_limited(self, request: Request, attempt: int, retry_after: float | None) -> None:
+    def rate_limited(
+        self, request: Request, attempt: int, retry_after: float | None
+    ) -> Awaitable[None] | None:
         """Attempt ``attempt`` got 429 RATE_LIMITED."""
         if hooks := self._hooks.on_rate_limited:
             path = request.path
@@ -372,27 +386,60 @@ class HookDispatcher:
                 retry_after,
                 request_id=request.request_id,
             )
-            await self._run(hooks, event)
+            return self._run(hooks, event)
+        return None
 
-    async def _run(self, hooks: tuple[Hook[E], ...], event: E) -> None:
-        for hook in hooks:
-            bound: asyncio.Timeout | None = None
-            try:
-                result = hook(event)
-                if result is not None and inspect.isawaitable(result):
-                    async with asyncio.timeout(HOOK_TIMEOUT) as bound:
-                        await result
-            except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    raise  # the call itself is cancelled, not just the hook
-                self.failed(hook, "was cancelled")
-            except TimeoutError:
-                # Our bound expired, or the hook raised TimeoutError of its own accord.
-                expired = bound is not None and bound.expired()
-                self.failed(hook, f"took over {HOOK_TIMEOUT:g}s" if expired else "raised")
-            except Exception:
-                self.failed(hook, "raised")
+    def _run(self, hooks: tuple[Hook[E], ...], event: E) -> Awaitable[None] | None:
+        """Call the hooks in order; from the first that returns an awaitable on, a coroutine.
+
+        Sync hooks (a counter, a log line) thus cost no coroutine at all.
+        """
+        for index, hook in enumerate(hooks):
+            result = self._call(hook, event)
+            if result is not None:
+                return self._finish(hooks[index + 1 :], event, hook, result)
+        return None
+
+    async def _finish(
+        self, hooks: tuple[Hook[E], ...], event: E, hook: Hook[E], result: Awaitable[object]
+    ) -> None:
+        """Await ``hook``'s ``result``, then call (and await) the hooks after it, in order."""
+        await self._wait(hook, result)
+        for later in hooks:
+            pending = self._call(later, event)
+            if pending is not None:
+                await self._wait(later, pending)
+
+    def _call(self, hook: Hook[E], event: E) -> Awaitable[object] | None:
+        """Call one hook: what it returned when that is awaitable, else None (done or failed)."""
+        try:
+            result = hook(event)
+        except asyncio.CancelledError:
+            if _call_cancelled():
+                raise  # the call itself is cancelled, not just the hook
+            self.failed(hook, "was cancelled")
+            return None
+        except Exception:
+            self.failed(hook, "raised")
+            return None
+        return result if result is not None and inspect.isawaitable(result) else None
+
+    async def _wait(self, hook: object, result: Awaitable[object]) -> None:
+        """Await what a hook returned, bounded by :data:`HOOK_TIMEOUT`; failures are logged."""
+        bound: asyncio.Timeout | None = None
+        try:
+            async with asyncio.timeout(HOOK_TIMEOUT) as bound:
+                await result
+        except asyncio.CancelledError:
+            if _call_cancelled():
+                raise  # the call itself is cancelled, not just the hook
+            self.failed(hook, "was cancelled")
+        except TimeoutError:
+            # Our bound expired, or the hook raised TimeoutError of its own accord.
+            expired = bound is not None and bound.expired()
+            self.failed(hook, f"took over {HOOK_TIMEOUT:g}s" if expired else "raised")
+        except Exception:
+            self.failed(hook, "raised")
 
     def failed(self, hook: object, what: str) -> None:
         """Log a failed hook or scope: WARNING the first time for this client, DEBUG later."""
@@ -407,6 +454,12 @@ class HookDispatcher:
             what,
             exc_info=True,
         )
+
+
+def _call_cancelled() -> bool:
+    """Whether the running task itself is being cancelled (not just a hook's own wait)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 class _Scopes:

@@ -446,7 +446,9 @@ class Pipeline:
         if self._hooks is not None or log.isEnabledFor(logging.DEBUG):
             # Else no coroutine at all: the common case costs nothing.
             status = None if isinstance(outcome, AttemptFailed) else outcome.status
-            await self._observe(request, attempt, status, elapsed, failed)
+            pending = self._observe(request, attempt, status, elapsed, failed)
+            if pending is not None:
+                await pending
         if failed is not None:
             raise failed
         assert reply is not None
@@ -525,7 +527,9 @@ class Pipeline:
         window = shared.window
         try:
             if self._hooks is not None:
-                await self._hooks.request(request, attempt, waited)
+                pending = self._hooks.request(request, attempt, waited)
+                if pending is not None:
+                    await pending
             sent = loop.time()
             answer = await self.transport.exchange(request)
         except AttemptFailed as exc:
@@ -539,15 +543,18 @@ class Pipeline:
             self.stats.window = reading
         return answer, loop.time() - sent
 
-    async def _observe(
+    def _observe(
         self,
         request: Request,
         attempt: int,
         status: int | None,
         elapsed: float,
         failed: AttemptFailed | errors.DecodeError | None,
-    ) -> None:
-        """The attempt's DEBUG line (never the key, the query or the body) and on_response."""
+    ) -> Awaitable[None] | None:
+        """The attempt's DEBUG line (never the key, the query or the body) and on_response.
+
+        An awaitable only when an async on_response hook is to be awaited.
+        """
         error = failed.error if isinstance(failed, AttemptFailed) else failed
         if log.isEnabledFor(logging.DEBUG):
             route = route_template(request.path)
@@ -575,7 +582,8 @@ class Pipeline:
                 },
             )
         if self._hooks is not None:
-            await self._hooks.response(request, attempt, status, elapsed, error)
+            return self._hooks.response(request, attempt, status, elapsed, error)
+        return None
 
     def _hear(
         self,

@@ -193,7 +193,9 @@ class RetryLoop:
                 assert last_refusal is not None  # a deadline exists only after a refusal
                 raise self._final_error(request, last_refusal)
             if hooks is not None and failed.failure is Failure.RATE_LIMITED:
-                await hooks.rate_limited(request, tries, failed.retry_after)
+                pending = hooks.rate_limited(request, tries, failed.retry_after)
+                if pending is not None:
+                    await pending
             if failed.failure in (Failure.RATE_LIMITED, Failure.QUEUED):
                 if deadline is None:
                     deadline = loop.time() + self.policy.max_refused_time
@@ -212,7 +214,9 @@ class RetryLoop:
             if expires is not None and loop.time() + wait >= expires:
                 raise self._past_deadline(request, failed, wait, expires - loop.time())
             if hooks is not None and failed.failure is not None:
-                await hooks.retry(request, tries, failed.failure, wait, failed.error)
+                pending = hooks.retry(request, tries, failed.failure, wait, failed.error)
+                if pending is not None:
+                    await pending
             if failed.failure in (Failure.RATE_LIMITED, Failure.QUEUED):
                 refused += 1
                 attempts -= 1  # refusals do not spend the attempts of real failures
