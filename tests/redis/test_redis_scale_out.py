@@ -30,6 +30,12 @@ PORTAL_A = "a" * 64
 PORTAL_B = "b" * 64
 
 
+#: Redis timeout of the limiters whose slot arithmetic is tested: up to 30 scripts at once
+#: open new connections, which on a loaded machine can outlast the default 0.5 s; these tests
+#: are about the arithmetic, not about a slow Redis (the fault tests with redis_timeout are).
+PATIENT = 10.0
+
+
 class Slots(list[float]):
     """Slot times in seconds after the first, sorted, with the error their anchoring allows."""
 
@@ -68,7 +74,10 @@ async def close(*limiters: RedisLimiter) -> None:
 async def test_workers_spend_one_burst_at_the_peak_rate(redis_url: str) -> None:
     # Two workers (two configs, two clients) of one key at the defaults: 2/s, burst 50, the
     # burst spent at the portal's 10/s (burst 10). Not 49 at once.
-    workers = [RedisRateLimit(redis_url).create_limiter(api_key=KEY) for _ in range(2)]
+    workers = [
+        RedisRateLimit(redis_url, redis_timeout=PATIENT).create_limiter(api_key=KEY)
+        for _ in range(2)
+    ]
     try:
         times = await slot_times(workers, 30)
     finally:
@@ -81,7 +90,9 @@ async def test_workers_spend_one_burst_at_the_peak_rate(redis_url: str) -> None:
 async def test_the_slot_is_the_later_of_the_bucket_and_the_peak(redis_url: str) -> None:
     # 20/s with 9 free slots (burst 10), the peak 50/s with 4 (burst 5): 4 at once, one per
     # 20 ms while the bucket has room, then the bucket's 50 ms once its burst is spent.
-    config = RedisRateLimit(redis_url, per_second=20, burst=10, peak_per_second=50, peak_burst=5)
+    config = RedisRateLimit(
+        redis_url, redis_timeout=PATIENT, per_second=20, burst=10, peak_per_second=50, peak_burst=5
+    )
     limiter = config.create_limiter(api_key=KEY)
     try:
         times = await slot_times([limiter], 15)
@@ -95,7 +106,9 @@ async def test_after_a_cooldown_the_burst_left_goes_at_the_peak_rate(redis_url: 
     # A 429 in a burst (the portal's peak overflowed, say by network jitter): when the
     # cooldown ends, what is left of the burst goes at the peak rate, as in one process; it
     # is not thrown away for the sustained 2/s.
-    config = RedisRateLimit(redis_url, adaptive=False)  # 2/s, burst 50, peak 10/s, burst 10
+    config = RedisRateLimit(
+        redis_url, redis_timeout=PATIENT, adaptive=False
+    )  # 2/s, burst 50, peak 10/s, burst 10
     limiter = config.create_limiter(api_key=KEY)
     try:
         await slot_times([limiter], 5)
@@ -112,8 +125,12 @@ async def test_after_a_cooldown_the_burst_left_goes_at_the_peak_rate(redis_url: 
 
 async def test_no_peak_when_off_or_not_above_the_rate(redis_url: str) -> None:
     configs = [
-        RedisRateLimit(redis_url, per_second=2, burst=20, peak_per_second=None),
-        RedisRateLimit(redis_url, per_second=20, burst=20),  # at or above the default 10/s
+        RedisRateLimit(
+            redis_url, redis_timeout=PATIENT, per_second=2, burst=20, peak_per_second=None
+        ),
+        RedisRateLimit(
+            redis_url, redis_timeout=PATIENT, per_second=20, burst=20
+        ),  # at or above the default 10/s
     ]
     for index, config in enumerate(configs):
         assert config.settings.peak is None
@@ -192,8 +209,12 @@ async def test_two_configs_of_one_scope_share_the_bucket_cooldown_and_rate(
     redis_url: str,
 ) -> None:
     # Two keys of one portal (two processes, two configs): one portal bucket.
-    first = RedisRateLimit(redis_url, per_second=10, burst=5, peak_per_second=None)
-    second = RedisRateLimit(redis_url, per_second=10, burst=5, peak_per_second=None)
+    first = RedisRateLimit(
+        redis_url, redis_timeout=PATIENT, per_second=10, burst=5, peak_per_second=None
+    )
+    second = RedisRateLimit(
+        redis_url, redis_timeout=PATIENT, per_second=10, burst=5, peak_per_second=None
+    )
     a = first.create_limiter(api_key=KEY, scope=PORTAL_A)
     b = second.create_limiter(api_key=OTHER_KEY, scope=PORTAL_A)
     try:
