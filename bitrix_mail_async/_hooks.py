@@ -403,12 +403,11 @@ class HookDispatcher:
     async def _finish(
         self, hooks: tuple[Hook[E], ...], event: E, hook: Hook[E], result: Awaitable[object]
     ) -> None:
-        """Await ``hook``'s ``result``, then call (and await) the hooks after it, in order."""
+        """Await ``hook``'s ``result``, then dispatch the hooks after it as :meth:`_run` does."""
         await self._wait(hook, result)
-        for later in hooks:
-            pending = self._call(later, event)
-            if pending is not None:
-                await self._wait(later, pending)
+        pending = self._run(hooks, event)
+        if pending is not None:
+            await pending
 
     def _call(self, hook: Hook[E], event: E) -> Awaitable[object] | None:
         """Call one hook: what it returned when that is awaitable, else None (done or failed)."""

@@ -387,6 +387,11 @@ class InProcessLimiter:
         """The bucket capacity now (learned), None when unlimited."""
         return self._adaptive.capacity if self._adaptive is not None else None
 
+    @property
+    def _generation(self) -> int:
+        """The learned rate's generation, which a permit carries (0 when unlimited)."""
+        return 0 if self._adaptive is None else self._adaptive.generation
+
     def try_acquire(self) -> Permit | None:
         """A permit now when :meth:`acquire` would not wait (no cooldown, room in the bucket).
 
@@ -402,7 +407,7 @@ class InProcessLimiter:
             if not bucket.ready(now):
                 return None
             bucket.take(now)
-        generation = 0 if self._adaptive is None else self._adaptive.generation
+        generation = self._generation
         permit = self._at_once
         if permit.generation != generation:  # permits are frozen: one per generation will do
             permit = self._at_once = Permit(generation=generation)
@@ -430,10 +435,7 @@ class InProcessLimiter:
             # slot is spent, but sending now would only earn another 429.
             if self._cooldown_until <= loop.time():
                 break
-        generation = 0
-        if self._adaptive is not None:
-            generation = self._adaptive.generation
-        return Permit(generation=generation, waited=loop.time() - start)
+        return Permit(generation=self._generation, waited=loop.time() - start)
 
     def report_success(self, permit: Permit) -> None:
         """Let the learned rate creep back up after a quiet period."""
