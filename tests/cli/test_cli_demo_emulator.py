@@ -82,15 +82,20 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_emulator_command_serves_until_stopped() -> None:
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bitrix_mail_async", "emulator", "--port", str(port)],
+def _emulator(*options: str) -> subprocess.Popen[str]:
+    """``bitrix-mail emulator OPTIONS`` in a child process, its output piped as text."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bitrix_mail_async", "emulator", *options],
         env=clean_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_emulator_command_serves_until_stopped() -> None:
+    port = _free_port()
+    process = _emulator("--port", str(port))
     try:
         assert process.stdout is not None
         first = process.stdout.readline()
@@ -126,13 +131,7 @@ def test_emulator_command_reports_a_busy_port() -> None:
 def test_emulator_command_stops_on_ctrl_c() -> None:
     import signal
 
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bitrix_mail_async", "emulator", "--port", "0"],
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = _emulator("--port", "0")
     assert process.stdout is not None
     assert "emulator at http://127.0.0.1:" in process.stdout.readline()
     process.send_signal(signal.SIGINT)
@@ -154,14 +153,9 @@ def test_demo_json_is_one_document_of_seven_steps() -> None:
 
 
 def test_emulator_json_line_and_retry_after() -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bitrix_mail_async", "emulator", "--port", "0", "--json",
-         "--rate", "0.001", "--burst", "1", "--retry-after", "7"],
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
+    process = _emulator(
+        "--port", "0", "--json", "--rate", "0.001", "--burst", "1", "--retry-after", "7"
+    )
     try:
         assert process.stdout is not None
         started = json.loads(process.stdout.readline())
@@ -193,13 +187,7 @@ def test_emulator_burst_without_rate_is_a_usage_error() -> None:
 def test_emulator_command_stops_gracefully_on_sigterm() -> None:
     import signal
 
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bitrix_mail_async", "emulator", "--port", "0"],
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = _emulator("--port", "0")
     assert process.stdout is not None
     started = [process.stdout.readline() for _ in range(3)]
     assert "emulator at http://127.0.0.1:" in started[0]
@@ -236,14 +224,7 @@ def test_emulator_switches_refuse_what_they_cannot_use(options: list[str], says:
 
 
 def _serve_json(*options: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bitrix_mail_async", "emulator", "--port", "0", "--json",
-         *options],
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
+    process = _emulator("--port", "0", "--json", *options)
     assert process.stdout is not None
     return process, json.loads(process.stdout.readline())
 
