@@ -30,7 +30,8 @@ shared machine whose speed drifts within seconds.
     python benchmarks/client_overhead.py --profile   # cProfile of the MailClient loop
 
 CPU time on a shared machine drifts by 10-20 % between rounds, so each report also counts the
-Python opcodes executed per request (``sys.settrace``, after the timed rounds): a figure that
+Python opcodes executed per request (``sys.settrace``, before and after the timed rounds, the
+lower count kept): a figure that
 does not depend on the machine's speed. ``ours`` is the part run in ``bitrix_mail_async``'s
 own code (generated decoders included); the rest is aiohttp, asyncio and the JSON parser.
 """
@@ -249,7 +250,7 @@ async def measure_one(
                 await run_batch(contenders[name], n, conc, expect)
                 cpu[name].append((time.process_time() - c0) / n * 1e6)
                 wall[name].append((time.perf_counter() - w0) / n * 1e6)
-        for name in OPCODED:  # counted again after the rounds: both counts are reported
+        for name in OPCODED:  # and again after the rounds: the lower count of the two is kept
             ops[name] = min(ops[name], await count_opcodes(contenders[name], counted, conc, expect))
         report(conc, rounds, n, cpu, wall, results, kind)
         report_opcodes(conc, kind, ops, results)
