@@ -29,11 +29,11 @@ shared machine whose speed drifts within seconds.
     python benchmarks/client_overhead.py [--rounds 11] [--n1 200] [--n100 1000] [--kinds page,get]
     python benchmarks/client_overhead.py --profile   # cProfile of the MailClient loop
 
-CPU time on a shared machine drifts by 10-20 % between rounds, so each report also counts the
+CPU time on a shared machine drifts by 10-40 % between rounds, so each report also counts the
 Python opcodes executed per request (``sys.settrace``, before and after the timed rounds, the
-lower count kept): a figure that
-does not depend on the machine's speed. ``ours`` is the part run in ``bitrix_mail_async``'s
-own code (generated decoders included); the rest is aiohttp, asyncio and the JSON parser.
+lower count kept): a figure that does not depend on the machine's speed. ``ours`` is the part
+run in ``bitrix_mail_async``'s own code (generated decoders included); the rest is aiohttp,
+asyncio and the JSON parser.
 """
 
 from __future__ import annotations
